@@ -1,0 +1,50 @@
+// The tspod command line. Commands are thin: they parse flags, call stage0 or
+// store, and print. Errors end in cmd/exit.ts.
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { configureLogging } from '../native/log.js';
+import { TspodError, ErrorCode } from '../native/errors.js';
+import { reportError, EXIT_USAGE } from './exit.js';
+import { globalOptions } from './global.js';
+import { fetchCommand } from './fetch.js';
+import { imageCommand } from './image.js';
+import { TSPOD_VERSION } from './version.js';
+
+async function main(argv: string[]): Promise<number> {
+  let exitCode = 0;
+  const parser = yargs(argv)
+    .scriptName('tspod')
+    .usage('tspod: a daemonless pod runner with a content-addressed image store\n\nUsage: $0 <command> [flags]')
+    .options(globalOptions)
+    .middleware((a) => configureLogging({ debug: Boolean(a.debug) }))
+    .command(fetchCommand((c) => (exitCode = c)))
+    .command(imageCommand((c) => (exitCode = c)))
+    .command('version', 'print the version', {}, () => {
+      process.stdout.write(`tspod Version: ${TSPOD_VERSION}\nappc Version: 0.8.11\nNode Version: ${process.version}\nNode OS/Arch: ${process.platform}/${process.arch}\n`);
+    })
+    .demandCommand(1, 'specify a command (see tspod --help)')
+    .strict()
+    .recommendCommands()
+    .parserConfiguration({ 'halt-at-non-option': false })
+    .help()
+    .version(false)
+    .wrap(Math.min(100, process.stdout.columns || 100))
+    .exitProcess(false)
+    .fail((msg, err) => {
+      if (err) throw err;
+      throw new TspodError(ErrorCode.Usage, msg, { hint: 'see tspod --help' });
+    });
+  await parser.parseAsync();
+  return exitCode;
+}
+
+
+main(hideBin(process.argv)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err) => {
+    process.exitCode = reportError(err);
+    if (process.exitCode === EXIT_USAGE) process.stderr.write('');
+  },
+);

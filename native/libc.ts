@@ -1,0 +1,194 @@
+// Thin koffi bindings to the libc calls Node lacks. Only thread-independent
+// syscalls live here (DESIGN.md): never unshare, setns or fork from Node.
+// koffi.errno() is read on the line right after each call.
+import { createRequire } from 'node:module';
+import { TspodError, ErrorCode } from './errors.js';
+
+type Koffi = typeof import('koffi');
+type Fn = (...args: unknown[]) => number;
+
+interface Libc {
+  flock: Fn;
+  mknod: Fn;
+  lsetxattr: Fn;
+  lgetxattr: Fn;
+  llistxattr: Fn;
+  syncfs: Fn;
+  mount: Fn;
+  umount2: Fn;
+  fcntl: Fn;
+  koffi: Koffi;
+}
+
+let libc: Libc | undefined;
+
+function loadKoffi(): Koffi {
+  // A SEA's require sees only built-ins: stage1 sets TSPOD_KOFFI_NODE to the
+  // koffi.node file and we load it with process.dlopen (see stage1/).
+  const nodeFile = process.env.TSPOD_KOFFI_NODE;
+  if (nodeFile) {
+    const mod = { exports: {} as Koffi };
+    process.dlopen(mod, nodeFile);
+    return mod.exports;
+  }
+  const require = createRequire(import.meta.url);
+  return require('koffi') as Koffi;
+}
+
+function lib(): Libc {
+  if (libc) return libc;
+  const koffi = loadKoffi();
+  const c = koffi.load('libc.so.6');
+  libc = {
+    koffi,
+    flock: c.func('int flock(int fd, int op)') as Fn,
+    mknod: c.func('int mknod(const char *path, uint32_t mode, uint64_t dev)') as Fn,
+    lsetxattr: c.func('int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)') as Fn,
+    lgetxattr: c.func('ssize_t lgetxattr(const char *path, const char *name, _Out_ uint8_t *value, size_t size)') as Fn,
+    llistxattr: c.func('ssize_t llistxattr(const char *path, _Out_ uint8_t *list, size_t size)') as Fn,
+    syncfs: c.func('int syncfs(int fd)') as Fn,
+    mount: c.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)') as Fn,
+    umount2: c.func('int umount2(const char *target, int flags)') as Fn,
+    fcntl: c.func('int fcntl(int fd, int cmd, int arg)') as Fn,
+  };
+  return libc;
+}
+
+const ERRNO_NAMES: Record<number, string> = {
+  1: 'EPERM', 2: 'ENOENT', 4: 'EINTR', 9: 'EBADF', 11: 'EAGAIN', 13: 'EACCES', 16: 'EBUSY', 17: 'EEXIST',
+  20: 'ENOTDIR', 21: 'EISDIR', 22: 'EINVAL', 28: 'ENOSPC', 30: 'EROFS', 61: 'ENODATA', 95: 'EOPNOTSUPP',
+};
+
+/** An error shaped like Node's fs errors (code = 'ENOENT', errno = 2). */
+export class SyscallError extends Error {
+  readonly code: string;
+  readonly errno: number;
+  readonly syscall: string;
+  constructor(syscall: string, errno: number, path?: string) {
+    const code = ERRNO_NAMES[errno] ?? `errno ${errno}`;
+    super(`${syscall}${path ? ` ${path}` : ''}: ${code}`);
+    this.code = code;
+    this.errno = errno;
+    this.syscall = syscall;
+  }
+}
+
+function check(rc: number, errno: number, syscall: string, path?: string): number {
+  if (rc < 0) throw new SyscallError(syscall, errno, path);
+  return rc;
+}
+
+export const LOCK_SH = 1;
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
+export const LOCK_UN = 8;
+
+/** flock(2). With LOCK_NB, returns false when the lock is held elsewhere. */
+export function flock(fd: number, op: number): boolean {
+  const l = lib();
+  const rc = l.flock(fd, op);
+  const errno = l.koffi.errno();
+  if (rc === 0) return true;
+  if (errno === 11 /* EWOULDBLOCK */ && op & LOCK_NB) return false;
+  throw new SyscallError('flock', errno);
+}
+
+export const S_IFCHR = 0o020000;
+export const S_IFBLK = 0o060000;
+export const S_IFIFO = 0o010000;
+
+export function makedev(major: number, minor: number): bigint {
+  const ma = BigInt(major);
+  const mi = BigInt(minor);
+  return ((ma & 0xfffff000n) << 32n) | ((ma & 0xfffn) << 8n) | ((mi & 0xffffff00n) << 12n) | (mi & 0xffn);
+}
+
+export function mknod(path: string, mode: number, dev: bigint = 0n): void {
+  const l = lib();
+  const rc = l.mknod(path, mode, dev);
+  const errno = l.koffi.errno();
+  check(rc, errno, 'mknod', path);
+}
+
+export function lsetxattr(path: string, name: string, value: Buffer): void {
+  const l = lib();
+  const rc = l.lsetxattr(path, name, value, value.length, 0);
+  const errno = l.koffi.errno();
+  check(rc, errno, 'lsetxattr', path);
+}
+
+/** The value of one extended attribute, or undefined if it is not set. */
+export function lgetxattr(path: string, name: string): Buffer | undefined {
+  const l = lib();
+  const buf = Buffer.alloc(65536);
+  const rc = l.lgetxattr(path, name, buf, buf.length);
+  const errno = l.koffi.errno();
+  if (rc < 0 && (errno === 61 /* ENODATA */ || errno === 95 /* EOPNOTSUPP */)) return undefined;
+  check(rc, errno, 'lgetxattr', path);
+  return buf.subarray(0, rc);
+}
+
+export function llistxattr(path: string): string[] {
+  const l = lib();
+  const buf = Buffer.alloc(65536);
+  const rc = l.llistxattr(path, buf, buf.length);
+  const errno = l.koffi.errno();
+  if (rc < 0 && errno === 95) return [];
+  check(rc, errno, 'llistxattr', path);
+  return buf.subarray(0, rc).toString('latin1').split('\0').filter((s) => s.length > 0);
+}
+
+/** Flushes the filesystem that holds fd to disk (syncfs(2)). */
+export function syncfs(fd: number): void {
+  const l = lib();
+  const rc = l.syncfs(fd);
+  const errno = l.koffi.errno();
+  check(rc, errno, 'syncfs');
+}
+
+export const MS_RDONLY = 0x1;
+export const MS_NOSUID = 0x2;
+export const MS_NODEV = 0x4;
+export const MS_NOEXEC = 0x8;
+export const MS_REMOUNT = 0x20;
+export const MS_BIND = 0x1000;
+export const MS_REC = 0x4000;
+export const MS_PRIVATE = 0x40000;
+export const MS_SLAVE = 0x80000;
+export const MNT_DETACH = 2;
+
+export function mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void {
+  const l = lib();
+  const rc = l.mount(source, target, fstype, flags, data);
+  const errno = l.koffi.errno();
+  check(rc, errno, 'mount', target);
+}
+
+export function umount2(target: string, flags: number): void {
+  const l = lib();
+  const rc = l.umount2(target, flags);
+  const errno = l.koffi.errno();
+  check(rc, errno, 'umount2', target);
+}
+
+const F_GETFD = 1;
+const F_SETFD = 2;
+const FD_CLOEXEC = 1;
+
+/** Sets or clears FD_CLOEXEC on fd. */
+export function setCloexec(fd: number, on: boolean): void {
+  const l = lib();
+  const cur = l.fcntl(fd, F_GETFD, 0);
+  const errno = l.koffi.errno();
+  check(cur, errno, 'fcntl');
+  const next = on ? cur | FD_CLOEXEC : cur & ~FD_CLOEXEC;
+  const rc = l.fcntl(fd, F_SETFD, next);
+  const errno2 = l.koffi.errno();
+  check(rc, errno2, 'fcntl');
+}
+
+export function requireRoot(what: string): void {
+  if (process.getuid && process.getuid() !== 0) {
+    throw new TspodError(ErrorCode.Permission, `${what}: cannot run as unprivileged user`, { hint: 'run it as root' });
+  }
+}
