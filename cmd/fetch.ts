@@ -1,12 +1,36 @@
-import type { CommandModule } from 'yargs';
-import { TspodError, ErrorCode } from '../native/errors.js';
+// `tspod fetch IMAGE...`: store each image and print its ID (rkt's format).
+import type { Argv, CommandModule } from 'yargs';
+import { withStore } from '../store/store.js';
+import { fetchImage, parsePullPolicy } from '../store/fetch.js';
+import { insecureFrom, type GlobalArgs } from './global.js';
+import { shortId } from './output.js';
+import { terminalProgress } from './progress.js';
+
+type FetchArgs = GlobalArgs & { images: string[]; full: boolean; 'pull-policy': string };
 
 export function fetchCommand(_setExit: (code: number) => void): CommandModule {
-  return {
+  const cmd: CommandModule<GlobalArgs, FetchArgs> = {
     command: 'fetch <images..>',
     describe: 'fetch images into the store and print their IDs',
-    handler: async () => {
-      throw new TspodError(ErrorCode.Unsupported, 'fetch: not built yet');
+    builder: (y: Argv<GlobalArgs>) =>
+      y.options({
+        full: { type: 'boolean', default: false, describe: 'print the whole image ID' },
+        'pull-policy': {
+          type: 'string',
+          default: 'update',
+          describe: 'new: use the store if the image is there; update: always check the source; never: the store only',
+        },
+      }) as unknown as Argv<FetchArgs>,
+    handler: async (a) => {
+      const pullPolicy = parsePullPolicy(a['pull-policy']);
+      const insecure = insecureFrom(a);
+      await withStore(a.dir, async (store) => {
+        for (const image of a.images) {
+          const { id } = await fetchImage(store, image, { pullPolicy, insecure, progress: terminalProgress() });
+          process.stdout.write(`${a.full ? id : shortId(id, 32)}\n`);
+        }
+      });
     },
   };
+  return cmd as unknown as CommandModule;
 }

@@ -1,0 +1,99 @@
+// `fetch`: from an image argument to an image ID in the store, following rkt's
+// pull policies (RKT-REFERENCE.md 3.3):
+//   new    — use the stored image if there is one, else fetch (run and prepare);
+//   update — always ask the source; layers already stored are not fetched again (fetch);
+//   never  — the store only.
+// Local files (ACIs, OCI layouts and archives) are always read again.
+import { TspodError, ErrorCode } from '../native/errors.js';
+import { log } from '../native/log.js';
+import { importCandidate } from './importer.js';
+import type { InsecureOptions } from './insecure.js';
+import { silentProgress, type Progress } from './progress.js';
+import { openAci } from './sources/aci.js';
+import { classifyImageArg } from './sources/classify.js';
+import { openDockerArchive } from './sources/docker-archive.js';
+import { openOciArchive } from './sources/oci-archive.js';
+import { openOciLayout } from './sources/oci-layout.js';
+import { parseDockerReference } from './sources/reference.js';
+import { resolveRegistryImage } from './sources/registry.js';
+import type { ImageCandidate } from './sources/source.js';
+import type { Store } from './store.js';
+
+export type PullPolicy = 'new' | 'update' | 'never';
+
+export interface FetchOptions {
+  pullPolicy: PullPolicy;
+  insecure: InsecureOptions;
+  progress?: Progress;
+}
+
+export interface FetchResult {
+  id: string;
+  /** True when nothing new was stored (the image came from the store, or was already there). */
+  fromStore: boolean;
+}
+
+export async function fetchImage(store: Store, arg: string, opts: FetchOptions): Promise<FetchResult> {
+  const what = classifyImageArg(arg);
+  const progress = opts.progress ?? silentProgress;
+  switch (what.kind) {
+    case 'id':
+    case 'name': {
+      const id = store.images.resolve(what.kind === 'id' ? what.id : what.name);
+      store.images.touch(id);
+      return { id, fromStore: true };
+    }
+    case 'docker': {
+      const ref = parseDockerReference(what.reference);
+      if (opts.pullPolicy !== 'update') {
+        const id = store.images.lookupName(ref.name);
+        if (id) {
+          log().info(`using image from local store for image name ${ref.name}`);
+          store.images.touch(id);
+          return { id, fromStore: true };
+        }
+        if (opts.pullPolicy === 'never') {
+          throw new TspodError(ErrorCode.NotFound, `image ${JSON.stringify(ref.name)} is not in the store and --pull-policy=never`, {
+            hint: 'fetch it first, or use --pull-policy=new',
+          });
+        }
+      }
+      log().debug(`remote fetching from ${what.reference}`);
+      const candidate = await resolveRegistryImage(what.reference, { insecure: opts.insecure });
+      return finish(store, candidate, progress);
+    }
+    case 'aci-url': {
+      if (opts.pullPolicy !== 'update') {
+        const known = store.images.all().find((img) => img.record.sources.includes(what.url));
+        if (known) {
+          log().info(`using image from local store for url ${what.url}`);
+          store.images.touch(known.record.id);
+          return { id: known.record.id, fromStore: true };
+        }
+        if (opts.pullPolicy === 'never') {
+          throw new TspodError(ErrorCode.NotFound, `image from ${what.url} is not in the store and --pull-policy=never`);
+        }
+      }
+      return finish(store, await openAci(what.url, { insecure: opts.insecure }), progress);
+    }
+    case 'aci-file':
+      return finish(store, await openAci(what.path, { insecure: opts.insecure }), progress);
+    case 'oci':
+      return finish(store, await openOciLayout(what.path, what.tag), progress);
+    case 'oci-archive':
+      return finish(store, await openOciArchive(what.path, what.tag, { scratchDir: store.scratch().path('oci-archive') }), progress);
+    case 'docker-archive':
+      return finish(store, await openDockerArchive(what.path, what.name, { scratchDir: store.scratch().path('docker-archive') }), progress);
+  }
+}
+
+async function finish(store: Store, candidate: ImageCandidate, progress: Progress): Promise<FetchResult> {
+  const r = await importCandidate(store, candidate, progress);
+  store.images.touch(r.id);
+  return { id: r.id, fromStore: !r.stored };
+}
+
+export function parsePullPolicy(s: string): PullPolicy {
+  if (s === 'new' || s === 'update' || s === 'never') return s;
+  throw new TspodError(ErrorCode.Usage, `invalid --pull-policy ${JSON.stringify(s)}`, { hint: 'use new, update or never' });
+}

@@ -1,0 +1,117 @@
+// Operations on one stored image: render or extract its rootfs, export it as an
+// ACI, verify it against what was recorded at import, show its original manifests.
+import fs from 'node:fs';
+import path from 'node:path';
+import { TspodError, ErrorCode } from '../native/errors.js';
+import { exportAci } from './export-aci.js';
+import type { StoredImage } from './images.js';
+import { hashTree } from './layers/treehash.js';
+import { renderLayers } from './layers/render.js';
+import type { Store } from './store.js';
+import { verifyBytes } from './verify.js';
+
+/** The image's layer rootfs directories, lowest first; fails clearly if one is missing. */
+export function layerDirs(store: Store, img: StoredImage): string[] {
+  return img.record.layers.map((l) => {
+    if (!store.layers.has(l)) {
+      throw new TspodError(ErrorCode.NotFound, `layer ${l} of image ${img.record.id} is missing from the store`, {
+        hint: 'remove the image and fetch it again',
+      });
+    }
+    return store.layers.rootfs(l);
+  });
+}
+
+export interface ExtractOptions {
+  rootfsOnly: boolean;
+  overwrite: boolean;
+}
+
+/**
+ * Writes the image's rootfs (all layers applied, as an app sees it) to `target`,
+ * with its manifest beside it unless rootfsOnly. The result appears only when
+ * complete: it is built next to `target` and renamed.
+ */
+export async function extractImage(store: Store, id: string, target: string, opts: ExtractOptions): Promise<void> {
+  const img = store.images.get(id);
+  const dest = path.resolve(target);
+  if (fs.existsSync(dest)) {
+    if (!opts.overwrite) {
+      throw new TspodError(ErrorCode.Conflict, `target directory ${JSON.stringify(target)} exists`, { hint: 'try --overwrite' });
+    }
+  }
+  const work = `${dest}.tspod-tmp-${process.pid}`;
+  fs.rmSync(work, { recursive: true, force: true });
+  try {
+    const rootfs = opts.rootfsOnly ? work : path.join(work, 'rootfs');
+    fs.mkdirSync(rootfs, { recursive: true, mode: 0o755 });
+    await renderLayers(layerDirs(store, img), rootfs);
+    if (!opts.rootfsOnly) fs.writeFileSync(path.join(work, 'manifest'), JSON.stringify(img.manifest, null, 2));
+    fs.rmSync(dest, { recursive: true, force: true });
+    fs.renameSync(work, dest);
+  } catch (e) {
+    fs.rmSync(work, { recursive: true, force: true });
+    throw e;
+  }
+  store.images.touch(id);
+}
+
+/** Writes the image as an uncompressed ACI that `tspod fetch` takes back. */
+export async function exportImage(store: Store, id: string, out: string, overwrite: boolean): Promise<void> {
+  if (!out.endsWith('.aci')) {
+    throw new TspodError(ErrorCode.BadInput, `output file ${JSON.stringify(out)} must end in .aci`);
+  }
+  if (fs.existsSync(out) && !overwrite) {
+    throw new TspodError(ErrorCode.Conflict, `output ACI file ${JSON.stringify(out)} exists`, { hint: 'try --overwrite' });
+  }
+  const img = store.images.get(id);
+  const rootfs = store.scratch().path('export');
+  fs.mkdirSync(rootfs, { recursive: true, mode: 0o755 });
+  try {
+    await renderLayers(layerDirs(store, img), rootfs);
+    await exportAci({ manifest: img.manifest, rootfsDir: rootfs, out, overwrite });
+  } finally {
+    fs.rmSync(rootfs, { recursive: true, force: true });
+  }
+}
+
+/** Re-hashes every unpacked layer and stored manifest; returns what no longer matches. */
+export async function verifyImage(store: Store, id: string): Promise<string[]> {
+  const img = store.images.get(id);
+  const problems: string[] = [];
+  for (const layer of img.record.layers) {
+    if (!store.layers.has(layer)) {
+      problems.push(`layer ${layer} is missing`);
+      continue;
+    }
+    const info = store.layers.info(layer);
+    const actual = await hashTree(store.layers.rootfs(layer));
+    if (actual !== info.treeHash) problems.push(`layer ${layer} was modified after it was unpacked (tree hash ${actual}, recorded ${info.treeHash})`);
+  }
+  for (const [what, digest] of [
+    ['manifest', img.record.manifestDigest],
+    ['config', img.record.configDigest],
+    ['index', img.record.indexDigest],
+  ] as const) {
+    if (!digest) continue;
+    try {
+      verifyBytes(store.blobs.read(digest), { digest, what });
+    } catch (e) {
+      problems.push(e instanceof TspodError ? e.message : `${what} ${digest}: ${String(e)}`);
+    }
+  }
+  return problems;
+}
+
+export function originalManifest(store: Store, img: StoredImage, which: 'manifest' | 'config' | 'index'): Buffer {
+  const digest = which === 'manifest' ? img.record.manifestDigest : which === 'config' ? img.record.configDigest : img.record.indexDigest;
+  if (!digest) {
+    throw new TspodError(
+      ErrorCode.NotFound,
+      img.record.kind === 'aci'
+        ? `image ${img.record.id} is an appc image: its manifest is the one shown without --original`
+        : `image ${img.record.id} has no original ${which} (it was not fetched from an image index)`,
+    );
+  }
+  return store.blobs.read(digest);
+}

@@ -1,0 +1,270 @@
+// Turns an image candidate (from any source) into a stored image. This is the one
+// place bytes enter the store, and every byte is verified on the way: manifests
+// and configs against their descriptors, compressed layers against their digest
+// and size, uncompressed layers against the config's diff_ids. Layers are fetched
+// and unpacked concurrently, and a layer already in the store is not fetched.
+import { PassThrough, Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import fs from 'node:fs';
+import path from 'node:path';
+import { TspodError, ErrorCode, isTspodError } from '../native/errors.js';
+import { digestToId } from './digest.js';
+import { decompress } from './layers/decompress.js';
+import { unpackLayer, type UnpackResult } from './layers/unpack.js';
+import { ociConfigToAppc } from './manifest/convert.js';
+import { layerCompression, parseImageConfig, parseManifestBytes, type ImageConfig } from './manifest/oci.js';
+import { checkConfigPlatform } from './manifest/platform.js';
+import { parseAciStream, validateAciManifest } from './sources/aci.js';
+import type { AciCandidate, BlobRef, ImageCandidate, ImageRecord, OciCandidate } from './sources/source.js';
+import type { Store } from './store.js';
+import { silentProgress, type Progress } from './progress.js';
+import { Verifier, verifyBytes } from './verify.js';
+import { log } from '../native/log.js';
+
+export interface ImportResult {
+  id: string;
+  /** False when the image was already in the store. */
+  stored: boolean;
+}
+
+const MAX_CONFIG_BYTES = 8 << 20;
+const LAYER_CONCURRENCY = 4;
+
+export async function importCandidate(store: Store, candidate: ImageCandidate, progress: Progress = silentProgress): Promise<ImportResult> {
+  try {
+    return candidate.kind === 'oci' ? await importOci(store, candidate, progress) : await importAci(store, candidate, progress);
+  } finally {
+    await candidate.close?.();
+  }
+}
+
+async function importOci(store: Store, c: OciCandidate, progress: Progress): Promise<ImportResult> {
+  verifyBytes(c.manifest.bytes, { digest: c.manifest.ref.digest, size: c.manifest.ref.size, what: `manifest of ${c.source}` });
+  if (c.index) verifyBytes(c.index.bytes, { digest: c.index.ref.digest, size: c.index.ref.size, what: `image index of ${c.source}` });
+  const manifest = parseManifestBytes(c.manifest.bytes, c.manifest.ref.mediaType);
+  const id = digestToId(c.manifest.ref.digest);
+  const scratch = store.scratch();
+
+  if (store.images.has(id)) {
+    const existing = store.images.get(id);
+    if (existing.record.layers.every((l) => store.layers.has(l))) {
+      for (const name of c.names) store.images.setName(name, id, scratch);
+      return { id, stored: false };
+    }
+  }
+
+  const configBytes = await readSmallBlob(c, manifest.config, `config of ${c.source}`);
+  const config: ImageConfig = parseImageConfig(configBytes);
+  checkConfigPlatform(config, c.source);
+  const diffIds = config.rootfs.diff_ids;
+  if (diffIds.length !== manifest.layers.length) {
+    throw new TspodError(
+      ErrorCode.BadFormat,
+      `${c.source}: the manifest lists ${manifest.layers.length} layers but the config has ${diffIds.length} diff_ids`,
+    );
+  }
+  const layerIds = diffIds.map((d) => digestToId(d));
+
+  await runLimited(
+    manifest.layers.map((ref, i) => () => importOciLayer(store, c, ref, diffIds[i], layerIds[i], progress)),
+    LAYER_CONCURRENCY,
+  );
+
+  store.blobs.putBytes(c.manifest.bytes, { digest: c.manifest.ref.digest, size: c.manifest.ref.size, what: 'manifest' }, scratch);
+  store.blobs.putBytes(configBytes, { digest: manifest.config.digest, size: manifest.config.size, what: 'config' }, scratch);
+  if (c.index) store.blobs.putBytes(c.index.bytes, { digest: c.index.ref.digest, size: c.index.ref.size, what: 'index' }, scratch);
+
+  const appc = ociConfigToAppc(config, { names: c.names, source: c.source, manifestDigest: c.manifest.ref.digest });
+  const record: ImageRecord = {
+    id,
+    kind: 'oci',
+    layers: layerIds,
+    size: layerIds.reduce((sum, l) => sum + store.layers.info(l).size, 0),
+    importTime: Date.now(),
+    manifestDigest: c.manifest.ref.digest,
+    configDigest: manifest.config.digest,
+    indexDigest: c.index?.ref.digest,
+    sources: [c.source],
+  };
+  store.images.put(record, appc, c.names, scratch);
+  return { id, stored: true };
+}
+
+async function importOciLayer(
+  store: Store,
+  c: OciCandidate,
+  ref: BlobRef,
+  diffId: string,
+  layerId: string,
+  progress: Progress,
+): Promise<void> {
+  const key = ref.digest;
+  const label = ref.digest.slice(ref.digest.indexOf(':') + 1, ref.digest.indexOf(':') + 13);
+  if (store.layers.has(layerId)) {
+    progress.done(key, 'present');
+    return;
+  }
+  const compression = layerCompression(ref.mediaType);
+  progress.start(key, label, ref.size);
+  let unpackedHere = false;
+  try {
+    unpackedHere = await store.layers.ensure(layerId, store.scratch(), async (rootfs) => {
+      const source = await c.openBlob(ref);
+      const counted = countingStream((n) => progress.update(key, n));
+      const compressed = new Verifier({ digest: ref.digest, size: ref.size, what: `layer ${ref.digest} of ${c.source}` });
+      const uncompressed = new Verifier({ digest: diffId, what: `uncompressed layer ${ref.digest} (diff_id ${diffId}) of ${c.source}` });
+      const result = await unpackVerified(source, counted, compressed, compression, uncompressed, rootfs, `layer ${ref.digest}`);
+      return { diffId, treeHash: result.treeHash, size: result.size, entries: result.entries };
+    });
+  } catch (e) {
+    progress.done(key, 'failed');
+    throw e;
+  }
+  progress.done(key, unpackedHere ? 'stored' : 'present');
+}
+
+/**
+ * source → counter → compressed-digest check → decompressor → diff_id check →
+ * unpacker. The verifiers and the unpacker must all succeed. When something
+ * downstream fails on damaged data, the rest of the download is drained so that a
+ * digest mismatch, the real cause, is what gets reported.
+ */
+async function unpackVerified(
+  source: Readable,
+  counter: Transform,
+  compressed: Verifier,
+  compression: ReturnType<typeof layerCompression>,
+  uncompressed: Verifier,
+  rootfs: string,
+  what: string,
+): Promise<UnpackResult> {
+  const feeding = pipeline(source, counter, compressed);
+  const out = new PassThrough({ highWaterMark: 1 << 20 });
+  const unpacking = pipeline(decompress(compressed, compression), uncompressed, out);
+  let unpackError: unknown;
+  let result: UnpackResult | undefined;
+  try {
+    result = await unpackLayer(out, rootfs, { what });
+  } catch (e) {
+    unpackError = e;
+  }
+  out.resume(); // tar padding after the end-of-archive blocks, or the rest after a failure
+  const [fed, unpacked] = await Promise.allSettled([
+    unpackError ? drain(compressed, feeding) : feeding,
+    unpackError ? unpacking.catch(() => undefined) : unpacking,
+  ]);
+  const errors = [fed, unpacked].filter((s): s is PromiseRejectedResult => s.status === 'rejected').map((s) => s.reason as unknown);
+  const mismatch = errors.find((e) => isTspodError(e) && e.code === ErrorCode.DigestMismatch);
+  if (mismatch) throw mismatch;
+  if (unpackError) throw unpackError;
+  if (errors.length) throw errors.find(isTspodError) ?? errors[0];
+  return result!;
+}
+
+/** Reads what is left of a verifier so that its digest check runs. */
+function drain(v: Verifier, feeding: Promise<void>): Promise<void> {
+  v.unpipe();
+  v.resume();
+  return feeding;
+}
+
+function countingStream(report: (n: number) => void): Transform {
+  let n = 0;
+  let last = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      n += chunk.length;
+      const now = Date.now();
+      if (now - last > 100) {
+        last = now;
+        report(n);
+      }
+      cb(null, chunk);
+    },
+    flush(cb) {
+      report(n);
+      cb();
+    },
+  });
+}
+
+async function readSmallBlob(c: OciCandidate, ref: BlobRef, what: string): Promise<Buffer> {
+  if (ref.size > MAX_CONFIG_BYTES) {
+    throw new TspodError(ErrorCode.BadFormat, `${what} is ${ref.size} bytes; refusing configs over ${MAX_CONFIG_BYTES}`);
+  }
+  const stream = await c.openBlob(ref);
+  const verifier = new Verifier({ digest: ref.digest, size: ref.size, what });
+  const chunks: Buffer[] = [];
+  await pipeline(stream, verifier, async function* (src: AsyncIterable<Buffer>) {
+    for await (const chunk of src) chunks.push(chunk);
+  });
+  return Buffer.concat(chunks);
+}
+
+async function importAci(store: Store, c: AciCandidate, progress: Progress): Promise<ImportResult> {
+  const scratch = store.scratch();
+  const work = scratch.path('layer');
+  const rootfs = path.join(work, 'rootfs');
+  fs.mkdirSync(rootfs, { recursive: true, mode: 0o755 });
+  const key = c.source;
+  progress.start(key, path.basename(c.source), c.size ?? -1);
+  const raw = await c.open();
+  const counted = countingStream((n) => progress.update(key, n));
+  const whole = new Verifier({ what: `ACI ${c.source}` }, 'sha512');
+  const decompressed = decompress(counted, 'auto');
+  const feeding = pipeline(raw, counted);
+  const hashing = pipeline(decompressed, whole);
+  const aci = parseAciStream(whole);
+  let result: UnpackResult;
+  try {
+    const [r] = await Promise.all([unpackLayer(aci.rootfsTar, rootfs, { what: `ACI ${c.source}` }), feeding, hashing]);
+    result = r;
+  } catch (e) {
+    progress.done(key, 'failed');
+    raw.destroy();
+    throw e;
+  }
+  const manifest = validateAciManifest(await aci.manifest, c.source);
+  checkAciPlatform(manifest, c.source);
+  const hex = whole.digest!.slice('sha512:'.length, 'sha512:'.length + 64);
+  const id = `sha512-${hex}`;
+  await store.layers.adopt(id, work, { diffId: whole.digest!, treeHash: result.treeHash, size: result.size, entries: result.entries });
+  progress.done(key, 'stored');
+  const version = manifest.labels?.find((l) => l.name === 'version')?.value;
+  const names = [version ? `${manifest.name}:${version}` : manifest.name];
+  const existed = store.images.has(id);
+  const record: ImageRecord = {
+    id,
+    kind: 'aci',
+    layers: [id],
+    size: whole.bytes,
+    importTime: Date.now(),
+    sources: [c.source],
+  };
+  store.images.put(record, manifest, names, scratch);
+  log().debug(`imported ACI ${c.source} as ${id}`);
+  return { id, stored: !existed };
+}
+
+function checkAciPlatform(m: { labels?: Array<{ name: string; value: string }> }, source: string): void {
+  void m;
+  void source;
+}
+
+/** Runs tasks with at most `limit` at once; the first failure is thrown after all settle. */
+async function runLimited(tasks: Array<() => Promise<void>>, limit: number): Promise<void> {
+  let next = 0;
+  const errors: unknown[] = [];
+  const worker = async () => {
+    while (next < tasks.length) {
+      const task = tasks[next++];
+      try {
+        await task();
+      } catch (e) {
+        errors.push(e);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
+  if (errors.length) throw errors.find(isTspodError) ?? errors[0];
+}

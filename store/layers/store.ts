@@ -1,0 +1,145 @@
+// Unpacked layers, shared between images: cas/layers/<layerId>/{rootfs/,info.json}.
+// A layer is unpacked once, into scratch, and renamed into place only after every
+// digest has been checked, so a layer directory that exists is always complete.
+import fs from 'node:fs';
+import path from 'node:path';
+import { TspodError, ErrorCode, errnoCode } from '../../native/errors.js';
+import { syncfs } from '../../native/libc.js';
+import { fsyncDir, safeReaddir } from '../blobs.js';
+import { FileLock } from '../lock.js';
+import type { StorePaths } from '../paths.js';
+import type { Scratch } from '../scratch.js';
+
+export interface LayerInfo {
+  /** `sha256-<diffID hex>` for OCI layers, `sha512-<64 hex>` for an ACI's rootfs. */
+  id: string;
+  /** The uncompressed tar's digest (`sha256:<hex>`), or the ACI's for appc images. */
+  diffId: string;
+  /** Digest over the unpacked tree (store/layers/treehash.ts), checked by `image verify`. */
+  treeHash: string;
+  /** Bytes of regular-file content. */
+  size: number;
+  entries: number;
+  /** ms since the epoch. */
+  importTime: number;
+}
+
+export type LayerResult = Omit<LayerInfo, 'id' | 'importTime'>;
+
+export class LayerStore {
+  constructor(private readonly paths: StorePaths) {}
+
+  dir(id: string): string {
+    return this.paths.layer(id);
+  }
+
+  rootfs(id: string): string {
+    return path.join(this.paths.layer(id), 'rootfs');
+  }
+
+  has(id: string): boolean {
+    return fs.existsSync(path.join(this.paths.layer(id), 'info.json'));
+  }
+
+  info(id: string): LayerInfo {
+    try {
+      return JSON.parse(fs.readFileSync(path.join(this.paths.layer(id), 'info.json'), 'utf8')) as LayerInfo;
+    } catch (e) {
+      throw new TspodError(ErrorCode.NotFound, `layer ${id} is missing from the store`, {
+        hint: 'fetch the image again',
+        cause: e,
+      });
+    }
+  }
+
+  list(): string[] {
+    return safeReaddir(this.paths.layersDir);
+  }
+
+  /**
+   * Makes sure layer `id` exists, calling `produce` to unpack it into a fresh
+   * rootfs directory when it does not. Concurrent callers for one layer (in this
+   * or other processes) wait for each other; only one unpacks.
+   * Returns true if this call unpacked the layer.
+   */
+  async ensure(
+    id: string,
+    scratch: Scratch,
+    produce: (rootfs: string) => Promise<LayerResult>,
+  ): Promise<boolean> {
+    if (this.has(id)) return false;
+    const lock = await FileLock.acquire(this.lockFile(id), 'exclusive');
+    try {
+      if (this.has(id)) return false;
+      const work = scratch.path('layer');
+      fs.mkdirSync(path.join(work, 'rootfs'), { recursive: true, mode: 0o755 });
+      const result = await produce(path.join(work, 'rootfs'));
+      this.commit(id, work, result);
+      return true;
+    } finally {
+      lock.release();
+    }
+  }
+
+  /**
+   * For layers whose ID is known only after unpacking (an ACI's ID is the hash of
+   * the whole archive): `work/rootfs` was filled by the caller; it becomes layer
+   * `id` unless that layer already exists.
+   */
+  async adopt(id: string, work: string, result: LayerResult): Promise<void> {
+    const lock = await FileLock.acquire(this.lockFile(id), 'exclusive');
+    try {
+      if (this.has(id)) {
+        fs.rmSync(work, { recursive: true, force: true });
+        return;
+      }
+      this.commit(id, work, result);
+    } finally {
+      lock.release();
+    }
+  }
+
+  private lockFile(id: string): string {
+    return path.join(this.paths.locksDir, `layer-${id}.lock`);
+  }
+
+  /** Called with the layer lock held: info.json, flush to disk, rename into place. */
+  private commit(id: string, work: string, result: LayerResult): void {
+    const info: LayerInfo = { id, importTime: Date.now(), ...result };
+    fs.writeFileSync(path.join(work, 'info.json'), JSON.stringify(info, null, 2));
+    flushFilesystem(work);
+    const target = this.paths.layer(id);
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    // A directory left behind without info.json (a crash while removing) is not trusted.
+    fs.rmSync(target, { recursive: true, force: true });
+    try {
+      fs.renameSync(work, target);
+    } catch (e) {
+      if (errnoCode(e) !== 'ENOTEMPTY' && errnoCode(e) !== 'EEXIST') throw e;
+    }
+    fsyncDir(path.dirname(target));
+  }
+
+  /** Removes a layer; callers make sure no image uses it. */
+  remove(id: string): void {
+    const dir = this.paths.layer(id);
+    // Drop info.json first: a half-removed layer is then clearly incomplete.
+    fs.rmSync(path.join(dir, 'info.json'), { force: true });
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+
+  /** Bytes used on disk by the store's layers, each counted once. */
+  diskUsage(ids: string[]): number {
+    return ids.reduce((sum, id) => sum + (this.has(id) ? this.info(id).size : 0), 0);
+  }
+}
+
+/** syncfs on the filesystem holding `dir`: everything unpacked there reaches the disk. */
+export function flushFilesystem(dir: string): void {
+  const fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  try {
+    syncfs(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
