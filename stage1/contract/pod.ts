@@ -1,0 +1,110 @@
+// The stage0 ↔ stage1 contract: what stage0 writes into a pod directory, what
+// stage1 writes back, and the flags stage1 accepts. stage0 and stage1 share only
+// this directory (DESIGN.md); it imports nothing from either.
+import type { AppcImageManifest, NameValue, AppcApp } from './appc.js';
+
+/** The interface version this stage1 declares (annotation tspod/stage1/interface-version). */
+export const STAGE1_INTERFACE_VERSION = 1;
+
+export const STAGE1_ANNOTATIONS = {
+  init: 'tspod/stage1/init',
+  enter: 'tspod/stage1/enter',
+  gc: 'tspod/stage1/gc',
+  stop: 'tspod/stage1/stop',
+  interfaceVersion: 'tspod/stage1/interface-version',
+} as const;
+
+/** Files in a pod directory. */
+export const POD_FILES = {
+  /** appc PodManifest (JSON), written at prepare. */
+  manifest: 'pod',
+  /** Empty; its mtime is the pod's creation time. */
+  created: 'pod-created',
+  /** stage1's image manifest. */
+  stage1Manifest: 'stage1/manifest',
+  /** JSON array: the stage1 image's layer rootfs directories, lowest first. */
+  stage1Layers: 'stage1/layers',
+  /** Per app: the image manifest, and its layer rootfs directories (JSON, lowest first). */
+  appManifest: (app: string) => `appsinfo/${app}/manifest`,
+  appLayers: (app: string) => `appsinfo/${app}/layers`,
+  /** JSON RuntimeConfig: the run-time flags, written by stage1 /init. */
+  runtimeConfig: 'runtime-config',
+  /** Decimal host pid of the pod's pid 1 (whose namespaces enter joins). Written by stage1. */
+  pid: 'pid',
+  /** Per app: decimal host pid of the app's main process (its mount namespace). */
+  appPid: (app: string) => `apps-pid/${app}`,
+  /** Per app: exit code in decimal. */
+  appStatus: (app: string) => `status/${app}`,
+  /** Per app: the final environment, one NAME=VALUE per line (enter reuses it). */
+  appEnv: (app: string) => `env/${app}`,
+  /** Per app: the credentials and restrictions enter must apply (JSON AppSecurity). */
+  appSecurity: (app: string) => `security/${app}`,
+  /** Overlay upper and work directories. */
+  overlay: (name: string) => `overlay/${name}`,
+  /** Backing directories of empty volumes. */
+  sharedVolume: (name: string) => `sharedVolumes/${name}`,
+  /** The pod root (stage1 rootfs) mount point; apps live under opt/stage2/<app>/rootfs. */
+  stage1Rootfs: 'stage1/rootfs',
+  /** The helper's plan (native/helper/PLAN.md). */
+  plan: 'stage1/plan',
+  /** DNS/hosts inputs written by stage0. */
+  hostsEntries: 'stage1/hosts-entries',
+} as const;
+
+export interface PodVolume {
+  name: string;
+  kind: 'host' | 'empty';
+  source?: string;
+  readOnly?: boolean;
+  recursive?: boolean;
+  mode?: string;
+  uid?: number;
+  gid?: number;
+}
+
+export interface PodMount {
+  volume: string;
+  path: string;
+}
+
+export interface PodApp {
+  name: string;
+  image: { id: string; name?: string; labels?: NameValue[] };
+  app?: AppcApp;
+  readOnlyRootFS?: boolean;
+  mounts?: PodMount[];
+  annotations?: NameValue[];
+}
+
+export interface PodManifest {
+  acKind: 'PodManifest';
+  acVersion: string;
+  apps: PodApp[];
+  volumes?: PodVolume[];
+  isolators?: Array<{ name: string; value: unknown }>;
+  annotations?: NameValue[];
+  ports?: Array<{ name: string; hostPort: number; hostIP?: string; podPort?: number }>;
+  userAnnotations?: Record<string, string>;
+  userLabels?: Record<string, string>;
+}
+
+/** Run-time flags stage1 received (saved as runtime-config for enter/gc). */
+export interface RuntimeConfig {
+  uuid: string;
+  net: string;
+  hostname: string;
+  interactive: boolean;
+  debug: boolean;
+}
+
+/** What enter applies so that it never grants more than the app has. */
+export interface AppSecurity {
+  user: string;
+  group: string;
+  supplementaryGids: number[];
+  capabilities?: string;
+  noNewPrivileges: boolean;
+  cwd: string;
+}
+
+export type { AppcImageManifest };
