@@ -1,0 +1,300 @@
+// rkt's command line for `prepare` and `run`: pod flags, then images, each
+// followed by its own app flags and `-- args ---`. Flags after an image bind to
+// that image (interspersed flags are off), which yargs cannot express, so these
+// two commands parse their arguments here.
+import { TspodError, ErrorCode } from '../native/errors.js';
+import type { PodVolume } from '../stage1/contract/pod.js';
+import type { AppSpec, MountSpec, PodSpec } from '../stage0/spec.js';
+
+export interface GlobalFlags {
+  dir?: string;
+  debug?: boolean;
+  insecureOptions?: string;
+}
+
+type Kind = 'value' | 'bool' | 'list';
+
+const GLOBAL_FLAGS: Record<string, Kind> = { dir: 'value', debug: 'bool', 'insecure-options': 'value' };
+
+const POD_FLAGS: Record<string, Kind> = {
+  volume: 'list',
+  'set-env': 'list',
+  'set-env-file': 'list',
+  'inherit-env': 'bool',
+  hostname: 'value',
+  interactive: 'bool',
+  'pod-manifest': 'value',
+  'no-overlay': 'bool',
+  net: 'list',
+  'uuid-file-save': 'value',
+  'pull-policy': 'value',
+  'stage1-path': 'value',
+  'stage1-name': 'value',
+  'stage1-hash': 'value',
+  quiet: 'bool',
+};
+
+const APP_FLAGS: Record<string, Kind> = {
+  exec: 'value',
+  name: 'value',
+  user: 'value',
+  group: 'value',
+  'supplementary-gids': 'value',
+  'working-dir': 'value',
+  'readonly-rootfs': 'bool',
+  mount: 'list',
+  environment: 'list',
+  annotation: 'list',
+};
+
+/** rkt flags tspod does not implement yet: refused by name rather than misread. */
+const NOT_YET = [
+  'port', 'dns', 'dns-search', 'dns-opt', 'dns-domain', 'hosts-entry', 'memory', 'cpu', 'cpu-shares',
+  'caps-retain', 'caps-remove', 'seccomp', 'oom-score-adj', 'user-annotation', 'user-label', 'signature',
+  'private-users', 'mds-register', 'ipc', 'stage1-url', 'stage1-from-dir', 'store-only', 'no-store',
+];
+
+export interface ParsedPodArgs {
+  global: GlobalFlags;
+  spec: PodSpec;
+  help: boolean;
+}
+
+export function parsePodArgs(tokens: string[], command: 'run' | 'prepare'): ParsedPodArgs {
+  const global: GlobalFlags = {};
+  const pod: Record<string, string | boolean | string[]> = {};
+  const apps: Array<{ image: string; flags: Record<string, string | boolean | string[]>; args: string[] }> = [];
+  const globalMounts: string[] = [];
+  let help = false;
+
+  for (let i = 0; i < tokens.length; i++) {
+    const tok = tokens[i];
+    if (tok === '--help' || tok === '-h') {
+      help = true;
+      continue;
+    }
+    if (tok === '--') {
+      const current = apps[apps.length - 1];
+      if (!current) throw new TspodError(ErrorCode.BadInput, '"--" must follow an image', { hint: 'write the image before its arguments' });
+      while (++i < tokens.length && tokens[i] !== '---') current.args.push(tokens[i]);
+      continue;
+    }
+    if (tok.startsWith('--')) {
+      const eq = tok.indexOf('=');
+      const name = eq > 0 ? tok.slice(2, eq) : tok.slice(2);
+      const inline = eq > 0 ? tok.slice(eq + 1) : undefined;
+      if (command !== 'prepare' && name === 'quiet') throw unknownFlag(name, command);
+      const current = apps[apps.length - 1];
+      const kind = GLOBAL_FLAGS[name] ?? POD_FLAGS[name] ?? APP_FLAGS[name];
+      if (!kind) {
+        if (NOT_YET.includes(name)) {
+          throw new TspodError(ErrorCode.Unsupported, `--${name} is not supported by this version of tspod`);
+        }
+        throw unknownFlag(name, command);
+      }
+      let value: string | boolean;
+      if (kind === 'bool') {
+        value = inline === undefined ? true : parseBool(inline, name);
+      } else if (inline !== undefined) {
+        value = inline;
+      } else {
+        if (i + 1 >= tokens.length) throw new TspodError(ErrorCode.BadInput, `--${name} needs a value`);
+        value = tokens[++i];
+      }
+      if (name in GLOBAL_FLAGS) {
+        if (name === 'dir') global.dir = String(value);
+        else if (name === 'debug') global.debug = Boolean(value);
+        else global.insecureOptions = String(value);
+      } else if (name in APP_FLAGS) {
+        if (!current) {
+          if (name === 'mount') {
+            globalMounts.push(String(value));
+            continue;
+          }
+          throw new TspodError(ErrorCode.BadInput, `--${name} must follow the image it applies to`, {
+            hint: `write it after the image, e.g. tspod ${command} IMAGE --${name}=...`,
+          });
+        }
+        setFlag(current.flags, name, kind, value);
+      } else {
+        setFlag(pod, name, kind, value);
+      }
+      continue;
+    }
+    apps.push({ image: tok, flags: {}, args: [] });
+  }
+
+  const spec: PodSpec = {
+    apps: apps.map((a) => toAppSpec(a.image, a.flags, a.args)),
+    volumes: ((pod.volume as string[]) ?? []).map(parseVolume),
+    globalMounts: globalMounts.map(parseMount),
+    inheritEnv: Boolean(pod['inherit-env']),
+    setEnv: parseEnvList((pod['set-env'] as string[]) ?? [], '--set-env'),
+    setEnvFiles: (pod['set-env-file'] as string[]) ?? [],
+    podManifestFile: pod['pod-manifest'] as string | undefined,
+    noOverlay: Boolean(pod['no-overlay']),
+    pullPolicy: parsePullPolicy((pod['pull-policy'] as string) ?? 'new'),
+    stage1: {
+      path: pod['stage1-path'] as string | undefined,
+      name: pod['stage1-name'] as string | undefined,
+      hash: pod['stage1-hash'] as string | undefined,
+    },
+    runtime: {
+      net: pod.net ? (pod.net as string[]).join(',') : undefined,
+      hostname: pod.hostname as string | undefined,
+      interactive: pod.interactive === undefined ? undefined : Boolean(pod.interactive),
+    },
+    uuidFileSave: pod['uuid-file-save'] as string | undefined,
+    quiet: Boolean(pod.quiet),
+  };
+  if (spec.podManifestFile) {
+    const conflicting =
+      spec.apps.length > 0 ||
+      spec.volumes.length > 0 ||
+      spec.globalMounts.length > 0 ||
+      spec.inheritEnv ||
+      spec.setEnv.length > 0 ||
+      spec.setEnvFiles.length > 0;
+    if (conflicting) throw new TspodError(ErrorCode.BadInput, 'conflicting flags set with --pod-manifest (see --help)', { hint: 'a pod manifest already names the apps, volumes, mounts and environment' });
+  } else if (!help && spec.apps.length === 0) {
+    throw new TspodError(ErrorCode.BadInput, 'no image given', { hint: `usage: tspod ${command} IMAGE [app flags] [-- args ---] [IMAGE ...]` });
+  }
+  if (spec.stage1.path && spec.stage1.name) throw new TspodError(ErrorCode.BadInput, '--stage1-path and --stage1-name cannot be combined');
+  return { global, spec, help };
+}
+
+function unknownFlag(name: string, command: string): TspodError {
+  return new TspodError(ErrorCode.Usage, `unknown flag --${name}`, { hint: `see tspod ${command} --help` });
+}
+
+function setFlag(into: Record<string, string | boolean | string[]>, name: string, kind: Kind, value: string | boolean): void {
+  if (kind === 'list') {
+    const list = (into[name] as string[] | undefined) ?? [];
+    list.push(String(value));
+    into[name] = list;
+  } else {
+    into[name] = value;
+  }
+}
+
+function parseBool(s: string, flag: string): boolean {
+  if (/^(true|1|yes)$/i.test(s)) return true;
+  if (/^(false|0|no)$/i.test(s)) return false;
+  throw new TspodError(ErrorCode.BadInput, `--${flag}: ${JSON.stringify(s)} is not true or false`);
+}
+
+function parsePullPolicy(s: string): PodSpec['pullPolicy'] {
+  if (s === 'new' || s === 'update' || s === 'never') return s;
+  throw new TspodError(ErrorCode.BadInput, `invalid --pull-policy ${JSON.stringify(s)}`, { hint: 'use new, update or never' });
+}
+
+function toAppSpec(image: string, f: Record<string, string | boolean | string[]>, args: string[]): AppSpec {
+  const gids = f['supplementary-gids'] as string | undefined;
+  return {
+    image,
+    name: f.name as string | undefined,
+    exec: f.exec as string | undefined,
+    args,
+    user: f.user as string | undefined,
+    group: f.group as string | undefined,
+    supplementaryGids: gids === undefined ? undefined : parseGids(gids),
+    workingDir: f['working-dir'] as string | undefined,
+    readonlyRootfs: f['readonly-rootfs'] === undefined ? undefined : Boolean(f['readonly-rootfs']),
+    mounts: ((f.mount as string[]) ?? []).map(parseMount),
+    environment: parseEnvList((f.environment as string[]) ?? [], '--environment'),
+    annotations: ((f.annotation as string[]) ?? []).map((a) => splitKeyValue(a, '--annotation')),
+  };
+}
+
+function parseGids(s: string): number[] {
+  return s
+    .split(',')
+    .filter(Boolean)
+    .map((g) => {
+      if (!/^\d+$/.test(g)) throw new TspodError(ErrorCode.BadInput, `--supplementary-gids: ${JSON.stringify(g)} is not a number`);
+      return Number(g);
+    });
+}
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
+
+function splitKeyValue(s: string, flag: string): [string, string] {
+  const eq = s.indexOf('=');
+  if (eq <= 0) throw new TspodError(ErrorCode.BadInput, `${flag}: ${JSON.stringify(s)} is not NAME=VALUE`);
+  return [s.slice(0, eq), s.slice(eq + 1)];
+}
+
+export function parseEnvList(items: string[], flag: string): Array<[string, string]> {
+  const seen = new Set<string>();
+  return items.map((item) => {
+    const [k, v] = splitKeyValue(item, flag);
+    if (!ENV_NAME.test(k)) throw new TspodError(ErrorCode.BadInput, `${flag}: ${JSON.stringify(k)} is not a valid variable name`);
+    if (seen.has(k)) throw new TspodError(ErrorCode.BadInput, `${flag}: ${k} is set twice`);
+    seen.add(k);
+    return [k, v];
+  });
+}
+
+/** appc's volume syntax: NAME,kind=host,source=/path[,readOnly=bool][,recursive=bool] or NAME,kind=empty[,mode=0755][,uid=0][,gid=0]. */
+export function parseVolume(s: string): PodVolume {
+  const [name, ...rest] = s.split(',');
+  const bad = (why: string) =>
+    new TspodError(ErrorCode.BadInput, `--volume ${JSON.stringify(s)}: ${why}`, {
+      hint: 'use NAME,kind=host,source=/path[,readOnly=true][,recursive=false] or NAME,kind=empty[,mode=0755][,uid=N][,gid=N]',
+    });
+  if (!name || name.includes('=')) throw bad('it must start with the volume name');
+  if (!/^[a-z0-9]+(-[a-z0-9]+)*$/.test(name)) throw bad(`${JSON.stringify(name)} is not a valid name (lower-case letters, digits and dashes)`);
+  const kv: Record<string, string> = {};
+  for (const part of rest) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw bad(`${JSON.stringify(part)} is not key=value`);
+    const k = part.slice(0, eq);
+    if (k in kv) throw bad(`${k} given twice`);
+    kv[k] = part.slice(eq + 1);
+  }
+  const kind = kv.kind;
+  const vol: PodVolume = { name, kind: 'empty' };
+  const allowed = kind === 'host' ? ['kind', 'source', 'readOnly', 'recursive'] : ['kind', 'mode', 'uid', 'gid', 'readOnly'];
+  for (const k of Object.keys(kv)) if (!allowed.includes(k)) throw bad(`unknown option ${JSON.stringify(k)} for kind=${kind}`);
+  if (kind === 'host') {
+    vol.kind = 'host';
+    if (!kv.source) throw bad('kind=host needs source=/absolute/path');
+    if (!kv.source.startsWith('/')) throw bad(`source ${JSON.stringify(kv.source)} is not an absolute path`);
+    vol.source = kv.source;
+    if (kv.recursive !== undefined) vol.recursive = parseBool(kv.recursive, 'volume recursive');
+  } else if (kind === 'empty') {
+    if (kv.mode !== undefined) {
+      if (!/^0?[0-7]{3,4}$/.test(kv.mode)) throw bad(`mode ${JSON.stringify(kv.mode)} is not octal`);
+      vol.mode = kv.mode;
+    }
+    for (const k of ['uid', 'gid'] as const) {
+      if (kv[k] !== undefined) {
+        if (!/^\d+$/.test(kv[k])) throw bad(`${k} ${JSON.stringify(kv[k])} is not a number`);
+        vol[k] = Number(kv[k]);
+      }
+    }
+  } else {
+    throw bad(kind === undefined ? 'kind=host or kind=empty is missing' : `unknown kind ${JSON.stringify(kind)}`);
+  }
+  if (kv.readOnly !== undefined) vol.readOnly = parseBool(kv.readOnly, 'volume readOnly');
+  return vol;
+}
+
+/** `volume=NAME,target=/path`. */
+export function parseMount(s: string): MountSpec {
+  const kv: Record<string, string> = {};
+  for (const part of s.split(',')) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw badMount(s, `${JSON.stringify(part)} is not key=value`);
+    kv[part.slice(0, eq)] = part.slice(eq + 1);
+  }
+  for (const k of Object.keys(kv)) if (k !== 'volume' && k !== 'target') throw badMount(s, `unknown key ${JSON.stringify(k)}`);
+  if (!kv.volume) throw badMount(s, 'volume=NAME is missing');
+  if (!kv.target) throw badMount(s, 'target=PATH is missing');
+  if (!kv.target.startsWith('/')) throw badMount(s, `target ${JSON.stringify(kv.target)} is not an absolute path`);
+  return { volume: kv.volume, target: kv.target };
+}
+
+function badMount(s: string, why: string): TspodError {
+  return new TspodError(ErrorCode.BadInput, `--mount ${JSON.stringify(s)}: ${why}`, { hint: 'use --mount volume=NAME,target=/path' });
+}

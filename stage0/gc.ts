@@ -1,0 +1,198 @@
+// Pod garbage collection (rkt's mark and sweep, RKT-REFERENCE.md 3.4) and rm.
+//   mark:  run/U unlocked (exited) → exited-garbage/U; prepare/U unlocked (aborted)
+//          → garbage/U; prepared/U older than --expire-prepared → garbage/U
+//   sweep: exited-garbage/U whose mark is older than the grace period, and every
+//          garbage/U: lock, stage1 gc (exited pods only), unmount, delete.
+// The grace period counts from the mark rename (the directory's ctime).
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { TspodError, ErrorCode } from '../native/errors.js';
+import { log } from '../native/log.js';
+import { MNT_DETACH, umount2 } from '../native/libc.js';
+import { POD_FILES } from '../stage1/contract/pod.js';
+import type { AppcImageManifest } from '../stage1/contract/appc.js';
+import { PodsDir, type Pod } from './pods.js';
+import { stage1Entrypoint, stage1Environment } from './run.js';
+
+export interface GcOptions {
+  gracePeriodMs: number;
+  expirePreparedMs: number;
+  markOnly: boolean;
+  debug: boolean;
+  now?: number;
+}
+
+export interface GcOutput {
+  /** stdout lines (`Garbage collecting pod "U"`). */
+  out(line: string): void;
+  /** stderr lines. */
+  err(line: string): void;
+}
+
+export function gcPods(podsRoot: string, opts: GcOptions, io: GcOutput): void {
+  const pods = new PodsDir(podsRoot);
+  pods.ensureLayout();
+  const now = opts.now ?? Date.now();
+  mark(pods, 'run', 'exited-garbage', io);
+  mark(pods, 'prepare', 'garbage', io);
+  if (opts.markOnly) return;
+  for (const uuid of pods.inState('prepared')) {
+    const created = changeTime(pods.podDir('prepared', uuid));
+    if (created !== undefined && now - created > opts.expirePreparedMs) {
+      const pod = pods.open(uuid);
+      if (!pod) continue;
+      try {
+        if (pod.tryLock()) {
+          io.err(`moving expired prepared pod "${uuid}" to garbage`);
+          pod.moveTo('garbage');
+          pod.unlock();
+        }
+      } catch {
+        /* someone else moved it */
+      } finally {
+        pod.close();
+      }
+    }
+  }
+  for (const uuid of pods.inState('exited-garbage')) {
+    const marked = changeTime(pods.podDir('exited-garbage', uuid));
+    if (marked !== undefined && now - marked < opts.gracePeriodMs) {
+      io.err(`pod "${uuid}" not removed: still within grace period (${formatGrace(opts.gracePeriodMs)})`);
+      continue;
+    }
+    sweep(pods, uuid, 'exited-garbage', opts, io);
+  }
+  for (const uuid of pods.inState('garbage')) sweep(pods, uuid, 'garbage', opts, io);
+}
+
+/** Moves unlocked pods from `from` to `to` (exited → exited-garbage, aborted prepare → garbage). */
+function mark(pods: PodsDir, from: 'run' | 'prepare', to: 'exited-garbage' | 'garbage', io: GcOutput): void {
+  for (const uuid of pods.inState(from)) {
+    const pod = pods.open(uuid);
+    if (!pod) continue;
+    try {
+      if (pod.where !== from || !pod.tryLock()) continue;
+      io.err(`moving pod "${uuid}" to garbage`);
+      pod.moveTo(to);
+      touchCtime(pod.dir);
+      pod.unlock();
+    } catch (e) {
+      if (!(e instanceof TspodError && e.code === ErrorCode.Conflict)) throw e;
+    } finally {
+      pod.close();
+    }
+  }
+}
+
+function sweep(pods: PodsDir, uuid: string, where: 'exited-garbage' | 'garbage', opts: GcOptions, io: GcOutput): void {
+  const pod = pods.open(uuid);
+  if (!pod) return;
+  try {
+    if (pod.where !== where || !pod.tryLock()) return;
+    io.out(`Garbage collecting pod "${uuid}"`);
+    deletePod(pods, pod, where === 'exited-garbage', opts.debug, io);
+  } finally {
+    pod.close();
+  }
+}
+
+/**
+ * Deletes a locked pod: stage1 gc (for pods that ran), unmount anything still
+ * mounted below it, remove the directory and the UUID marker.
+ */
+export function deletePod(pods: PodsDir, pod: Pod, ran: boolean, debug: boolean, io: GcOutput): void {
+  if (ran) runStage1Gc(pod, debug, io);
+  unmountBelow(pod.dir);
+  fs.rmSync(pod.dir, { recursive: true, force: true });
+  pods.dropMarker(pod.uuid);
+}
+
+function runStage1Gc(pod: Pod, debug: boolean, io: GcOutput): void {
+  let entry: string;
+  try {
+    const m = JSON.parse(fs.readFileSync(path.join(pod.dir, POD_FILES.stage1Manifest), 'utf8')) as AppcImageManifest;
+    entry = stage1Entrypoint(pod.dir, m, 'gc');
+  } catch (e) {
+    io.err(`pod "${pod.uuid}": skipping stage1 gc: ${e instanceof TspodError ? e.message : String(e)}`);
+    return;
+  }
+  const args = [...(debug ? ['--debug'] : []), pod.uuid];
+  const r = spawnSync(entry, args, { cwd: pod.dir, env: stage1Environment({}), stdio: ['ignore', 'inherit', 'inherit'] });
+  if (r.status !== 0) io.err(`pod "${pod.uuid}": stage1 gc exited with ${r.status ?? r.signal}`);
+}
+
+/** Unmounts (lazily, deepest first) every mount point at or below dir in this mount namespace. */
+export function unmountBelow(dir: string): void {
+  let real: string;
+  try {
+    real = fs.realpathSync(dir);
+  } catch {
+    return;
+  }
+  const targets = fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4])
+    .filter((t): t is string => !!t)
+    .map((t) => t.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))))
+    .filter((t) => t === real || t.startsWith(`${real}/`))
+    .sort((a, b) => b.length - a.length);
+  for (const t of targets) {
+    try {
+      umount2(t, MNT_DETACH);
+    } catch (e) {
+      log().warn(`cannot unmount ${t}: ${(e as Error).message}`);
+    }
+  }
+}
+
+/** `rm`: immediately mark and delete pods in any state but running, preparing, deleting. */
+export function removePod(podsRoot: string, uuidPrefix: string, debug: boolean, io: GcOutput): void {
+  const pods = new PodsDir(podsRoot);
+  const uuid = pods.resolve(uuidPrefix);
+  const pod = pods.open(uuid);
+  if (!pod) throw new TspodError(ErrorCode.NotFound, `no matches found for ${JSON.stringify(uuidPrefix)}`);
+  try {
+    if (!pod.tryLock()) {
+      const state = pod.state();
+      throw new TspodError(ErrorCode.Conflict, `pod "${uuid}" is ${state}: cannot remove it`, {
+        hint: state === 'running' ? 'stop it first (tspod stop)' : undefined,
+      });
+    }
+    const where = pod.where;
+    if (where === 'run') pod.moveTo('exited-garbage');
+    else if (where === 'prepare' || where === 'prepared') pod.moveTo('garbage');
+    deletePod(pods, pod, where === 'run' || where === 'exited-garbage', debug, io);
+    io.out(`"${uuid}"`);
+  } finally {
+    pod.close();
+  }
+}
+
+function changeTime(dir: string): number | undefined {
+  try {
+    return fs.statSync(dir).ctimeMs;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The rename already set ctime; chmod to the same mode makes sure of it on every filesystem. */
+function touchCtime(dir: string): void {
+  try {
+    const st = fs.statSync(dir);
+    fs.chmodSync(dir, st.mode & 0o7777);
+  } catch {
+    /* gone */
+  }
+}
+
+function formatGrace(ms: number): string {
+  let s = Math.round(ms / 1000);
+  const h = Math.floor(s / 3600);
+  s -= h * 3600;
+  const m = Math.floor(s / 60);
+  s -= m * 60;
+  return h ? `${h}h${m}m${s}s` : m ? `${m}m${s}s` : `${s}s`;
+}

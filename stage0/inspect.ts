@@ -1,0 +1,85 @@
+// Reading a pod's state for status, list and the commands that act on pods.
+import fs from 'node:fs';
+import path from 'node:path';
+import { POD_FILES, type PodManifest } from '../stage1/contract/pod.js';
+import { mtime, type Pod, type PodState } from './pods.js';
+
+export interface AppStatus {
+  name: string;
+  imageName?: string;
+  imageId: string;
+  /** Present once the app has exited. */
+  exitCode?: number;
+  startedAt?: number;
+  finishedAt?: number;
+}
+
+export interface PodStatus {
+  uuid: string;
+  state: PodState;
+  createdAt?: number;
+  startedAt?: number;
+  pid?: number;
+  exited: boolean;
+  apps: AppStatus[];
+  manifest?: PodManifest;
+  networks: string[];
+}
+
+export function readManifest(pod: Pod): PodManifest | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(pod.dir, POD_FILES.manifest), 'utf8')) as PodManifest;
+  } catch {
+    return undefined;
+  }
+}
+
+export function readPid(dir: string): number | undefined {
+  try {
+    const n = Number(fs.readFileSync(path.join(dir, POD_FILES.pid), 'utf8').trim());
+    return Number.isInteger(n) && n > 0 ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function readExitCode(dir: string, app: string): number | undefined {
+  try {
+    const n = Number(fs.readFileSync(path.join(dir, POD_FILES.appStatus(app)), 'utf8').trim());
+    return Number.isInteger(n) ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function podStatus(pod: Pod): PodStatus {
+  const state = pod.state();
+  const dir = pod.dir;
+  const manifest = readManifest(pod);
+  const exited = state === 'exited' || state === 'exited garbage' || state === 'exited deleting';
+  const running = state === 'running';
+  const apps: AppStatus[] = (manifest?.apps ?? []).map((a) => ({
+    name: a.name,
+    imageName: a.image.name ? `${a.image.name}${versionOf(a.image.labels)}` : undefined,
+    imageId: a.image.id,
+    exitCode: running ? undefined : readExitCode(dir, a.name),
+    startedAt: mtime(path.join(dir, POD_FILES.appPid(a.name))),
+    finishedAt: mtime(path.join(dir, POD_FILES.appStatus(a.name))),
+  }));
+  return {
+    uuid: pod.uuid,
+    state,
+    createdAt: pod.createdAt(),
+    startedAt: running || exited ? mtime(path.join(dir, POD_FILES.pid)) : undefined,
+    pid: running || exited ? readPid(dir) : undefined,
+    exited,
+    apps,
+    manifest,
+    networks: [],
+  };
+}
+
+function versionOf(labels?: Array<{ name: string; value: string }>): string {
+  const v = labels?.find((l) => l.name === 'version')?.value;
+  return v ? `:${v}` : '';
+}

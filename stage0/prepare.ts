@@ -1,0 +1,359 @@
+// `prepare`: turns a PodSpec into a prepared pod. Everything the user can get
+// wrong is checked before the pod directory exists, so bad input leaves nothing
+// behind; the pod is then written under pods/prepare (locked) and moved to
+// pods/prepared. Preparing writes only small files and references into the
+// store: its cost does not depend on the size of the images (the overlays are
+// mounted by stage1 at run time).
+import fs from 'node:fs';
+import path from 'node:path';
+import { TspodError, ErrorCode } from '../native/errors.js';
+import { log } from '../native/log.js';
+import { AC_VERSION, annotationValue, type AppcApp, type AppcImageManifest, type NameValue } from '../stage1/contract/appc.js';
+import { POD_FILES, type PodApp, type PodManifest, type PodMount, type PodVolume } from '../stage1/contract/pod.js';
+import { fetchImage } from '../store/fetch.js';
+import { POD_STORE_REFS } from '../store/gc.js';
+import { layerDirs } from '../store/image-ops.js';
+import type { StoredImage } from '../store/images.js';
+import type { InsecureOptions } from '../store/insecure.js';
+import { findExecutable, lookupInLayers, readFileInLayers } from '../store/layers/lookup.js';
+import { renderLayers } from '../store/layers/render.js';
+import type { Store } from '../store/store.js';
+import { mergeEnvironment, readEnvFile } from './env.js';
+import { PodsDir, type Pod } from './pods.js';
+import type { AppSpec, PodSpec, RuntimeFlags } from './spec.js';
+import { resolveStage1 } from './stage1.js';
+
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** Run-time defaults recorded at prepare (run-prepared's flags override them). */
+export const RUNTIME_DEFAULTS_FILE = 'runtime-defaults.json';
+
+interface ResolvedApp {
+  podApp: PodApp;
+  image: StoredImage;
+  layers: string[];
+}
+
+export interface PreparedPod {
+  pod: Pod;
+  manifest: PodManifest;
+}
+
+/**
+ * Prepares a pod and leaves it locked in pods/prepare (for `run`) or moves it to
+ * pods/prepared and unlocks it (for `prepare`).
+ */
+export async function preparePod(
+  store: Store,
+  spec: PodSpec,
+  opts: { insecure: InsecureOptions; keepLockedForRun: boolean },
+): Promise<PreparedPod> {
+  const apps = spec.podManifestFile ? await appsFromManifestFile(store, spec.podManifestFile) : await appsFromSpec(store, spec, opts.insecure);
+  const manifest: PodManifest = spec.podManifestFile
+    ? readPodManifestFile(spec.podManifestFile)
+    : { acKind: 'PodManifest', acVersion: AC_VERSION, apps: [], volumes: [], annotations: [] };
+  if (!spec.podManifestFile) {
+    manifest.volumes = [...spec.volumes];
+    manifest.apps = apps.map((a) => a.podApp);
+    addImplicitVolumes(manifest, apps);
+  } else {
+    manifest.apps = apps.map((a) => a.podApp);
+  }
+  validatePod(manifest, apps, spec.runtime);
+  const stage1Id = await resolveStage1(store, spec.stage1, opts.insecure);
+  const stage1 = store.images.get(stage1Id);
+
+  const pods = new PodsDir(store.paths.podsDir);
+  const pod = pods.create();
+  try {
+    writePodFiles(pod.dir, manifest, apps, stage1, layerDirs(store, stage1), spec.runtime);
+    await prefillImplicitVolumes(pod.dir, manifest, apps);
+    for (const a of apps) store.images.touch(a.image.record.id);
+    if (!opts.keepLockedForRun) {
+      pod.moveTo('prepared');
+      pod.unlock();
+    }
+  } catch (e) {
+    // Left in pods/prepare, unlocked: gc removes it as an aborted prepare.
+    pod.unlock();
+    pod.close();
+    throw e;
+  }
+  if (spec.uuidFileSave) fs.writeFileSync(spec.uuidFileSave, `${pod.uuid}\n`);
+  return { pod, manifest };
+}
+
+// ---- apps from the command line ----
+
+async function appsFromSpec(store: Store, spec: PodSpec, insecure: InsecureOptions): Promise<ResolvedApp[]> {
+  const fromFiles = spec.setEnvFiles.flatMap(readEnvFile);
+  const names = new Set<string>();
+  const out: ResolvedApp[] = [];
+  for (const a of spec.apps) {
+    const { id } = await fetchImage(store, a.image, { pullPolicy: spec.pullPolicy, insecure });
+    const image = store.images.get(id);
+    const name = a.name ?? defaultAppName(image, a.image);
+    if (!/^[a-z0-9]+(-[a-z0-9]+)*$/.test(name)) {
+      throw new TspodError(ErrorCode.BadInput, `invalid app name ${JSON.stringify(name)}`, { hint: 'use lower-case letters, digits and dashes' });
+    }
+    if (names.has(name)) throw new TspodError(ErrorCode.BadInput, `multiple apps with name ${name}`, { hint: 'give each app its own --name' });
+    names.add(name);
+    const layers = layerDirs(store, image);
+    const app = buildApp(image.manifest, a, {
+      inherited: spec.inheritEnv ? process.env : undefined,
+      fromFiles,
+      setEnv: spec.setEnv,
+    });
+    validateAppAgainstImage(name, app, layers, image);
+    const mounts = mergeMounts(spec.globalMounts, a.mounts);
+    out.push({
+      podApp: {
+        name,
+        image: { id, name: image.manifest.name, labels: image.manifest.labels },
+        app,
+        readOnlyRootFS: a.readonlyRootfs,
+        mounts,
+        annotations: a.annotations.map(([k, v]) => ({ name: k, value: v })),
+      },
+      image,
+      layers,
+    });
+  }
+  return out;
+}
+
+/** rkt's default app name: the last path element of the image name, sanitised. */
+export function defaultAppName(image: StoredImage, typed: string): string {
+  const full = image.names[0] ?? image.manifest.name ?? typed;
+  const noTag = full.replace(/[@:][^/]*$/, '');
+  const last = noTag.slice(noTag.lastIndexOf('/') + 1);
+  const clean = last
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .replace(/-{2,}/g, '-');
+  return clean || 'app';
+}
+
+function buildApp(
+  m: AppcImageManifest,
+  a: AppSpec,
+  env: { inherited?: NodeJS.ProcessEnv; fromFiles: Array<[string, string]>; setEnv: Array<[string, string]> },
+): AppcApp {
+  const base: AppcApp = structuredClone(m.app ?? { user: '0', group: '0' });
+  const imageExec = base.exec ?? [];
+  if (a.exec !== undefined) base.exec = [a.exec, ...a.args];
+  else if (a.args.length) base.exec = [imageExec[0], ...a.args].filter((x): x is string => x !== undefined);
+  if (!base.exec?.length) {
+    throw new TspodError(ErrorCode.BadInput, `image ${JSON.stringify(m.name)} has no command to run`, { hint: 'give one with --exec' });
+  }
+  if (a.user !== undefined) base.user = a.user;
+  if (a.group !== undefined) base.group = a.group;
+  base.user ||= '0';
+  base.group ||= '0';
+  if (a.supplementaryGids) base.supplementaryGIDs = a.supplementaryGids;
+  if (a.workingDir !== undefined) {
+    if (!a.workingDir.startsWith('/')) throw new TspodError(ErrorCode.BadInput, `--working-dir ${JSON.stringify(a.workingDir)} is not an absolute path`);
+    base.workingDirectory = a.workingDir;
+  }
+  base.environment = mergeEnvironment({
+    image: base.environment ?? [],
+    inherited: env.inherited,
+    fromFiles: env.fromFiles,
+    setEnv: env.setEnv,
+    appEnvironment: a.environment,
+  });
+  return base;
+}
+
+function envValue(env: NameValue[] | undefined, name: string): string | undefined {
+  return env?.find((e) => e.name === name)?.value;
+}
+
+function validateAppAgainstImage(name: string, app: AppcApp, layers: string[], image: StoredImage): void {
+  const exec0 = app.exec![0];
+  const found = findExecutable(layers, exec0, envValue(app.environment, 'PATH') ?? DEFAULT_PATH);
+  if (!found) {
+    throw new TspodError(ErrorCode.BadInput, `app ${name}: executable ${JSON.stringify(exec0)} not found in image ${JSON.stringify(image.manifest.name)}`, {
+      hint: 'check the image or give another with --exec',
+    });
+  }
+  checkCredential(name, 'user', app.user, layers, '/etc/passwd');
+  checkCredential(name, 'group', app.group, layers, '/etc/group');
+}
+
+function checkCredential(app: string, kind: 'user' | 'group', value: string, layers: string[], db: string): void {
+  if (/^\d+$/.test(value)) return;
+  if (value.startsWith('/')) {
+    if (!lookupInLayers(layers, value)) {
+      throw new TspodError(ErrorCode.BadInput, `app ${app}: ${kind} path ${JSON.stringify(value)} does not exist in the image`);
+    }
+    return;
+  }
+  const text = readFileInLayers(layers, db) ?? '';
+  const known = text.split('\n').some((line) => line.split(':')[0] === value);
+  if (!known) {
+    throw new TspodError(ErrorCode.BadInput, `app ${app}: ${kind} ${JSON.stringify(value)} is not in the image's ${db}`, {
+      hint: `use a number or a ${kind} the image defines`,
+    });
+  }
+}
+
+/** Per-app mounts win over global ones with the same target (first one kept). */
+function mergeMounts(global: Array<{ volume: string; target: string }>, own: Array<{ volume: string; target: string }>): PodMount[] {
+  const seen = new Set<string>();
+  const out: PodMount[] = [];
+  for (const m of [...own, ...global]) {
+    const target = path.posix.normalize(m.target);
+    if (seen.has(target)) continue;
+    seen.add(target);
+    out.push({ volume: m.volume, path: target });
+  }
+  return out;
+}
+
+// ---- apps from --pod-manifest ----
+
+function readPodManifestFile(file: string): PodManifest {
+  let m: PodManifest;
+  try {
+    m = JSON.parse(fs.readFileSync(file, 'utf8')) as PodManifest;
+  } catch (e) {
+    throw new TspodError(ErrorCode.BadInput, `--pod-manifest ${JSON.stringify(file)}: ${e instanceof SyntaxError ? 'not valid JSON' : (e as NodeJS.ErrnoException).code}`);
+  }
+  if (m?.acKind !== 'PodManifest') throw new TspodError(ErrorCode.BadInput, `--pod-manifest ${JSON.stringify(file)}: acKind must be "PodManifest"`);
+  if (!Array.isArray(m.apps) || m.apps.length === 0) {
+    throw new TspodError(ErrorCode.BadInput, `--pod-manifest ${JSON.stringify(file)}: the pod manifest has no apps`);
+  }
+  m.volumes ??= [];
+  return m;
+}
+
+async function appsFromManifestFile(store: Store, file: string): Promise<ResolvedApp[]> {
+  const m = readPodManifestFile(file);
+  const names = new Set<string>();
+  return m.apps.map((pa) => {
+    if (!pa?.name || !pa.image?.id) throw new TspodError(ErrorCode.BadInput, `--pod-manifest: every app needs a name and an image id`);
+    if (names.has(pa.name)) throw new TspodError(ErrorCode.BadInput, `multiple apps with name ${pa.name}`);
+    names.add(pa.name);
+    const id = store.images.resolve(pa.image.id);
+    const image = store.images.get(id);
+    const layers = layerDirs(store, image);
+    const app = pa.app ?? image.manifest.app;
+    if (!app?.exec?.length) throw new TspodError(ErrorCode.BadInput, `app ${pa.name}: no exec in the pod manifest or the image`);
+    validateAppAgainstImage(pa.name, app, layers, image);
+    return { podApp: { ...pa, image: { ...pa.image, id }, app }, image, layers };
+  });
+}
+
+// ---- volumes ----
+
+function addImplicitVolumes(manifest: PodManifest, apps: ResolvedApp[]): void {
+  const volumes = manifest.volumes!;
+  for (const a of apps) {
+    const mounts = a.podApp.mounts ?? (a.podApp.mounts = []);
+    for (const mp of a.podApp.app?.mountPoints ?? []) {
+      if (mounts.some((m) => path.posix.normalize(m.path) === path.posix.normalize(mp.path))) continue;
+      if (volumes.some((v) => v.name === mp.name)) {
+        mounts.push({ volume: mp.name, path: mp.path });
+        continue;
+      }
+      const name = `${a.podApp.name}-${mp.name}`;
+      log().warn(`no volume given for mount point ${mp.name} of app ${a.podApp.name}: using an empty volume ${name}`);
+      volumes.push({ name, kind: 'empty', mode: '0755', uid: 0, gid: 0, readOnly: mp.readOnly });
+      mounts.push({ volume: name, path: mp.path });
+    }
+  }
+}
+
+function validatePod(manifest: PodManifest, apps: ResolvedApp[], runtime: RuntimeFlags): void {
+  const volumes = manifest.volumes ?? [];
+  const names = new Set<string>();
+  for (const v of volumes) {
+    if (names.has(v.name)) throw new TspodError(ErrorCode.BadInput, `duplicate volume name ${JSON.stringify(v.name)}`, { hint: 'give each --volume its own name' });
+    names.add(v.name);
+    if (v.kind === 'host') {
+      if (!v.source || !fs.existsSync(v.source)) {
+        throw new TspodError(ErrorCode.BadInput, `volume ${v.name}: host source ${JSON.stringify(v.source)} does not exist`, {
+          hint: 'create it first, or fix source=',
+        });
+      }
+    }
+  }
+  for (const a of apps) {
+    for (const m of a.podApp.mounts ?? []) {
+      if (!names.has(m.volume)) {
+        throw new TspodError(ErrorCode.BadInput, `app ${a.podApp.name}: --mount names volume ${JSON.stringify(m.volume)}, which the pod does not have`, {
+          hint: 'declare it with --volume',
+        });
+      }
+    }
+  }
+  if (runtime.interactive && manifest.apps.length > 1) {
+    throw new TspodError(ErrorCode.BadInput, '--interactive needs a pod with exactly one app', { hint: `this pod has ${manifest.apps.length}` });
+  }
+}
+
+/**
+ * Images converted from Docker get their implicit volumes filled with the image's
+ * content at that path (Docker's data-volume behaviour, as rkt does).
+ */
+async function prefillImplicitVolumes(podDir: string, manifest: PodManifest, apps: ResolvedApp[]): Promise<void> {
+  for (const a of apps) {
+    if (!annotationValue(a.image.manifest, 'appc.io/docker/repository')) continue;
+    for (const mp of a.podApp.app?.mountPoints ?? []) {
+      const volName = `${a.podApp.name}-${mp.name}`;
+      const vol = manifest.volumes?.find((v) => v.name === volName);
+      if (!vol || vol.kind !== 'empty') continue;
+      const dest = path.join(podDir, POD_FILES.sharedVolume(volName));
+      const found = lookupInLayers(a.layers, mp.path);
+      fs.mkdirSync(dest, { recursive: true, mode: 0o755 });
+      if (!found || !found.stat.isDirectory()) continue;
+      const sub = a.layers.map((l) => path.join(l, found.imagePath)).filter((d) => fs.existsSync(d));
+      await renderLayers(sub, dest);
+      const st = found.stat;
+      fs.chmodSync(dest, st.mode & 0o7777);
+      fs.chownSync(dest, st.uid, st.gid);
+      vol.mode = (st.mode & 0o7777).toString(8).padStart(4, '0');
+      vol.uid = st.uid;
+      vol.gid = st.gid;
+    }
+  }
+  fs.writeFileSync(path.join(podDir, POD_FILES.manifest), JSON.stringify(manifest, null, 2));
+}
+
+// ---- writing the pod ----
+
+function writePodFiles(
+  dir: string,
+  manifest: PodManifest,
+  apps: ResolvedApp[],
+  stage1: StoredImage,
+  stage1Layers: string[],
+  runtime: RuntimeFlags,
+): void {
+  const write = (rel: string, data: string) => {
+    const file = path.join(dir, rel);
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o750 });
+    fs.writeFileSync(file, data);
+  };
+  write(POD_FILES.manifest, JSON.stringify(manifest, null, 2));
+  write(POD_FILES.created, '');
+  write(POD_FILES.stage1Manifest, JSON.stringify(stage1.manifest, null, 2));
+  write(POD_FILES.stage1Layers, JSON.stringify(stage1Layers));
+  for (const a of apps) {
+    write(POD_FILES.appManifest(a.podApp.name), JSON.stringify(a.image.manifest, null, 2));
+    write(POD_FILES.appLayers(a.podApp.name), JSON.stringify(a.layers));
+  }
+  write(RUNTIME_DEFAULTS_FILE, JSON.stringify(runtime));
+  write(
+    POD_STORE_REFS,
+    JSON.stringify({
+      images: [stage1.record.id, ...apps.map((a) => a.image.record.id)],
+      layers: [...stage1.record.layers, ...apps.flatMap((a) => a.image.record.layers)],
+    }),
+  );
+  for (const v of manifest.volumes ?? []) if (v.kind === 'empty') fs.mkdirSync(path.join(dir, POD_FILES.sharedVolume(v.name)), { recursive: true });
+}
+
+export type { PodVolume };

@@ -1,0 +1,82 @@
+// Starting a pod: stage0 moves it to pods/run (keeping its lock), then execs the
+// stage1 init entrypoint with CWD = the pod directory, a scrubbed environment and
+// the lock fd inherited as TSPOD_LOCK_FD. Nothing of tspod's Node process stays.
+import fs from 'node:fs';
+import path from 'node:path';
+import { TspodError, ErrorCode } from '../native/errors.js';
+import { execve } from '../native/libc.js';
+import { annotationValue, type AppcImageManifest } from '../stage1/contract/appc.js';
+import { POD_FILES, STAGE1_ANNOTATIONS } from '../stage1/contract/pod.js';
+import { PodsDir, type Pod } from './pods.js';
+import { RUNTIME_DEFAULTS_FILE } from './prepare.js';
+import type { RuntimeFlags } from './spec.js';
+
+export interface RunOptions extends RuntimeFlags {
+  debug: boolean;
+}
+
+/** `run-prepared UUID`: lock the prepared pod, move it to run/, exec stage1. */
+export function runPrepared(podsRoot: string, uuidPrefix: string, opts: RunOptions): never {
+  const pods = new PodsDir(podsRoot);
+  const uuid = pods.resolve(uuidPrefix);
+  const pod = pods.open(uuid);
+  if (!pod || pod.where !== 'prepared') {
+    throw new TspodError(ErrorCode.Conflict, `pod "${uuid}" is not prepared`, { hint: pod ? `it is ${pod.state()}` : undefined });
+  }
+  if (!pod.tryLock()) throw new TspodError(ErrorCode.Conflict, `pod "${uuid}" is being started by another process`);
+  if (pod.refresh() !== 'prepared') throw new TspodError(ErrorCode.Conflict, `pod "${uuid}" is not prepared`);
+  pod.moveTo('run');
+  return execStage1(pod, opts);
+}
+
+/** For `run`: the pod was just prepared and is still locked in pods/prepare. */
+export function runJustPrepared(pod: Pod, opts: RunOptions): never {
+  pod.moveTo('run');
+  return execStage1(pod, opts);
+}
+
+function execStage1(pod: Pod, opts: RunOptions): never {
+  const defaults = readDefaults(pod.dir);
+  const flags: RuntimeFlags = {
+    net: opts.net ?? defaults.net ?? 'host',
+    hostname: opts.hostname ?? defaults.hostname,
+    interactive: opts.interactive ?? defaults.interactive ?? false,
+  };
+  const stage1Manifest = JSON.parse(fs.readFileSync(path.join(pod.dir, POD_FILES.stage1Manifest), 'utf8')) as AppcImageManifest;
+  const init = stage1Entrypoint(pod.dir, stage1Manifest, 'init');
+  const args = [init];
+  if (opts.debug) args.push('--debug');
+  args.push(`--net=${flags.net}`);
+  if (flags.interactive) args.push('--interactive');
+  if (flags.hostname) args.push(`--hostname=${flags.hostname}`);
+  args.push(pod.uuid);
+  process.chdir(pod.dir);
+  return execve(init, args, stage1Environment({ TSPOD_LOCK_FD: String(pod.fd) }), [pod.fd]);
+}
+
+function readDefaults(dir: string): RuntimeFlags {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(dir, RUNTIME_DEFAULTS_FILE), 'utf8')) as RuntimeFlags;
+  } catch {
+    return {};
+  }
+}
+
+/** The host path of a stage1 entrypoint, found in the stage1 image's layers (top first). */
+export function stage1Entrypoint(podDir: string, m: AppcImageManifest, which: 'init' | 'enter' | 'gc' | 'stop'): string {
+  const rel = annotationValue(m, STAGE1_ANNOTATIONS[which]);
+  if (!rel) throw new TspodError(ErrorCode.Unsupported, `the pod's stage1 has no ${which} entrypoint`);
+  const layers = JSON.parse(fs.readFileSync(path.join(podDir, POD_FILES.stage1Layers), 'utf8')) as string[];
+  for (const layer of [...layers].reverse()) {
+    const p = path.join(layer, rel);
+    if (fs.existsSync(p)) return p;
+  }
+  throw new TspodError(ErrorCode.NotFound, `stage1 entrypoint ${rel} is missing from the store`, { hint: 'fetch the stage1 image again' });
+}
+
+/** The environment stage1 gets: nothing of the caller's but PATH and TERM (never NODE_OPTIONS). */
+export function stage1Environment(extra: Record<string, string>): Record<string, string> {
+  const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
+  if (process.env.TERM) env.TERM = process.env.TERM;
+  return { ...env, ...extra };
+}

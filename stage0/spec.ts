@@ -1,0 +1,49 @@
+// What a user asked for with `prepare`/`run`: the pod and its apps, before any
+// image is looked at. cmd/podargs.ts builds it from rkt's command line.
+import type { PodVolume } from '../stage1/contract/pod.js';
+
+export interface MountSpec {
+  volume: string;
+  target: string;
+}
+
+export interface AppSpec {
+  /** The image argument as typed (name, ID, docker://…, file). */
+  image: string;
+  name?: string;
+  exec?: string;
+  /** Arguments after `--` (up to `---`). */
+  args: string[];
+  user?: string;
+  group?: string;
+  supplementaryGids?: number[];
+  workingDir?: string;
+  readonlyRootfs?: boolean;
+  mounts: MountSpec[];
+  environment: Array<[string, string]>;
+  annotations: Array<[string, string]>;
+}
+
+export interface PodSpec {
+  apps: AppSpec[];
+  volumes: PodVolume[];
+  /** `--mount` given before any image: applies to every app. */
+  globalMounts: MountSpec[];
+  inheritEnv: boolean;
+  setEnv: Array<[string, string]>;
+  setEnvFiles: string[];
+  podManifestFile?: string;
+  noOverlay: boolean;
+  pullPolicy: 'new' | 'update' | 'never';
+  stage1: { path?: string; name?: string; hash?: string };
+  /** Run-time defaults recorded at prepare; run-prepared's own flags win. */
+  runtime: RuntimeFlags;
+  uuidFileSave?: string;
+  quiet: boolean;
+}
+
+export interface RuntimeFlags {
+  net?: string;
+  hostname?: string;
+  interactive?: boolean;
+}

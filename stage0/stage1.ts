@@ -1,0 +1,74 @@
+// Choosing the stage1 image. The default stage1 is built by `make` next to the
+// tspod binary (bin/stage1.aci) and imported into the store on first use (again
+// whenever that file is newer than the stored copy). --stage1-path, --stage1-name
+// and --stage1-hash choose another.
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TspodError, ErrorCode } from '../native/errors.js';
+import { annotationValue, type AppcImageManifest } from '../stage1/contract/appc.js';
+import { STAGE1_ANNOTATIONS, STAGE1_INTERFACE_VERSION } from '../stage1/contract/pod.js';
+import { fetchImage } from '../store/fetch.js';
+import type { InsecureOptions } from '../store/insecure.js';
+import type { Store } from '../store/store.js';
+
+export const DEFAULT_STAGE1_NAME = 'tspod/stage1';
+
+/** bin/stage1.aci beside the running tspod (TSPOD_STAGE1_ACI overrides, for tests). */
+export function defaultStage1File(): string {
+  if (process.env.TSPOD_STAGE1_ACI) return process.env.TSPOD_STAGE1_ACI;
+  const self = fs.realpathSync(process.argv[1] ?? fileURLToPath(import.meta.url));
+  return path.join(path.dirname(self), 'stage1.aci');
+}
+
+export interface Stage1Choice {
+  path?: string;
+  name?: string;
+  hash?: string;
+}
+
+export async function resolveStage1(store: Store, choice: Stage1Choice, insecure: InsecureOptions): Promise<string> {
+  let id: string;
+  if (choice.hash) {
+    id = store.images.resolve(choice.hash);
+  } else if (choice.name) {
+    id = store.images.resolve(choice.name);
+  } else if (choice.path) {
+    id = (await fetchImage(store, choice.path, { pullPolicy: 'update', insecure })).id;
+  } else {
+    id = await defaultStage1(store, insecure);
+  }
+  checkStage1(store.images.get(id).manifest, id);
+  return id;
+}
+
+async function defaultStage1(store: Store, insecure: InsecureOptions): Promise<string> {
+  const file = defaultStage1File();
+  let mtime: number;
+  try {
+    mtime = fs.statSync(file).mtimeMs;
+  } catch {
+    throw new TspodError(ErrorCode.NotFound, `the default stage1 image ${file} is missing`, {
+      hint: 'run make, or choose a stage1 with --stage1-path/--stage1-name',
+    });
+  }
+  const stored = store.images.resolveName(DEFAULT_STAGE1_NAME);
+  if (stored && store.images.get(stored).record.importTime >= mtime) return stored;
+  return (await fetchImage(store, file, { pullPolicy: 'update', insecure })).id;
+}
+
+function checkStage1(m: AppcImageManifest, id: string): void {
+  if (!annotationValue(m, STAGE1_ANNOTATIONS.init)) {
+    throw new TspodError(ErrorCode.BadInput, `image ${id} is not a stage1: its manifest has no ${STAGE1_ANNOTATIONS.init} annotation`);
+  }
+}
+
+/** The interface version a stage1 declares (1 when it says nothing, as in rkt). */
+export function stage1InterfaceVersion(m: AppcImageManifest): number {
+  const v = Number(annotationValue(m, STAGE1_ANNOTATIONS.interfaceVersion) ?? '1');
+  return Number.isInteger(v) && v > 0 ? v : 1;
+}
+
+export function supportsInterface(m: AppcImageManifest, needed: number): boolean {
+  return stage1InterfaceVersion(m) >= needed && needed <= STAGE1_INTERFACE_VERSION;
+}
