@@ -17,6 +17,10 @@ interface Libc {
   mount: Fn;
   umount2: Fn;
   fcntl: Fn;
+  fsetxattr: Fn;
+  lremovexattr: Fn;
+  execve: Fn;
+  signal: Fn;
   koffi: Koffi;
 }
 
@@ -44,12 +48,16 @@ function lib(): Libc {
     flock: c.func('int flock(int fd, int op)') as Fn,
     mknod: c.func('int mknod(const char *path, uint32_t mode, uint64_t dev)') as Fn,
     lsetxattr: c.func('int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)') as Fn,
-    lgetxattr: c.func('ssize_t lgetxattr(const char *path, const char *name, _Out_ uint8_t *value, size_t size)') as Fn,
-    llistxattr: c.func('ssize_t llistxattr(const char *path, _Out_ uint8_t *list, size_t size)') as Fn,
+    lgetxattr: c.func('intptr_t lgetxattr(const char *path, const char *name, _Out_ uint8_t *value, size_t size)') as Fn,
+    llistxattr: c.func('intptr_t llistxattr(const char *path, _Out_ uint8_t *list, size_t size)') as Fn,
     syncfs: c.func('int syncfs(int fd)') as Fn,
     mount: c.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)') as Fn,
     umount2: c.func('int umount2(const char *target, int flags)') as Fn,
     fcntl: c.func('int fcntl(int fd, int cmd, int arg)') as Fn,
+    execve: c.func('int execve(const char *path, const char **argv, const char **envp)') as Fn,
+    signal: c.func('void *signal(int sig, void *handler)') as unknown as Fn,
+    fsetxattr: c.func('int fsetxattr(int fd, const char *name, const void *value, size_t size, int flags)') as Fn,
+    lremovexattr: c.func('int lremovexattr(const char *path, const char *name)') as Fn,
   };
   return libc;
 }
@@ -138,6 +146,43 @@ export function llistxattr(path: string): string[] {
   return buf.subarray(0, rc).toString('latin1').split('\0').filter((s) => s.length > 0);
 }
 
+/** fsetxattr(2): sets an extended attribute on an open file. */
+export function fsetxattr(fd: number, name: string, value: Buffer): void {
+  const l = lib();
+  const rc = l.fsetxattr(fd, name, value, value.length, 0);
+  const errno = l.koffi.errno();
+  check(rc, errno, 'fsetxattr');
+}
+
+/** lremovexattr(2); a missing attribute is not an error. */
+export function lremovexattr(path: string, name: string): void {
+  const l = lib();
+  const rc = l.lremovexattr(path, name);
+  const errno = l.koffi.errno();
+  if (rc < 0 && errno === 61 /* ENODATA */) return;
+  check(rc, errno, 'lremovexattr', path);
+}
+
+/**
+ * Every extended attribute of `path` (not following a symlink), as [name, value]
+ * pairs in the order the filesystem lists them. Asks for the list's size first, so
+ * the common case (no attributes) costs one cheap call.
+ */
+export function lxattrs(path: string): Array<[string, Buffer]> {
+  const l = lib();
+  const need = l.llistxattr(path, null, 0);
+  const errno = l.koffi.errno();
+  if (need < 0 && errno === 95 /* EOPNOTSUPP */) return [];
+  check(need, errno, 'llistxattr', path);
+  if (need === 0) return [];
+  const out: Array<[string, Buffer]> = [];
+  for (const name of llistxattr(path)) {
+    const value = lgetxattr(path, name);
+    if (value !== undefined) out.push([name, Buffer.from(value)]);
+  }
+  return out;
+}
+
 /** Flushes the filesystem that holds fd to disk (syncfs(2)). */
 export function syncfs(fd: number): void {
   const l = lib();
@@ -191,4 +236,22 @@ export function requireRoot(what: string): void {
   if (process.getuid && process.getuid() !== 0) {
     throw new TspodError(ErrorCode.Permission, `${what}: cannot run as unprivileged user`, { hint: 'run it as root' });
   }
+}
+
+const SIGPIPE = 13;
+
+/**
+ * Replaces this process with `file` (Node 20 has no exec of its own). Node marks
+ * fds 0-2 close-on-exec and ignores SIGPIPE: both are reset here; `keepFds`
+ * (e.g. a lock fd) are made inheritable too. Returns only on failure.
+ */
+export function execve(file: string, argv: string[], env: Record<string, string>, keepFds: number[] = []): never {
+  const l = lib();
+  for (const fd of [0, 1, 2, ...keepFds]) setCloexec(fd, false);
+  l.signal(SIGPIPE, null);
+  const envp = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  const rc = l.execve(file, [...argv, null], [...envp, null]);
+  const errno = l.koffi.errno();
+  throw new SyscallError('execve', errno, file);
+  void rc;
 }

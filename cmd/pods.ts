@@ -1,0 +1,377 @@
+// Pod commands: prepare, run, run-prepared, enter, stop, status, list,
+// cat-manifest, rm, gc, export (rkt's outputs).
+import fs from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Argv, CommandModule } from 'yargs';
+import { TspodError, ErrorCode } from '../native/errors.js';
+import { requireRoot } from '../native/libc.js';
+import { configureLogging } from '../native/log.js';
+import { enterPod } from '../stage0/enter.js';
+import { exportPod } from '../stage0/export.js';
+import { gcPods, removePod } from '../stage0/gc.js';
+import { podStatus, type PodStatus } from '../stage0/inspect.js';
+import { PodsDir } from '../stage0/pods.js';
+import { preparePod } from '../stage0/prepare.js';
+import { runJustPrepared, runPrepared } from '../stage0/run.js';
+import { stopPod } from '../stage0/stop.js';
+import { parseInsecureOptions } from '../store/insecure.js';
+import { StorePaths } from '../store/paths.js';
+import { withStore } from '../store/store.js';
+import type { GlobalArgs } from './global.js';
+import { formatOption, fullTime, humanTime, parseDuration, printJson, shortId, tabulate, type OutputFormat } from './output.js';
+import { parsePodArgs } from './podargs.js';
+import { DEFAULT_DIR } from '../store/paths.js';
+
+type SetExit = (code: number) => void;
+type Args<T> = GlobalArgs & T;
+
+function podsRoot(dir: string): string {
+  return new StorePaths(dir).podsDir;
+}
+
+/** `--uuid-file=F` or a UUID (prefix) argument. */
+function uuidArg(a: { uuid?: string; 'uuid-file'?: string }): string {
+  if (a['uuid-file']) {
+    try {
+      return fs.readFileSync(a['uuid-file'], 'utf8').trim();
+    } catch (e) {
+      throw new TspodError(ErrorCode.BadInput, `--uuid-file ${JSON.stringify(a['uuid-file'])} cannot be read: ${(e as NodeJS.ErrnoException).code}`);
+    }
+  }
+  if (a.uuid === undefined) throw new TspodError(ErrorCode.BadInput, 'UUID cannot be empty', { hint: 'give a pod UUID or --uuid-file' });
+  return a.uuid;
+}
+
+const uuidFileOption = { 'uuid-file': { type: 'string' as const, describe: 'read the pod UUID from this file' } };
+
+const POD_USAGE = (cmd: string) => `Usage: tspod ${cmd} [pod flags] IMAGE [app flags] [-- args... ---] [IMAGE [app flags] ...]
+
+Pod flags:
+  --volume NAME,kind=host,source=PATH[,readOnly=bool][,recursive=bool]
+  --volume NAME,kind=empty[,mode=0755][,uid=N][,gid=N][,readOnly=bool]
+  --mount volume=NAME,target=PATH   (before any image: for every app)
+  --inherit-env  --set-env NAME=VALUE  --set-env-file FILE
+  --hostname NAME  --interactive  --net host|none  --no-overlay
+  --pod-manifest FILE  --pull-policy new|update|never  --uuid-file-save FILE
+  --stage1-path FILE  --stage1-name NAME  --stage1-hash ID${cmd === 'prepare' ? '\n  --quiet' : ''}
+App flags (after the image they apply to):
+  --exec PATH  --name NAME  --user UID|NAME|PATH  --group GID|NAME|PATH
+  --supplementary-gids N,N  --working-dir DIR  --readonly-rootfs
+  --mount volume=NAME,target=PATH  --environment NAME=VALUE  --annotation NAME=VALUE
+`;
+
+/** prepare and run parse their own arguments (see cmd/podargs.ts). */
+export async function prepareOrRun(command: 'prepare' | 'run', tokens: string[], inherited: GlobalArgs): Promise<number> {
+  const { global, spec, help } = parsePodArgs(tokens, command);
+  if (help) {
+    process.stdout.write(POD_USAGE(command));
+    return 0;
+  }
+  const dir = global.dir ?? inherited.dir ?? DEFAULT_DIR;
+  const debug = global.debug ?? inherited.debug ?? false;
+  configureLogging({ debug });
+  requireRoot(command);
+  const insecure = parseInsecureOptions(global.insecureOptions ?? inherited['insecure-options']);
+  const prepared = await withStore(dir, (store) => preparePod(store, spec, { insecure, keepLockedForRun: command === 'run' }));
+  if (command === 'prepare') {
+    process.stdout.write(`${prepared.pod.uuid}\n`);
+    return 0;
+  }
+  return runJustPrepared(prepared.pod, { ...spec.runtime, debug });
+}
+
+type RunPreparedArgs = Args<{ uuid?: string; net?: string; hostname?: string; interactive?: boolean; 'uuid-file'?: string }>;
+
+function runPreparedCommand(): CommandModule<GlobalArgs, RunPreparedArgs> {
+  return {
+    command: 'run-prepared [uuid]',
+    describe: 'run a prepared pod',
+    builder: (y: Argv<GlobalArgs>) =>
+      y.options({
+        net: { type: 'string', describe: 'host or none' },
+        hostname: { type: 'string', describe: 'the pod hostname (default tspod-<uuid>)' },
+        interactive: { type: 'boolean', describe: 'pass the terminal through to the one app' },
+        ...uuidFileOption,
+      }) as unknown as Argv<RunPreparedArgs>,
+    handler: (a) => {
+      requireRoot('run-prepared');
+      runPrepared(podsRoot(a.dir), uuidArg(a), { net: a.net, hostname: a.hostname, interactive: a.interactive, debug: a.debug });
+    },
+  };
+}
+
+type EnterArgs = Args<{ uuid: string; cmd?: string[]; app?: string }>;
+
+function enterCommand(): CommandModule<GlobalArgs, EnterArgs> {
+  return {
+    command: 'enter <uuid> [cmd..]',
+    describe: "run a command in a running pod's app (default /bin/sh)",
+    builder: (y: Argv<GlobalArgs>) =>
+      y
+        .option('app', { type: 'string', describe: 'the app to enter (needed when the pod has several)' })
+        .parserConfiguration({ 'halt-at-non-option': true, 'populate--': true }) as unknown as Argv<EnterArgs>,
+    handler: async (a) => {
+      requireRoot('enter');
+      const rest = [...(a.cmd ?? []), ...(((a as unknown as Record<string, unknown>)['--'] as string[]) ?? [])].map(String);
+      await enterPod(podsRoot(a.dir), a.uuid, a.app, rest, a.debug);
+    },
+  };
+}
+
+function stopCommand(setExit: SetExit): CommandModule<GlobalArgs, Args<{ uuids?: string[]; force: boolean; 'uuid-file'?: string }>> {
+  return {
+    command: 'stop [uuids..]',
+    describe: 'stop running pods',
+    builder: (y: Argv<GlobalArgs>) =>
+      y.options({ force: { type: 'boolean', default: false, describe: 'kill the pod at once (SIGKILL)' }, ...uuidFileOption }) as unknown as Argv<
+        Args<{ uuids?: string[]; force: boolean; 'uuid-file'?: string }>
+      >,
+    handler: (a) => {
+      requireRoot('stop');
+      const uuids = a['uuid-file'] ? [uuidArg(a)] : (a.uuids ?? []).map(String);
+      if (!uuids.length) throw new TspodError(ErrorCode.BadInput, 'UUID cannot be empty', { hint: 'give pod UUIDs or --uuid-file' });
+      for (const u of uuids) {
+        try {
+          const r = stopPod(podsRoot(a.dir), u, a.force);
+          if (r.outcome === 'stopped') process.stdout.write(`"${r.uuid}"\n`);
+          else process.stderr.write(`tspod: pod "${r.uuid}" is already stopped\n`);
+        } catch (e) {
+          process.stderr.write(`tspod: ${e instanceof TspodError ? e.line : String(e)}\n`);
+          setExit(254);
+        }
+      }
+    },
+  };
+}
+
+type StatusArgs = Args<{ uuid?: string; wait?: string; format: string; 'uuid-file'?: string }>;
+
+function statusCommand(): CommandModule<GlobalArgs, StatusArgs> {
+  return {
+    command: 'status [uuid]',
+    describe: "print a pod's state",
+    builder: (y: Argv<GlobalArgs>) =>
+      y.options({
+        wait: { type: 'string', describe: 'wait until the pod has exited (true, or a duration such as 10s)' },
+        format: formatOption,
+        ...uuidFileOption,
+      }) as unknown as Argv<StatusArgs>,
+    handler: async (a) => {
+      const pods = new PodsDir(podsRoot(a.dir));
+      const uuid = pods.resolve(uuidArg(a));
+      const waitMs = a.wait === undefined || a.wait === 'false' ? 0 : a.wait === '' || a.wait === 'true' ? Infinity : parseDuration(a.wait, 'wait');
+      const deadline = Date.now() + waitMs;
+      let status: PodStatus;
+      for (;;) {
+        const pod = pods.open(uuid);
+        if (!pod) throw new TspodError(ErrorCode.NotFound, `pod "${uuid}" no longer exists`);
+        try {
+          status = podStatus(pod);
+        } finally {
+          pod.close();
+        }
+        if (!waitMs || status.exited || Date.now() >= deadline) break;
+        await sleep(100);
+      }
+      if (waitMs && !status.exited) throw new TspodError(ErrorCode.Conflict, `pod "${uuid}" did not exit within ${a.wait}`);
+      const format = a.format as OutputFormat;
+      if (format !== 'tabbed') {
+        printJson(podJson(status), format);
+        return;
+      }
+      const lines = [`state=${status.state}`];
+      if (status.createdAt !== undefined) lines.push(`created=${fullTime(status.createdAt)}`);
+      if (status.startedAt !== undefined) lines.push(`started=${fullTime(status.startedAt)}`);
+      if (status.state === 'running' || status.exited) lines.push(`networks=${status.networks.join(',')}`);
+      if (status.pid !== undefined) lines.push(`pid=${status.pid}`);
+      lines.push(`exited=${status.exited}`);
+      if (status.state !== 'running') for (const app of status.apps) if (app.exitCode !== undefined) lines.push(`app-${app.name}=${app.exitCode}`);
+      process.stdout.write(`${lines.join('\n')}\n`);
+    },
+  };
+}
+
+/** rkt's JSON shape for a pod (api/v1). */
+function podJson(s: PodStatus): unknown {
+  const sec = (ms?: number) => (ms === undefined ? 0 : Math.floor(ms / 1000));
+  const ns = (ms?: number) => (ms === undefined ? 0 : Math.round(ms * 1e6));
+  return {
+    name: s.uuid,
+    state: s.state,
+    networks: s.networks,
+    app_names: s.apps.map((a) => a.name),
+    apps: s.apps.map((a) => ({
+      name: a.name,
+      state: s.state === 'running' ? 'running' : a.exitCode !== undefined ? 'exited' : s.exited ? 'unknown' : 'created',
+      created_at: ns(s.createdAt),
+      started_at: ns(a.startedAt),
+      finished_at: a.exitCode !== undefined ? ns(a.finishedAt) : 0,
+      exit_code: a.exitCode ?? 0,
+      image_id: a.imageId,
+      mounts: [],
+      user_annotations: {},
+      user_labels: {},
+    })),
+    created_at: sec(s.createdAt),
+    started_at: sec(s.startedAt),
+    user_annotations: s.manifest?.userAnnotations ?? {},
+    user_labels: s.manifest?.userLabels ?? {},
+  };
+}
+
+type ListArgs = Args<{ full: boolean; 'no-legend': boolean; format: string }>;
+
+function listCommand(): CommandModule<GlobalArgs, ListArgs> {
+  return {
+    command: 'list',
+    describe: 'list pods',
+    builder: (y: Argv<GlobalArgs>) =>
+      y.options({
+        full: { type: 'boolean', default: false, describe: 'full UUIDs and image IDs, exact times' },
+        'no-legend': { type: 'boolean', default: false, describe: 'no column headers' },
+        format: formatOption,
+      }) as unknown as Argv<ListArgs>,
+    handler: (a) => {
+      const pods = new PodsDir(podsRoot(a.dir));
+      const statuses: PodStatus[] = [];
+      for (const uuid of pods.allUuids()) {
+        const pod = pods.open(uuid);
+        if (!pod) continue;
+        try {
+          statuses.push(podStatus(pod));
+        } finally {
+          pod.close();
+        }
+      }
+      statuses.sort((x, y) => (x.createdAt ?? 0) - (y.createdAt ?? 0));
+      const format = a.format as OutputFormat;
+      if (format !== 'tabbed') {
+        printJson(statuses.map(podJson), format);
+        return;
+      }
+      const time = (ms?: number) => (ms === undefined ? '-' : a.full ? fullTime(ms) : humanTime(ms));
+      const head = ['UUID', 'APP', 'IMAGE NAME', ...(a.full ? ['IMAGE ID'] : []), 'STATE', 'CREATED', 'STARTED', 'NETWORKS'];
+      const rows: string[][] = a['no-legend'] ? [] : [head];
+      for (const s of statuses) {
+        const uuid = a.full ? s.uuid : s.uuid.slice(0, 8);
+        const podCells = [s.state, time(s.createdAt), time(s.startedAt), s.networks.join(',')];
+        const apps = s.apps.length ? s.apps : [{ name: '-', imageName: '-', imageId: '-' }];
+        apps.forEach((app, i) => {
+          const imageId = a.full ? [app.imageId === '-' ? '-' : shortId(app.imageId, 12)] : [];
+          rows.push(
+            i === 0
+              ? [uuid, app.name, app.imageName ?? '-', ...imageId, ...podCells]
+              : ['', app.name, app.imageName ?? '-', ...imageId, '', '', '', ''],
+          );
+        });
+      }
+      process.stdout.write(tabulate(rows));
+    },
+  };
+}
+
+function catManifestCommand(): CommandModule<GlobalArgs, Args<{ uuid?: string; 'pretty-print': boolean; 'uuid-file'?: string }>> {
+  return {
+    command: 'cat-manifest [uuid]',
+    describe: "print a pod's manifest",
+    builder: (y: Argv<GlobalArgs>) =>
+      y.options({ 'pretty-print': { type: 'boolean', default: true }, ...uuidFileOption }) as unknown as Argv<
+        Args<{ uuid?: string; 'pretty-print': boolean; 'uuid-file'?: string }>
+      >,
+    handler: (a) => {
+      const pods = new PodsDir(podsRoot(a.dir));
+      const uuid = pods.resolve(uuidArg(a));
+      const pod = pods.open(uuid);
+      if (!pod) throw new TspodError(ErrorCode.NotFound, `pod "${uuid}" no longer exists`);
+      try {
+        const m = JSON.parse(fs.readFileSync(path.join(pod.dir, 'pod'), 'utf8')) as unknown;
+        process.stdout.write(`${a['pretty-print'] ? JSON.stringify(m, null, '\t') : JSON.stringify(m)}\n`);
+      } finally {
+        pod.close();
+      }
+    },
+  };
+}
+
+function rmCommand(setExit: SetExit): CommandModule<GlobalArgs, Args<{ uuids?: string[]; 'uuid-file'?: string }>> {
+  return {
+    command: 'rm [uuids..]',
+    describe: 'remove pods (any state but running)',
+    builder: (y: Argv<GlobalArgs>) => y.options(uuidFileOption) as unknown as Argv<Args<{ uuids?: string[]; 'uuid-file'?: string }>>,
+    handler: (a) => {
+      requireRoot('rm');
+      const uuids = a['uuid-file'] ? [uuidArg(a)] : (a.uuids ?? []).map(String);
+      if (!uuids.length) throw new TspodError(ErrorCode.BadInput, 'UUID cannot be empty', { hint: 'give pod UUIDs or --uuid-file' });
+      for (const u of uuids) {
+        try {
+          removePod(podsRoot(a.dir), u, a.debug, stdio);
+        } catch (e) {
+          process.stderr.write(`tspod: ${e instanceof TspodError ? e.line : String(e)}\n`);
+          setExit(254);
+        }
+      }
+    },
+  };
+}
+
+const stdio = {
+  out: (l: string) => process.stdout.write(`${l}\n`),
+  err: (l: string) => process.stderr.write(`tspod: ${l}\n`),
+};
+
+type GcArgs = Args<{ 'grace-period': string; 'expire-prepared': string; 'mark-only': boolean }>;
+
+function gcCommand(): CommandModule<GlobalArgs, GcArgs> {
+  return {
+    command: 'gc',
+    describe: 'garbage-collect exited and aborted pods',
+    builder: (y: Argv<GlobalArgs>) =>
+      y.options({
+        'grace-period': { type: 'string', default: '30m', describe: 'keep exited pods this long after they were marked' },
+        'expire-prepared': { type: 'string', default: '24h', describe: 'remove prepared pods older than this' },
+        'mark-only': { type: 'boolean', default: false, describe: 'only move pods to garbage; delete nothing' },
+      }) as unknown as Argv<GcArgs>,
+    handler: (a) => {
+      requireRoot('gc');
+      gcPods(
+        podsRoot(a.dir),
+        {
+          gracePeriodMs: parseDuration(a['grace-period'], 'grace-period'),
+          expirePreparedMs: parseDuration(a['expire-prepared'], 'expire-prepared'),
+          markOnly: a['mark-only'],
+          debug: a.debug,
+        },
+        stdio,
+      );
+    },
+  };
+}
+
+type ExportArgs = Args<{ uuid: string; output: string; app?: string; overwrite: boolean }>;
+
+function exportCommand(): CommandModule<GlobalArgs, ExportArgs> {
+  return {
+    command: 'export <uuid> <output>',
+    describe: "write an exited pod's app as an ACI",
+    builder: (y: Argv<GlobalArgs>) =>
+      y.options({ app: { type: 'string' }, overwrite: { type: 'boolean', default: false } }) as unknown as Argv<ExportArgs>,
+    handler: async (a) => {
+      await withStore(a.dir, (store) => exportPod(store, podsRoot(a.dir), String(a.uuid), a.app, String(a.output), a.overwrite));
+    },
+  };
+}
+
+export function podCommands(setExit: SetExit): CommandModule[] {
+  return [
+    runPreparedCommand(),
+    enterCommand(),
+    stopCommand(setExit),
+    statusCommand(),
+    listCommand(),
+    catManifestCommand(),
+    rmCommand(setExit),
+    gcCommand(),
+    exportCommand(),
+  ] as unknown as CommandModule[];
+}

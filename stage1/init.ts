@@ -1,0 +1,109 @@
+// stage1 /init: run by stage0 with CWD = the pod directory, the pod lock as
+// TSPOD_LOCK_FD, and `[--debug] --net=… [--interactive] [--hostname=…] UUID`.
+// It reads the pod, writes each app's environment and restrictions (for enter)
+// and the helper's plan, then execs the helper, which holds the lock for the
+// pod's whole life. No Node process stays.
+import fs from 'node:fs';
+import path from 'node:path';
+import { execve } from '../native/libc.js';
+import { POD_FILES, type PodManifest, type RuntimeConfig } from './contract/pod.js';
+import { appPlans, buildPlan, readJson, type AppPlan } from './pod-setup.js';
+import { helperPath } from './sea.js';
+
+export interface InitArgs {
+  debug: boolean;
+  net: string;
+  interactive: boolean;
+  hostname?: string;
+  uuid: string;
+}
+
+export function parseInitArgs(argv: string[]): InitArgs {
+  const out: Partial<InitArgs> = { debug: false, interactive: false, net: 'host' };
+  const positional: string[] = [];
+  for (const a of argv) {
+    if (a === '--debug') out.debug = true;
+    else if (a === '--interactive') out.interactive = true;
+    else if (a.startsWith('--net=')) out.net = a.slice(6);
+    else if (a.startsWith('--hostname=')) out.hostname = a.slice(11);
+    else if (a.startsWith('--')) throw new Error(`unknown flag ${a}`);
+    else positional.push(a);
+  }
+  if (positional.length !== 1) throw new Error('usage: init [--debug] [--net=host|none] [--interactive] [--hostname=NAME] UUID');
+  return { ...(out as InitArgs), uuid: positional[0] };
+}
+
+/** Networks this stage1 knows; the private default network comes later, so `default` means host for now. */
+export function normaliseNet(net: string): 'host' | 'none' {
+  if (net === 'host' || net === 'default' || net === '') return 'host';
+  if (net === 'none') return 'none';
+  throw new Error(`--net=${net}: this stage1 supports only host and none`);
+}
+
+function writeAtomically(file: string, data: string): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.tmp`;
+  fs.writeFileSync(tmp, data);
+  fs.renameSync(tmp, file);
+}
+
+function prepareDirectories(podDir: string, manifest: PodManifest, apps: AppPlan[], copied: (a: string) => string | undefined): void {
+  for (const d of ['status', 'apps-pid', 'env', 'security']) fs.mkdirSync(path.join(podDir, d), { recursive: true, mode: 0o750 });
+  for (const a of apps) {
+    if (copied(a.name)) continue;
+    const ov = path.join(podDir, POD_FILES.overlay(a.name));
+    fs.mkdirSync(path.join(ov, 'upper'), { recursive: true, mode: 0o755 });
+    fs.mkdirSync(path.join(ov, 'work'), { recursive: true, mode: 0o700 });
+  }
+  for (const v of manifest.volumes ?? []) {
+    if (v.kind !== 'empty') continue;
+    const dir = path.join(podDir, POD_FILES.sharedVolume(v.name));
+    fs.mkdirSync(dir, { recursive: true });
+    fs.chmodSync(dir, parseInt(v.mode ?? '0755', 8));
+    fs.chownSync(dir, v.uid ?? 0, v.gid ?? 0);
+  }
+}
+
+/** The terminal behind stdin, for /dev/console of an interactive pod. */
+function stdinTerminal(): string | undefined {
+  try {
+    const t = fs.readlinkSync('/proc/self/fd/0');
+    return t.startsWith('/dev/pts/') || t.startsWith('/dev/tty') ? t : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const args = parseInitArgs(argv);
+  const podDir = process.cwd();
+  const lockFd = Number(process.env.TSPOD_LOCK_FD);
+  if (!Number.isInteger(lockFd)) throw new Error('TSPOD_LOCK_FD is not set: stage1 /init must be started by tspod');
+  const manifest = readJson<PodManifest>(path.join(podDir, POD_FILES.manifest));
+  const runtime: RuntimeConfig = {
+    uuid: args.uuid,
+    net: normaliseNet(args.net),
+    hostname: args.hostname ?? `tspod-${args.uuid}`,
+    interactive: args.interactive,
+    debug: args.debug,
+  };
+  if (runtime.interactive && manifest.apps.length !== 1) throw new Error('--interactive needs a pod with exactly one app');
+  const copied = (app: string) => {
+    const dir = path.join(podDir, 'apps', app, 'rootfs');
+    return fs.existsSync(dir) ? dir : undefined;
+  };
+  const ctx = { podDir, uuid: args.uuid, manifest, runtime, copiedRootfs: copied, console: runtime.interactive ? stdinTerminal() : undefined };
+  const apps = appPlans(ctx);
+  prepareDirectories(podDir, manifest, apps, copied);
+  for (const a of apps) {
+    writeAtomically(path.join(podDir, POD_FILES.appEnv(a.name)), a.env.map((e) => `${e.name}=${e.value}\n`).join(''));
+    writeAtomically(path.join(podDir, POD_FILES.appSecurity(a.name)), JSON.stringify(a.security));
+  }
+  writeAtomically(path.join(podDir, POD_FILES.runtimeConfig), JSON.stringify(runtime));
+  const planFile = path.join(podDir, POD_FILES.plan);
+  writeAtomically(planFile, buildPlan(ctx, apps, runtime.interactive));
+  const helper = helperPath();
+  const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', TSPOD_LOCK_FD: String(lockFd) };
+  if (args.debug) env.TSPOD_DEBUG = '1';
+  return execve(helper, ['tspod-helper', 'run', planFile], env, [lockFd]);
+}

@@ -1,0 +1,30 @@
+// Writing the helper's plan (native/helper/PLAN.md): one directive per line,
+// fields separated by spaces, each field percent-encoded.
+
+/** Percent-encodes bytes outside `!`..`~` and `%` itself; an empty field is `-E-`. */
+export function encodeField(s: string): string {
+  if (s === '') return '-E-';
+  let out = '';
+  for (const byte of Buffer.from(s, 'utf8')) {
+    out += byte > 0x20 && byte < 0x7f && byte !== 0x25 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+export class PlanWriter {
+  private readonly lines: string[] = [];
+
+  directive(keyword: string, ...fields: Array<string | number>): this {
+    this.lines.push([keyword, ...fields.map((f) => encodeField(String(f)))].join(' '));
+    return this;
+  }
+
+  comment(text: string): this {
+    this.lines.push(`# ${text.replace(/\n/g, ' ')}`);
+    return this;
+  }
+
+  text(): string {
+    return `${this.lines.join('\n')}\n`;
+  }
+}

@@ -1,0 +1,220 @@
+// What stage1 /init decides about a pod: each app's environment, credentials and
+// mounts, turned into the helper's plan. Pure functions of the pod directory's
+// contents and the run-time flags; init.ts does the writing and the exec.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { AppcApp, AppcImageManifest, NameValue } from './contract/appc.js';
+import { POD_FILES, type AppSecurity, type PodApp, type PodManifest, type PodVolume, type RuntimeConfig } from './contract/pod.js';
+import { PlanWriter } from './plan.js';
+
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** appc's default capability bounding set (the 14 capabilities of spec/ace.md). */
+export const DEFAULT_CAPABILITIES = [
+  0 /* CHOWN */, 1 /* DAC_OVERRIDE */, 3 /* FOWNER */, 4 /* FSETID */, 5 /* KILL */, 6 /* SETGID */, 7 /* SETUID */,
+  8 /* SETPCAP */, 10 /* NET_BIND_SERVICE */, 13 /* NET_RAW */, 18 /* SYS_CHROOT */, 27 /* MKNOD */, 29 /* AUDIT_WRITE */,
+  31 /* SETFCAP */,
+];
+
+export function capabilityMask(caps: number[]): string {
+  return caps.reduce((m, c) => m | (1n << BigInt(c)), 0n).toString(16);
+}
+
+const DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
+
+export interface AppPlan {
+  name: string;
+  app: AppcApp;
+  image: AppcImageManifest;
+  layers: string[];
+  env: NameValue[];
+  security: AppSecurity;
+  readOnlyRootFS: boolean;
+  mounts: Array<{ volume: PodVolume; target: string }>;
+}
+
+export interface PodContext {
+  podDir: string;
+  uuid: string;
+  manifest: PodManifest;
+  runtime: RuntimeConfig;
+  /** Apps prepared with --no-overlay have a copied rootfs at apps/<name>/rootfs. */
+  copiedRootfs: (app: string) => string | undefined;
+  /** The terminal to use as /dev/console for --interactive, if stdin is one. */
+  console?: string;
+}
+
+export function readJson<T>(file: string): T {
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
+}
+
+/** The environment an app runs with: the pod manifest's merged one, then defaults. */
+export function appEnvironment(name: string, app: AppcApp): NameValue[] {
+  const env = new Map<string, string>();
+  for (const e of app.environment ?? []) env.set(e.name, e.value);
+  const defaults: Record<string, string> = { PATH: DEFAULT_PATH, HOME: '/root', USER: 'root', LOGNAME: 'root', SHELL: '/bin/sh' };
+  for (const [k, v] of Object.entries(defaults)) if (!env.has(k)) env.set(k, v);
+  env.set('AC_APP_NAME', name);
+  env.set('container', 'tspod');
+  return [...env].map(([n, value]) => ({ name: n, value }));
+}
+
+/** rkt's user/group strings → the helper's: numbers, name:NAME, path:PATH. */
+export function credential(s: string): string {
+  if (/^\d+$/.test(s)) return s;
+  if (s.startsWith('/')) return `path:${s}`;
+  return `name:${s}`;
+}
+
+export function appPlans(ctx: PodContext): AppPlan[] {
+  const volumes = new Map((ctx.manifest.volumes ?? []).map((v) => [v.name, v]));
+  return ctx.manifest.apps.map((pa: PodApp) => {
+    const image = readJson<AppcImageManifest>(path.join(ctx.podDir, POD_FILES.appManifest(pa.name)));
+    const layers = readJson<string[]>(path.join(ctx.podDir, POD_FILES.appLayers(pa.name)));
+    const app = pa.app ?? image.app ?? { user: '0', group: '0' };
+    const mounts = (pa.mounts ?? []).map((m) => {
+      const volume = volumes.get(m.volume);
+      if (!volume) throw new Error(`app ${pa.name}: volume ${m.volume} is not in the pod manifest`);
+      return { volume, target: m.path };
+    });
+    return {
+      name: pa.name,
+      app,
+      image,
+      layers,
+      env: appEnvironment(pa.name, app),
+      readOnlyRootFS: Boolean(pa.readOnlyRootFS),
+      mounts,
+      security: {
+        user: credential(app.user || '0'),
+        group: credential(app.group || '0'),
+        supplementaryGids: app.supplementaryGIDs ?? [],
+        capabilities: capabilityMask(DEFAULT_CAPABILITIES),
+        noNewPrivileges: app.isolators?.some((i) => i.name === 'os/linux/no-new-privileges' && i.value === true) ?? false,
+        cwd: app.workingDirectory || '/',
+      },
+    };
+  });
+}
+
+/** Does the image (its layers, top first) have this path? Whiteouts hide lower layers. */
+export function imageHas(layers: string[], rel: string): boolean {
+  for (const layer of [...layers].reverse()) {
+    try {
+      const st = fs.lstatSync(path.join(layer, rel));
+      return !(st.isCharacterDevice() && st.rdev === 0);
+    } catch {
+      /* not in this layer */
+    }
+  }
+  return false;
+}
+
+export function hostsFallback(hostname: string): string {
+  return `127.0.0.1 localhost localhost.domain localhost4 localhost4.localdomain4 ${hostname}\n::1 localhost localhost.domain localhost6 localhost6.localdomain6 ${hostname}\n`;
+}
+
+/** Builds the plan for the whole pod. */
+export function buildPlan(ctx: PodContext, apps: AppPlan[], stdinInherit: boolean): string {
+  const pod = ctx.podDir;
+  const root = path.join(pod, POD_FILES.stage1Rootfs);
+  const p = new PlanWriter();
+  p.directive('version', 1);
+  p.directive('uuid', ctx.uuid);
+  p.directive('hostname', ctx.runtime.hostname);
+  p.directive('namespaces', ['mnt', 'pid', 'uts', 'ipc', ...(ctx.runtime.net === 'none' ? ['net'] : [])].join(','));
+  p.directive('status-dir', path.join(pod, 'status'));
+  p.directive('pid-file', path.join(pod, POD_FILES.pid));
+  p.directive('apps-pid-dir', path.join(pod, 'apps-pid'));
+  p.directive('root', root);
+  p.directive('stdin', stdinInherit ? 'inherit' : 'null');
+
+  p.directive('mkdir', root, '0755');
+  p.directive('mount', 'tmpfs', root, 'tmpfs', 'nosuid,nodev', 'mode=0755');
+  for (const a of apps) {
+    const appRoot = path.join(root, 'opt/stage2', a.name, 'rootfs');
+    p.comment(`app ${a.name}`);
+    p.directive('mkdir', appRoot, '0755');
+    const copied = ctx.copiedRootfs(a.name);
+    if (copied) {
+      p.directive('mount', copied, appRoot, '-', 'bind', '-');
+    } else {
+      const ov = path.join(pod, POD_FILES.overlay(a.name));
+      const lower = [...a.layers].reverse().join(':');
+      p.directive('mount', 'overlay', appRoot, 'overlay', '-', `lowerdir=${lower},upperdir=${ov}/upper,workdir=${ov}/work`);
+    }
+    const at = (rel: string) => path.join(appRoot, rel);
+    // Volumes first: the kernel file systems below must stay on top of them.
+    for (const m of a.mounts) {
+      const source = m.volume.kind === 'host' ? m.volume.source! : path.join(pod, POD_FILES.sharedVolume(m.volume.name));
+      const target = at(m.target);
+      let isDir = true;
+      try {
+        isDir = fs.statSync(source).isDirectory();
+      } catch {
+        /* the helper reports a missing source */
+      }
+      if (isDir) p.directive('mkdir', target, '0755');
+      else p.directive('touch', target, '0644');
+      const recursive = m.volume.kind === 'host' ? m.volume.recursive !== false : false;
+      p.directive('mount', source, target, '-', recursive ? 'bind,rec' : 'bind', '-');
+      if (m.volume.readOnly) p.directive('mount', '-', target, '-', `remount,bind,rdonly${recursive ? ',rec' : ''}`, '-');
+    }
+    p.directive('mkdir', at('proc'), '0555');
+    p.directive('mount', 'proc', at('proc'), 'proc', 'nosuid,nodev,noexec', '-');
+    if (!a.mounts.some((m) => m.target === '/sys' || m.target.startsWith('/sys/'))) {
+      p.directive('mkdir', at('sys'), '0555');
+      p.directive('mount', 'sysfs', at('sys'), 'sysfs', 'rdonly,nosuid,nodev,noexec', '-');
+    }
+    p.directive('mkdir', at('dev'), '0755');
+    p.directive('mount', 'tmpfs', at('dev'), 'tmpfs', 'nosuid,strictatime', 'mode=0755,size=65536k');
+    for (const d of DEVICES) {
+      p.directive('touch', at(`dev/${d}`), '0666');
+      p.directive('mount', `/dev/${d}`, at(`dev/${d}`), '-', 'bind', '-');
+    }
+    p.directive('touch', at('dev/console'), '0600');
+    p.directive('mount', ctx.console ?? '/dev/null', at('dev/console'), '-', 'bind', '-');
+    p.directive('mkdir', at('dev/pts'), '0755');
+    p.directive('mount', 'devpts', at('dev/pts'), 'devpts', 'nosuid,noexec', 'newinstance,ptmxmode=0666,mode=0620');
+    p.directive('symlink', 'pts/ptmx', at('dev/ptmx'));
+    p.directive('mkdir', at('dev/shm'), '1777');
+    p.directive('mount', 'shm', at('dev/shm'), 'tmpfs', 'nosuid,nodev,noexec', 'mode=1777,size=65536k');
+    p.directive('symlink', '/proc/self/fd', at('dev/fd'));
+    p.directive('symlink', '/proc/self/fd/0', at('dev/stdin'));
+    p.directive('symlink', '/proc/self/fd/1', at('dev/stdout'));
+    p.directive('symlink', '/proc/self/fd/2', at('dev/stderr'));
+    // /etc plumbing (RKT-REFERENCE.md 1.7): hostname, hosts fallback, mtab.
+    const hasEtc = copied ? fs.existsSync(path.join(copied, 'etc')) : imageHas(a.layers, 'etc');
+    const has = (rel: string) => (copied ? fs.existsSync(path.join(copied, rel)) : imageHas(a.layers, rel));
+    p.directive('mkdir', at('etc'), '0755');
+    p.directive('touch', at('etc/hostname'), '0644');
+    p.directive('mount', at('proc/sys/kernel/hostname'), at('etc/hostname'), '-', 'bind', '-');
+    if (!has('etc/hosts') && !a.mounts.some((m) => m.target === '/etc/hosts')) {
+      p.directive('write', at('etc/hosts'), '0644', hostsFallback(ctx.runtime.hostname));
+    }
+    if (hasEtc && !has('etc/mtab')) p.directive('symlink', '../proc/self/mounts', at('etc/mtab'));
+    if (a.readOnlyRootFS) p.directive('mount', '-', appRoot, '-', 'remount,bind,rdonly', '-');
+  }
+
+  for (const a of apps) {
+    p.directive('app', a.name);
+    p.directive('app-root', path.join('/opt/stage2', a.name, 'rootfs'));
+    p.directive('app-exec', ...(a.app.exec ?? []));
+    for (const e of a.env) p.directive('app-env', `${e.name}=${e.value}`);
+    p.directive('app-cwd', a.security.cwd);
+    p.directive('app-user', a.security.user);
+    p.directive('app-group', a.security.group);
+    p.directive('app-supplementary-gids', a.security.supplementaryGids.length ? a.security.supplementaryGids.join(',') : '-');
+    for (const h of a.app.eventHandlers ?? []) {
+      if (h.name === 'pre-start') p.directive('app-pre-start', ...h.exec);
+    }
+    for (const h of a.app.eventHandlers ?? []) {
+      if (h.name === 'post-stop') p.directive('app-post-stop', ...h.exec);
+    }
+    p.directive('app-readonly-root', a.readOnlyRootFS ? 1 : 0);
+    p.directive('app-no-new-privileges', a.security.noNewPrivileges ? 1 : 0);
+    p.directive('app-capabilities', a.security.capabilities ?? '-');
+    p.directive('end-app');
+  }
+  return p.text();
+}
