@@ -8,7 +8,7 @@ DEB_PACKAGES := docker-registry skopeo umoci busybox-static musl-tools zstd xz-u
                 iproute2 util-linux systemd podman runc
 TS_SOURCES := $(shell find cmd stage0 stage1 store native test -name '*.ts' 2>/dev/null)
 
-.PHONY: all deps build test unit bench demo clean typecheck
+.PHONY: all deps build test unit bench demo clean typecheck stage1
 
 all: deps build
 
@@ -30,7 +30,7 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-build: bin/tspod build/.tsc
+build: bin/tspod build/.tsc bin/stage1.aci
 
 # The CLI: one bundled ES module (fast start), koffi loaded from node_modules.
 bin/tspod: node_modules/.installed $(TS_SOURCES)
@@ -40,6 +40,56 @@ bin/tspod: node_modules/.installed $(TS_SOURCES)
 	  --banner:js="#!/usr/bin/env node"$$'\n'"import { createRequire as __tspodCreateRequire } from 'node:module'; const require = __tspodCreateRequire(import.meta.url);"
 	chmod +x bin/tspod.mjs
 	ln -sf tspod.mjs bin/tspod
+
+# ---- The stage1 image: bin/stage1.aci (see stage1/build/assemble.ts) ----
+# stage1/main.ts → one CJS bundle → a Node SEA (a stripped copy of this node with
+# the blob injected by postject); the static launcher native/launcher/launcher.c
+# becomes /init, /enter and /gc; the rootfs also gets bin/tspod-helper, koffi.node,
+# and the glibc loader and libraries the SEA needs.
+STAGE1_DIR := build/stage1-image
+STAGE1_TS := $(shell find stage1 native -name '*.ts' -not -path 'stage1/build/*' 2>/dev/null)
+STAGE1_NODE := $(realpath $(shell command -v node))
+STAGE1_KOFFI := node_modules/@koromix/koffi-linux-x64/linux_x64/koffi.node
+STAGE1_FUSE := NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2
+LAUNCHER_CC := $(if $(shell command -v musl-gcc),musl-gcc,gcc)
+
+stage1: bin/stage1.aci
+
+# The bundle is replaced only when its content changes, so that editing a
+# module the bundle does not include does not rebuild the SEA.
+$(STAGE1_DIR)/main.cjs: $(STAGE1_DIR)/.bundle ;
+$(STAGE1_DIR)/.bundle: $(STAGE1_TS) | node_modules/.installed
+	@mkdir -p $(STAGE1_DIR)
+	node_modules/.bin/esbuild stage1/main.ts --bundle --platform=node --target=node20 --format=cjs \
+	  --external:koffi --define:import.meta.url=__tspodImportMetaUrl \
+	  --banner:js='var __tspodImportMetaUrl = require("node:url").pathToFileURL(__filename).href;' \
+	  --outfile=$(STAGE1_DIR)/main.cjs.new --log-level=warning
+	@if cmp -s $(STAGE1_DIR)/main.cjs.new $(STAGE1_DIR)/main.cjs; then rm $(STAGE1_DIR)/main.cjs.new; \
+	  else mv $(STAGE1_DIR)/main.cjs.new $(STAGE1_DIR)/main.cjs; fi
+	@touch $@
+
+$(STAGE1_DIR)/tspod-stage1: $(STAGE1_DIR)/main.cjs stage1/build/sea-config.json $(STAGE1_NODE) | node_modules/.installed
+	$(STAGE1_NODE) --experimental-sea-config stage1/build/sea-config.json
+	cp $(STAGE1_NODE) $@.tmp && chmod 755 $@.tmp && strip $@.tmp
+	@set -o pipefail; node_modules/.bin/postject $@.tmp NODE_SEA_BLOB $(STAGE1_DIR)/sea-prep.blob \
+	  --sentinel-fuse $(STAGE1_FUSE) 2>&1 | { grep -v -e "Can't find string offset" -e 'Start injection' -e 'Injection done' || true; }
+	mv $@.tmp $@
+
+$(STAGE1_DIR)/launcher: native/launcher/launcher.c
+	@mkdir -p $(STAGE1_DIR)
+	$(LAUNCHER_CC) -static -Os -Wall -Wextra -Werror -o $@.tmp $< && strip $@.tmp && mv $@.tmp $@
+
+# Built by the helper's own rule; this empty rule only lets the image be
+# assembled (with a placeholder helper) while that rule does not exist.
+bin/tspod-helper:
+
+bin/stage1.aci: $(STAGE1_DIR)/tspod-stage1 $(STAGE1_DIR)/launcher bin/tspod-helper $(STAGE1_KOFFI) \
+                stage1/build/assemble.ts stage1/contract/appc.ts stage1/contract/pod.ts package.json
+	node_modules/.bin/esbuild stage1/build/assemble.ts --bundle --platform=node --target=node20 --format=esm \
+	  --outfile=$(STAGE1_DIR)/assemble.mjs --log-level=warning
+	node $(STAGE1_DIR)/assemble.mjs --sea=$(STAGE1_DIR)/tspod-stage1 --launcher=$(STAGE1_DIR)/launcher \
+	  --helper=bin/tspod-helper --koffi=$(STAGE1_KOFFI) --work=$(STAGE1_DIR) --out=$@ \
+	  --version=$$(node -p 'require("./package.json").version')
 
 # Type-checked JS of every module, for the tests.
 build/.tsc: node_modules/.installed $(TS_SOURCES) tsconfig.json
