@@ -5,7 +5,7 @@ SHELL := /bin/bash
 # Debian packages the build and the tests need. Installed only when missing,
 # only as root. docker-registry's own service is kept from starting (policy-rc.d).
 DEB_PACKAGES := docker-registry skopeo umoci busybox-static musl-tools zstd xz-utils bzip2 \
-                iproute2 util-linux systemd podman runc
+                iproute2 util-linux systemd podman runc apache2-utils openssl
 TS_SOURCES := $(shell find cmd stage0 stage1 store native test -name '*.ts' 2>/dev/null)
 
 .PHONY: all deps build test unit bench demo clean typecheck stage1
@@ -14,7 +14,7 @@ all: deps build
 
 deps: .deps/apt node_modules/.installed
 
-.deps/apt:
+.deps/apt: Makefile
 	@mkdir -p .deps
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -99,13 +99,18 @@ build/.tsc: node_modules/.installed $(TS_SOURCES) tsconfig.json
 typecheck: node_modules/.installed
 	node_modules/.bin/tsc -p tsconfig.json --noEmit
 
-test: all
+# Test fixtures: images built by umoci/skopeo from busybox-static (fixtures/build.sh).
+.PHONY: fixtures
+fixtures: deps
+	bash fixtures/build.sh
+
+test: all fixtures
 	node test/run.mjs
 
 bench: all
 	node build/test/bench/bench.js
 
-demo: all
+demo: all fixtures
 	bash fixtures/demo.sh
 
 clean:

@@ -1,0 +1,147 @@
+// Leak detection for the test suite. test/run.mjs takes a snapshot before the
+// tests and compares after them: mounts under the run's scratch root or
+// /tmp/tspod-test*, processes that still run from there, new named network
+// namespaces, new network links, new tspod cgroups, new /tmp/tspod-test*
+// entries. Harness teardowns that had to clean up after a test record a leak
+// file too, so a test that leaks fails the suite even though the mess is gone.
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { TMP_TEST_PREFIX } from './paths.js';
+import {
+  killPids,
+  listCgroups,
+  listLinks,
+  listNetns,
+  listTmpPrefixed,
+  mountsUnder,
+  processesReferencing,
+  unmountAll,
+  type PathPattern,
+} from './sys.js';
+
+export type LeakKind = 'mount' | 'process' | 'netns' | 'link' | 'cgroup' | 'tmp' | 'recorded';
+
+export interface Leak {
+  kind: LeakKind;
+  detail: string;
+  /** What cleanup needs: a pid, a mount point, a netns name, a path. */
+  target?: string | number;
+}
+
+export interface Snapshot {
+  /** Path patterns watched (the run's scratch root and /tmp/tspod-test*). */
+  patterns: PathPattern[];
+  mounts: string[];
+  pids: number[];
+  netns: string[];
+  links: string[];
+  cgroups: string[];
+  tmp: string[];
+  /** Where harness teardowns record leaks for this run. */
+  leakDir?: string;
+}
+
+const CGROUP_RE = /tspod/i;
+
+/** What exists now; `root` is the run's scratch root (TSPOD_TEST_ROOT). */
+export function takeSnapshot(root: string): Snapshot {
+  const patterns = [root, `${TMP_TEST_PREFIX}*`];
+  return {
+    patterns,
+    mounts: mountsUnder(patterns).map((m) => m.mountPoint),
+    pids: processesReferencing(patterns).map((p) => p.pid),
+    netns: listNetns(),
+    links: listLinks(),
+    cgroups: listCgroups(CGROUP_RE),
+    tmp: listTmpPrefixed(TMP_TEST_PREFIX),
+    leakDir: path.join(root, 'leaks'),
+  };
+}
+
+/** Everything that appeared since `before` and is still there. */
+export function findLeaks(before: Snapshot): Leak[] {
+  const leaks: Leak[] = [];
+  const had = <T>(xs: T[]): Set<T> => new Set(xs);
+  const oldMounts = had(before.mounts);
+  for (const m of mountsUnder(before.patterns)) {
+    if (!oldMounts.has(m.mountPoint)) leaks.push({ kind: 'mount', detail: `${m.mountPoint} (${m.fsType} from ${m.source})`, target: m.mountPoint });
+  }
+  for (const p of processesReferencing(before.patterns, had(before.pids))) {
+    leaks.push({ kind: 'process', detail: `pid ${p.pid} (${p.why}): ${p.cmdline.slice(0, 300)}`, target: p.pid });
+  }
+  const oldNetns = had(before.netns);
+  for (const n of listNetns()) if (!oldNetns.has(n)) leaks.push({ kind: 'netns', detail: `network namespace ${n}`, target: n });
+  const oldLinks = had(before.links);
+  for (const l of listLinks()) if (!oldLinks.has(l)) leaks.push({ kind: 'link', detail: `network interface ${l}`, target: l });
+  const oldCg = had(before.cgroups);
+  for (const c of listCgroups(CGROUP_RE)) if (!oldCg.has(c)) leaks.push({ kind: 'cgroup', detail: `cgroup ${c}`, target: c });
+  const oldTmp = had(before.tmp);
+  for (const t of listTmpPrefixed(TMP_TEST_PREFIX)) if (!oldTmp.has(t)) leaks.push({ kind: 'tmp', detail: `${t} was left behind`, target: t });
+  if (before.leakDir) leaks.push(...readRecordedLeaks(before.leakDir));
+  return leaks;
+}
+
+/** Undoes what it safely can: kills leaked processes, unmounts leaked mounts, deletes new netns, removes leftover /tmp dirs. */
+export function cleanupLeaks(leaks: readonly Leak[], before: Snapshot): string[] {
+  const notes: string[] = [];
+  const pids = leaks.filter((l) => l.kind === 'process').map((l) => Number(l.target));
+  if (pids.length) {
+    const left = killPids(pids);
+    notes.push(`killed ${pids.length - left.length} leaked process(es)${left.length ? `; still alive: ${left.join(' ')}` : ''}`);
+  }
+  const mountPoints = leaks.filter((l) => l.kind === 'mount').map((l) => String(l.target));
+  if (mountPoints.length) {
+    const left = unmountAll(mountPoints).filter((m) => !before.mounts.includes(m.mountPoint));
+    notes.push(`unmounted leaked mounts${left.length ? `; still mounted: ${left.map((m) => m.mountPoint).join(' ')}` : ''}`);
+  }
+  for (const l of leaks.filter((x) => x.kind === 'netns')) {
+    const r = spawnSync('ip', ['netns', 'delete', String(l.target)], { stdio: 'ignore' });
+    notes.push(`ip netns delete ${l.target}: ${r.status === 0 ? 'ok' : 'failed'}`);
+  }
+  for (const l of leaks.filter((x) => x.kind === 'tmp')) {
+    const t = String(l.target);
+    if (mountsUnder([t]).length === 0) {
+      fs.rmSync(t, { recursive: true, force: true });
+      notes.push(`removed ${t}`);
+    }
+  }
+  return notes;
+}
+
+let recorded = 0;
+
+/** Called by harness teardowns that found (and cleaned up) something a test left behind. */
+export function recordLeak(kind: LeakKind, detail: string): void {
+  const root = process.env.TSPOD_TEST_ROOT;
+  process.stderr.write(`test harness: LEAK (${kind}): ${detail}\n`);
+  if (!root) return;
+  const dir = path.join(root, 'leaks');
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, `${process.pid}-${++recorded}.json`), JSON.stringify({ kind, detail, pid: process.pid, at: new Date().toISOString() }) + '\n');
+}
+
+/** The leaks recorded by teardowns during the run. */
+export function readRecordedLeaks(leakDir: string): Leak[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(leakDir).sort();
+  } catch {
+    return [];
+  }
+  const out: Leak[] = [];
+  for (const n of names) {
+    try {
+      const j = JSON.parse(fs.readFileSync(path.join(leakDir, n), 'utf8')) as { kind: string; detail: string; pid: number };
+      out.push({ kind: 'recorded', detail: `${j.kind} (cleaned up at teardown, test process ${j.pid}): ${j.detail}` });
+    } catch {
+      out.push({ kind: 'recorded', detail: `unreadable leak record ${n}` });
+    }
+  }
+  return out;
+}
+
+/** One line per leak, for the runner's report. */
+export function formatLeaks(leaks: readonly Leak[]): string {
+  return leaks.map((l) => `  - [${l.kind}] ${l.detail}`).join('\n');
+}

@@ -1,0 +1,214 @@
+// Host inspection for the harness: mounts (/proc/self/mountinfo), processes
+// (/proc/<pid>), network namespaces, links and cgroups; and the blunt tools
+// to undo them (unmount, kill by pid). Synchronous on purpose: exit hooks use it.
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+
+/**
+ * A path pattern: a directory (matches it and everything below it), or, when it
+ * ends in '*', a plain string prefix ('/tmp/tspod-test*').
+ */
+export type PathPattern = string;
+
+export function matchesPath(p: string, patterns: readonly PathPattern[]): boolean {
+  for (const pat of patterns) {
+    if (pat.endsWith('*')) {
+      if (p.startsWith(pat.slice(0, -1))) return true;
+    } else {
+      const dir = pat.replace(/\/+$/, '');
+      if (p === dir || p.startsWith(dir + '/')) return true;
+    }
+  }
+  return false;
+}
+
+function unescapeMountinfo(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+}
+
+export interface MountEntry {
+  id: number;
+  mountPoint: string;
+  fsType: string;
+  source: string;
+}
+
+/** The mounts of this process's mount namespace (the host's, for the tests). */
+export function listMounts(): MountEntry[] {
+  const out: MountEntry[] = [];
+  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    if (!line) continue;
+    const f = line.split(' ');
+    const sep = f.indexOf('-');
+    out.push({
+      id: Number(f[0]),
+      mountPoint: unescapeMountinfo(f[4] ?? ''),
+      fsType: sep > 0 ? (f[sep + 1] ?? '') : '',
+      source: sep > 0 ? unescapeMountinfo(f[sep + 2] ?? '') : '',
+    });
+  }
+  return out;
+}
+
+/** Mount points at or below any of the patterns, deepest first. */
+export function mountsUnder(patterns: readonly PathPattern[]): MountEntry[] {
+  return listMounts()
+    .filter((m) => matchesPath(m.mountPoint, patterns))
+    .sort((a, b) => b.mountPoint.length - a.mountPoint.length || b.id - a.id);
+}
+
+/** Unmounts everything at or below the patterns (lazily if it must). Returns what is still mounted. */
+export function unmountAll(patterns: readonly PathPattern[]): MountEntry[] {
+  for (let round = 0; round < 8; round++) {
+    const left = mountsUnder(patterns);
+    if (left.length === 0) return [];
+    for (const m of left) {
+      const r = spawnSync('umount', [m.mountPoint], { stdio: 'ignore' });
+      if (r.status !== 0) spawnSync('umount', ['-l', m.mountPoint], { stdio: 'ignore' });
+    }
+  }
+  return mountsUnder(patterns);
+}
+
+export interface ProcessRef {
+  pid: number;
+  cmdline: string;
+  /** What ties it to the patterns: 'cmdline', 'cwd', 'root' or 'exe'. */
+  why: string;
+}
+
+function readlinkOr(p: string): string | undefined {
+  try {
+    return fs.readlinkSync(p);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every process whose command line names, or whose cwd, root or executable lies under, one of the patterns. */
+export function processesReferencing(patterns: readonly PathPattern[], exclude: ReadonlySet<number> = new Set()): ProcessRef[] {
+  const out: ProcessRef[] = [];
+  const needles = patterns.map((p) => (p.endsWith('*') ? p.slice(0, -1) : p.replace(/\/+$/, '')));
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const pid = Number(name);
+    if (pid === process.pid || exclude.has(pid)) continue;
+    let argv: string[];
+    try {
+      argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    } catch {
+      continue;
+    }
+    if (argv.length === 0) continue; // kernel threads and zombies
+    let why = '';
+    if (argv.some((a) => needles.some((n) => a.includes(n)))) why = 'cmdline';
+    else {
+      for (const link of ['cwd', 'root', 'exe']) {
+        const target = readlinkOr(`/proc/${pid}/${link}`);
+        if (target && target !== '/' && matchesPath(target.replace(/ \(deleted\)$/, ''), patterns)) {
+          why = link;
+          break;
+        }
+      }
+    }
+    if (why) out.push({ pid, cmdline: argv.join(' '), why });
+  }
+  return out;
+}
+
+function alive(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
+
+/** SIGKILLs the given pids and waits (up to timeoutMs) until they are gone. Returns the ones still alive. */
+export function killPids(pids: readonly number[], timeoutMs = 5000): number[] {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  const deadline = Date.now() + timeoutMs;
+  let left = pids.filter(alive);
+  while (left.length > 0 && Date.now() < deadline) {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    left = left.filter(alive);
+  }
+  return left;
+}
+
+/** Names of the named network namespaces (/run/netns, what `ip netns list` shows). */
+export function listNetns(): string[] {
+  try {
+    return fs.readdirSync('/run/netns').sort();
+  } catch {
+    return [];
+  }
+}
+
+/** Names of the host's network interfaces. */
+export function listLinks(): string[] {
+  try {
+    return fs.readdirSync('/sys/class/net').sort();
+  } catch {
+    return [];
+  }
+}
+
+/** cgroup directories (up to `depth` levels below /sys/fs/cgroup) whose name matches `re`. */
+export function listCgroups(re: RegExp, depth = 4): string[] {
+  const out: string[] = [];
+  const walk = (dir: string, d: number): void => {
+    let ents: fs.Dirent[];
+    try {
+      ents = fs.readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of ents) {
+      if (!e.isDirectory()) continue;
+      const p = path.join(dir, e.name);
+      if (re.test(e.name)) out.push(p);
+      else if (d > 1) walk(p, d - 1);
+    }
+  };
+  walk('/sys/fs/cgroup', depth);
+  return out.sort();
+}
+
+/** Entries of /tmp whose path starts with the given prefix. */
+export function listTmpPrefixed(prefix: string): string[] {
+  const dir = path.dirname(prefix);
+  const base = path.basename(prefix);
+  try {
+    return fs
+      .readdirSync(dir)
+      .filter((n) => n.startsWith(base))
+      .map((n) => path.join(dir, n))
+      .sort();
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Removes a directory tree that tests made, but never across a mount point:
+ * it unmounts what is below first and refuses if that fails (a recursive
+ * delete through a bind mount would delete the host's files).
+ */
+export function removeTreeSafely(dir: string): void {
+  if (!fs.existsSync(dir)) return;
+  const left = unmountAll([dir]);
+  if (left.length > 0) {
+    throw new Error(`not removing ${dir}: still mounted below it: ${left.map((m) => m.mountPoint).join(', ')}`);
+  }
+  fs.rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+}
