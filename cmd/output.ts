@@ -97,38 +97,7 @@ export function printJson(value: unknown, format: OutputFormat): void {
   process.stdout.write(`${format === 'json-pretty' ? JSON.stringify(value, null, '\t') : JSON.stringify(value)}\n`);
 }
 
-/** Parses Go-style durations: "30m", "24h", "1h30m", "10s", "500ms", "0". */
-export function parseDuration(s: string, flag: string): number {
-  const text = s.trim();
-  if (text === '0') return 0;
-  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d)/gy;
-  const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60000, h: 3600000, d: 86400000 };
-  let total = 0;
-  let m: RegExpExecArray | null;
-  let consumed = 0;
-  while ((m = re.exec(text))) {
-    total += Number(m[1]) * unit[m[2]];
-    consumed = re.lastIndex;
-  }
-  if (!text || consumed !== text.length) {
-    throw new TspodError(ErrorCode.Usage, `invalid duration ${JSON.stringify(s)} for --${flag}`, {
-      hint: 'use a Go-style duration such as 30m, 24h or 1h30m',
-    });
-  }
-  return total;
-}
-
-/** Go's Duration.String() for whole-second values: 30m0s, 24h0m0s. */
-export function formatDuration(ms: number): string {
-  let s = Math.round(ms / 1000);
-  const h = Math.floor(s / 3600);
-  s -= h * 3600;
-  const m = Math.floor(s / 60);
-  s -= m * 60;
-  if (h) return `${h}h${m}m${s}s`;
-  if (m) return `${m}m${s}s`;
-  return `${s}s`;
-}
+export { parseDuration, formatDuration } from '../stage0/duration.js';
 
 /** How image IDs are shown: rkt shows 12 hex digits in lists and 32 after fetch. */
 export function shortId(id: string, hexDigits: number): string {

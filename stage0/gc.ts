@@ -12,6 +12,7 @@ import { log } from '../native/log.js';
 import { MNT_DETACH, umount2 } from '../native/libc.js';
 import { POD_FILES } from '../stage1/contract/pod.js';
 import type { AppcImageManifest } from '../stage1/contract/appc.js';
+import { formatDuration } from './duration.js';
 import { PodsDir, type Pod } from './pods.js';
 import { stage1Entrypoint, stage1Environment } from './run.js';
 
@@ -58,7 +59,7 @@ export function gcPods(podsRoot: string, opts: GcOptions, io: GcOutput): void {
   for (const uuid of pods.inState('exited-garbage')) {
     const marked = changeTime(pods.podDir('exited-garbage', uuid));
     if (marked !== undefined && now - marked < opts.gracePeriodMs) {
-      io.err(`pod "${uuid}" not removed: still within grace period (${formatGrace(opts.gracePeriodMs)})`);
+      io.err(`pod "${uuid}" not removed: still within grace period (${formatDuration(opts.gracePeriodMs)})`);
       continue;
     }
     sweep(pods, uuid, 'exited-garbage', opts, io);
@@ -186,13 +187,4 @@ function touchCtime(dir: string): void {
   } catch {
     /* gone */
   }
-}
-
-function formatGrace(ms: number): string {
-  let s = Math.round(ms / 1000);
-  const h = Math.floor(s / 3600);
-  s -= h * 3600;
-  const m = Math.floor(s / 60);
-  s -= m * 60;
-  return h ? `${h}h${m}m${s}s` : m ? `${m}m${s}s` : `${s}s`;
 }

@@ -68,6 +68,16 @@ export async function preparePod(
   try {
     writePodFiles(pod.dir, manifest, apps, stage1, layerDirs(store, stage1), spec.runtime);
     await prefillImplicitVolumes(pod.dir, manifest, apps);
+    const overlay = spec.noOverlay ? false : overlaySupport(store.paths.dir);
+    if (typeof overlay === 'string') log().warn(`disabling overlay support: "${overlay}"`);
+    if (overlay !== true) {
+      // Without overlay each app gets a full copy of its image (slower, more disk).
+      for (const a of apps) {
+        const dest = path.join(pod.dir, 'apps', a.podApp.name, 'rootfs');
+        fs.mkdirSync(dest, { recursive: true, mode: 0o755 });
+        await renderLayers(a.layers, dest);
+      }
+    }
     for (const a of apps) store.images.touch(a.image.record.id);
     if (!opts.keepLockedForRun) {
       pod.moveTo('prepared');
@@ -320,6 +330,22 @@ async function prefillImplicitVolumes(podDir: string, manifest: PodManifest, app
     }
   }
   fs.writeFileSync(path.join(podDir, POD_FILES.manifest), JSON.stringify(manifest, null, 2));
+}
+
+// ---- overlay ----
+
+const FS_MAGIC: Record<number, string> = { 0x794c7630: 'overlay', 0x2fc12fc1: 'zfs', 0x61756673: 'aufs' };
+
+/** true, or why overlayfs cannot be used for pods under dataDir. */
+export function overlaySupport(dataDir: string): true | string {
+  try {
+    if (!/\toverlay$/m.test(fs.readFileSync('/proc/filesystems', 'utf8'))) return 'overlay filesystem not supported by the kernel';
+    const type = FS_MAGIC[Number(fs.statfsSync(dataDir).type)];
+    if (type) return `${dataDir} is on ${type}, which cannot hold overlay upper directories`;
+  } catch (e) {
+    return `cannot check overlay support: ${(e as Error).message}`;
+  }
+  return true;
 }
 
 // ---- writing the pod ----
