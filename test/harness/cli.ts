@@ -105,7 +105,7 @@ export function describeResult(r: RunResult): string {
 }
 
 export interface RemoveOptions {
-  /** Run `tspod gc --grace-period=0s` first, as a user cleaning up would (default true). */
+  /** Run `tspod gc --grace-period=0s --expire-prepared=0s` first, as a user cleaning up would (default true). */
   gc?: boolean;
 }
 
@@ -156,7 +156,7 @@ export function makeDataDir(t?: AfterHost, name = 'tspod'): DataDir {
       removed = true;
       unregister();
       if ((ro.gc ?? true) && fs.existsSync(path.join(dir, 'pods'))) {
-        await runTspod(['gc', '--grace-period=0s'], { dir, timeoutMs: 60_000 }).catch(() => undefined);
+        await runTspod(['gc', '--grace-period=0s', '--expire-prepared=0s'], { dir, timeoutMs: 60_000 }).catch(() => undefined);
       }
       teardown();
     },

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { TMP_TEST_PREFIX } from './paths.js';
 import {
+  cgroupHasProcs,
   killPids,
   listCgroups,
   listLinks,
@@ -43,6 +44,7 @@ export interface Snapshot {
 }
 
 const CGROUP_RE = /tspod/i;
+const POD_ID_RE = /[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}/i;
 
 /** What exists now; `root` is the run's scratch root (TSPOD_TEST_ROOT). */
 export function takeSnapshot(root: string): Snapshot {
@@ -74,8 +76,14 @@ export function findLeaks(before: Snapshot): Leak[] {
   for (const n of listNetns()) if (!oldNetns.has(n)) leaks.push({ kind: 'netns', detail: `network namespace ${n}`, target: n });
   const oldLinks = had(before.links);
   for (const l of listLinks()) if (!oldLinks.has(l)) leaks.push({ kind: 'link', detail: `network interface ${l}`, target: l });
+  // A new tspod cgroup is a leak when it has processes or is a pod's own (its
+  // name has a UUID); a shared parent that tspod keeps (tspod.slice) is not.
   const oldCg = had(before.cgroups);
-  for (const c of listCgroups(CGROUP_RE)) if (!oldCg.has(c)) leaks.push({ kind: 'cgroup', detail: `cgroup ${c}`, target: c });
+  for (const c of listCgroups(CGROUP_RE)) {
+    if (oldCg.has(c)) continue;
+    const procs = cgroupHasProcs(c);
+    if (procs || POD_ID_RE.test(path.basename(c))) leaks.push({ kind: 'cgroup', detail: `cgroup ${c}${procs ? ' (with processes)' : ''}`, target: c });
+  }
   const oldTmp = had(before.tmp);
   for (const t of listTmpPrefixed(TMP_TEST_PREFIX)) if (!oldTmp.has(t)) leaks.push({ kind: 'tmp', detail: `${t} was left behind`, target: t });
   if (before.leakDir) leaks.push(...readRecordedLeaks(before.leakDir));
@@ -98,6 +106,18 @@ export function cleanupLeaks(leaks: readonly Leak[], before: Snapshot): string[]
   for (const l of leaks.filter((x) => x.kind === 'netns')) {
     const r = spawnSync('ip', ['netns', 'delete', String(l.target)], { stdio: 'ignore' });
     notes.push(`ip netns delete ${l.target}: ${r.status === 0 ? 'ok' : 'failed'}`);
+  }
+  // cgroups: kill what is in them, then remove them deepest first
+  const cgroups = leaks.filter((l) => l.kind === 'cgroup').map((l) => String(l.target)).sort((a, b) => b.length - a.length);
+  for (const c of cgroups) {
+    try {
+      const pids = fs.readFileSync(path.join(c, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+      if (pids.length) killPids(pids);
+      fs.rmdirSync(c);
+      notes.push(`removed cgroup ${c}`);
+    } catch (err) {
+      notes.push(`could not remove cgroup ${c}: ${(err as Error).message}`);
+    }
   }
   for (const l of leaks.filter((x) => x.kind === 'tmp')) {
     const t = String(l.target);

@@ -74,7 +74,7 @@ export function unmountAll(patterns: readonly PathPattern[]): MountEntry[] {
 export interface ProcessRef {
   pid: number;
   cmdline: string;
-  /** What ties it to the patterns: 'cmdline', 'cwd', 'root' or 'exe'. */
+  /** What ties it to the patterns: 'cmdline', 'cwd', 'root', 'exe', or 'mountns' (its mount namespace has mounts from there). */
   why: string;
 }
 
@@ -90,6 +90,7 @@ function readlinkOr(p: string): string | undefined {
 export function processesReferencing(patterns: readonly PathPattern[], exclude: ReadonlySet<number> = new Set()): ProcessRef[] {
   const out: ProcessRef[] = [];
   const needles = patterns.map((p) => (p.endsWith('*') ? p.slice(0, -1) : p.replace(/\/+$/, '')));
+  const ownMntNs = readlinkOr('/proc/self/ns/mnt');
   for (const name of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     const pid = Number(name);
@@ -109,6 +110,19 @@ export function processesReferencing(patterns: readonly PathPattern[], exclude: 
         if (target && target !== '/' && matchesPath(target.replace(/ \(deleted\)$/, ''), patterns)) {
           why = link;
           break;
+        }
+      }
+    }
+    // A process in its own mount namespace (a pod) after pivot_root: its
+    // mounts still name where they came from (overlay lowerdirs, bind sources).
+    if (!why) {
+      const mntNs = readlinkOr(`/proc/${pid}/ns/mnt`);
+      if (mntNs && ownMntNs && mntNs !== ownMntNs) {
+        try {
+          const mi = fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8');
+          if (needles.some((n) => mi.includes(n))) why = 'mountns';
+        } catch {
+          // gone, or not ours to read
         }
       }
     }
@@ -164,7 +178,7 @@ export function listLinks(): string[] {
 }
 
 /** cgroup directories (up to `depth` levels below /sys/fs/cgroup) whose name matches `re`. */
-export function listCgroups(re: RegExp, depth = 4): string[] {
+export function listCgroups(re: RegExp, depth = 5): string[] {
   const out: string[] = [];
   const walk = (dir: string, d: number): void => {
     let ents: fs.Dirent[];
@@ -177,7 +191,7 @@ export function listCgroups(re: RegExp, depth = 4): string[] {
       if (!e.isDirectory()) continue;
       const p = path.join(dir, e.name);
       if (re.test(e.name)) out.push(p);
-      else if (d > 1) walk(p, d - 1);
+      if (d > 1) walk(p, d - 1);
     }
   };
   walk('/sys/fs/cgroup', depth);
@@ -211,4 +225,13 @@ export function removeTreeSafely(dir: string): void {
     throw new Error(`not removing ${dir}: still mounted below it: ${left.map((m) => m.mountPoint).join(', ')}`);
   }
   fs.rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+}
+
+/** Whether a cgroup (v2 or v1 directory) has member processes. */
+export function cgroupHasProcs(dir: string): boolean {
+  try {
+    return fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').trim().length > 0;
+  } catch {
+    return false;
+  }
 }
