@@ -31,6 +31,7 @@ import {
 } from '../manifest/oci.js';
 import { selectPlatformManifest, type Platform } from '../manifest/platform.js';
 import { verifyBytes } from '../verify.js';
+import { parseDockerReference } from './reference.js';
 import type { BlobRef, OciCandidate } from './source.js';
 
 export const REF_NAME = 'org.opencontainers.image.ref.name';
@@ -258,37 +259,15 @@ export function localRepoName(base: string): string {
 }
 
 /**
- * Docker's normalisation of a reference for recording it: `busybox` →
- * `docker.io/library/busybox:latest`, `quay.io/a/b` → `quay.io/a/b:latest`.
- * Undefined if it is not a valid reference. A digest is kept (`repo@sha256:…`).
+ * The store name of a reference, by the registry source's rules (reference.ts):
+ * `busybox` → `docker.io/library/busybox:latest`, `quay.io/a/b` →
+ * `quay.io/a/b:latest`. Undefined if it is not a valid reference.
  */
 export function normalizeDockerName(ref: string): string | undefined {
-  let rest = ref;
-  let digest = '';
-  const at = rest.indexOf('@');
-  if (at >= 0) {
-    digest = rest.slice(at);
-    rest = rest.slice(0, at);
-    if (!/^@[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$/.test(digest)) return undefined;
+  if (ref.startsWith('docker:')) return undefined;
+  try {
+    return parseDockerReference(ref).name;
+  } catch {
+    return undefined;
   }
-  let tag = '';
-  const lastSlash = rest.lastIndexOf('/');
-  const colon = rest.indexOf(':', lastSlash + 1);
-  if (colon >= 0) {
-    tag = rest.slice(colon + 1);
-    rest = rest.slice(0, colon);
-    if (!TAG_RE.test(tag)) return undefined;
-  }
-  const parts = rest.split('/');
-  let registry = 'docker.io';
-  if (parts.length > 1 && (parts[0].includes('.') || parts[0].includes(':') || parts[0] === 'localhost')) {
-    registry = parts.shift()!;
-    if (!/^[A-Za-z0-9.-]+(?::\d+)?$/.test(registry)) return undefined;
-  }
-  if (registry === 'index.docker.io') registry = 'docker.io';
-  if (registry === 'docker.io' && parts.length === 1) parts.unshift('library');
-  if (parts.length === 0 || !parts.every((c) => PATH_COMPONENT_RE.test(c))) return undefined;
-  const name = `${registry}/${parts.join('/')}`;
-  if (digest) return tag ? `${name}:${tag}${digest}` : `${name}${digest}`;
-  return `${name}:${tag || 'latest'}`;
 }
