@@ -4,7 +4,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { configureLogging } from '../native/log.js';
 import { TspodError, ErrorCode } from '../native/errors.js';
-import { reportError, EXIT_USAGE } from './exit.js';
+import { reportError } from './exit.js';
 import { globalOptions } from './global.js';
 import { fetchCommand } from './fetch.js';
 import { imageCommand } from './image.js';
@@ -60,12 +60,22 @@ async function main(argv: string[]): Promise<number> {
 }
 
 
+let settled = false;
+// A command whose work stalls with nothing left to wait for must not exit 0 silently.
+process.on('beforeExit', () => {
+  if (!settled) {
+    process.stderr.write('tspod: internal error: the command stopped before finishing (run with --debug and report it)\n');
+    process.exit(254);
+  }
+});
+
 main(hideBin(process.argv)).then(
   (code) => {
+    settled = true;
     process.exitCode = code;
   },
   (err) => {
+    settled = true;
     process.exitCode = reportError(err);
-    if (process.exitCode === EXIT_USAGE) process.stderr.write('');
   },
 );

@@ -152,7 +152,7 @@ export class ImageStore {
     const id = this.resolveName(trimmed);
     if (id) return id;
     throw new TspodError(ErrorCode.NotFound, `image ${JSON.stringify(ref)} is not in the store`, {
-      hint: 'fetch it first (tspod fetch), or see tspod image list',
+      hint: 'tspod does no appc discovery: fetch it first by file, URL, docker:// or oci: (see tspod image list)',
     });
   }
 

@@ -3,7 +3,7 @@
 // and configs against their descriptors, compressed layers against their digest
 // and size, uncompressed layers against the config's diff_ids. Layers are fetched
 // and unpacked concurrently, and a layer already in the store is not fetched.
-import { PassThrough, Transform, type Readable } from 'node:stream';
+import { PassThrough, Transform, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -14,7 +14,7 @@ import { unpackLayer, type UnpackResult } from './layers/unpack.js';
 import { ociConfigToAppc } from './manifest/convert.js';
 import { layerCompression, parseImageConfig, parseManifestBytes, type ImageConfig } from './manifest/oci.js';
 import { checkConfigPlatform } from './manifest/platform.js';
-import { parseAciStream, validateAciManifest } from './sources/aci.js';
+import { checkAciPlatform, parseAciStream, validateAciManifest } from './sources/aci.js';
 import type { AciCandidate, BlobRef, ImageCandidate, ImageRecord, OciCandidate } from './sources/source.js';
 import type { Store } from './store.js';
 import { silentProgress, type Progress } from './progress.js';
@@ -124,10 +124,10 @@ async function importOciLayer(
 }
 
 /**
- * source → counter → compressed-digest check → decompressor → diff_id check →
- * unpacker. The verifiers and the unpacker must all succeed. When something
- * downstream fails on damaged data, the rest of the download is drained so that a
- * digest mismatch, the real cause, is what gets reported.
+ * source → counter → compressed-digest check → sink ⇢ decompressor → diff_id
+ * check → unpacker. The download always runs to its end through the compressed
+ * verifier, even when the unpacker gives up early on damaged data, so that a
+ * digest mismatch (the real cause) is what gets reported.
  */
 async function unpackVerified(
   source: Readable,
@@ -138,34 +138,45 @@ async function unpackVerified(
   rootfs: string,
   what: string,
 ): Promise<UnpackResult> {
-  const feeding = pipeline(source, counter, compressed);
+  const toDecompressor = new PassThrough({ highWaterMark: 1 << 20 });
+  let abandoned = false;
+  let waiting: (() => void) | undefined;
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      if (abandoned || toDecompressor.write(chunk)) return cb();
+      waiting = cb;
+      toDecompressor.once('drain', () => {
+        waiting = undefined;
+        cb();
+      });
+    },
+    final(cb) {
+      if (!abandoned) toDecompressor.end();
+      cb();
+    },
+  });
+  const feeding = pipeline(source, counter, compressed, sink);
   const out = new PassThrough({ highWaterMark: 1 << 20 });
-  const unpacking = pipeline(decompress(compressed, compression), uncompressed, out);
+  const unpacking = pipeline(decompress(toDecompressor, compression), uncompressed, out);
   let unpackError: unknown;
   let result: UnpackResult | undefined;
   try {
     result = await unpackLayer(out, rootfs, { what });
+    out.resume(); // tar padding after the end-of-archive blocks
   } catch (e) {
     unpackError = e;
+    abandoned = true;
+    waiting?.();
+    toDecompressor.destroy();
+    out.destroy();
   }
-  out.resume(); // tar padding after the end-of-archive blocks, or the rest after a failure
-  const [fed, unpacked] = await Promise.allSettled([
-    unpackError ? drain(compressed, feeding) : feeding,
-    unpackError ? unpacking.catch(() => undefined) : unpacking,
-  ]);
+  const [fed, unpacked] = await Promise.allSettled([feeding, unpackError ? unpacking.catch(() => undefined) : unpacking]);
   const errors = [fed, unpacked].filter((s): s is PromiseRejectedResult => s.status === 'rejected').map((s) => s.reason as unknown);
   const mismatch = errors.find((e) => isTspodError(e) && e.code === ErrorCode.DigestMismatch);
   if (mismatch) throw mismatch;
   if (unpackError) throw unpackError;
   if (errors.length) throw errors.find(isTspodError) ?? errors[0];
   return result!;
-}
-
-/** Reads what is left of a verifier so that its digest check runs. */
-function drain(v: Verifier, feeding: Promise<void>): Promise<void> {
-  v.unpipe();
-  v.resume();
-  return feeding;
 }
 
 function countingStream(report: (n: number) => void): Transform {
@@ -214,7 +225,7 @@ async function importAci(store: Store, c: AciCandidate, progress: Progress): Pro
   const decompressed = decompress(counted, 'auto');
   const feeding = pipeline(raw, counted);
   const hashing = pipeline(decompressed, whole);
-  const aci = parseAciStream(whole);
+  const aci = parseAciStream(whole, c.source);
   let result: UnpackResult;
   try {
     const [r] = await Promise.all([unpackLayer(aci.rootfsTar, rootfs, { what: `ACI ${c.source}` }), feeding, hashing]);
@@ -244,11 +255,6 @@ async function importAci(store: Store, c: AciCandidate, progress: Progress): Pro
   store.images.put(record, manifest, names, scratch);
   log().debug(`imported ACI ${c.source} as ${id}`);
   return { id, stored: !existed };
-}
-
-function checkAciPlatform(m: { labels?: Array<{ name: string; value: string }> }, source: string): void {
-  void m;
-  void source;
 }
 
 /** Runs tasks with at most `limit` at once; the first failure is thrown after all settle. */
