@@ -74,7 +74,7 @@ async function importOci(store: Store, c: OciCandidate, progress: Progress): Pro
   store.blobs.putBytes(configBytes, { digest: manifest.config.digest, size: manifest.config.size, what: 'config' }, scratch);
   if (c.index) store.blobs.putBytes(c.index.bytes, { digest: c.index.ref.digest, size: c.index.ref.size, what: 'index' }, scratch);
 
-  const appc = ociConfigToAppc(config, { names: c.names, source: c.source, manifestDigest: c.manifest.ref.digest });
+  const appc = ociConfigToAppc(config, { names: c.names, source: c.source, manifestDigest: c.manifest.ref.digest, configDigest: manifest.config.digest });
   const record: ImageRecord = {
     id,
     kind: 'oci',
