@@ -189,7 +189,17 @@ function validateAppAgainstImage(name: string, app: AppcApp, layers: string[], i
     });
   }
   checkCredential(name, 'user', app.user, layers, '/etc/passwd');
+  // Docker's `USER name` without a group means the user's primary group; converted
+  // images carry it as a group of the same name, which /etc/group may not have.
+  if (app.group === app.user && !/^\d+$/.test(app.user) && !dbHas(layers, '/etc/group', app.group)) {
+    const primary = (readFileInLayers(layers, '/etc/passwd') ?? '').split('\n').find((l) => l.split(':')[0] === app.user)?.split(':')[3];
+    if (primary && /^\d+$/.test(primary)) app.group = primary;
+  }
   checkCredential(name, 'group', app.group, layers, '/etc/group');
+}
+
+function dbHas(layers: string[], db: string, entry: string): boolean {
+  return (readFileInLayers(layers, db) ?? '').split('\n').some((line) => line.split(':')[0] === entry);
 }
 
 function checkCredential(app: string, kind: 'user' | 'group', value: string, layers: string[], db: string): void {
@@ -200,9 +210,7 @@ function checkCredential(app: string, kind: 'user' | 'group', value: string, lay
     }
     return;
   }
-  const text = readFileInLayers(layers, db) ?? '';
-  const known = text.split('\n').some((line) => line.split(':')[0] === value);
-  if (!known) {
+  if (!dbHas(layers, db, value)) {
     throw new TspodError(ErrorCode.BadInput, `app ${app}: ${kind} ${JSON.stringify(value)} is not in the image's ${db}`, {
       hint: `use a number or a ${kind} the image defines`,
     });
