@@ -8,7 +8,7 @@
 // FILTERs, only files whose path contains one of them). Each run gets its own
 // scratch root, test/data/run-<time>-<pid>, passed to the tests as
 // TSPOD_TEST_ROOT. Afterwards it fails the run, with a list, if anything the
-// tests started outlived them: mounts under the scratch root or /tmp/tspod-test*,
+// tests started outlived them: mounts under test/data or /tmp/tspod-test*,
 // processes running from there, new network namespaces, network links or
 // tspod cgroups, new /tmp/tspod-test* entries, or leaks that harness teardowns
 // recorded. It then cleans those up and removes the scratch root.
@@ -31,7 +31,7 @@ if (!fs.existsSync(leaksModule)) {
   console.log('summary: 0 passed, 1 failed');
   process.exit(1);
 }
-const { takeSnapshot, findLeaks, cleanupLeaks, formatLeaks } = await import(leaksModule);
+const { takeSnapshot, findLeaks, cleanupLeaks, formatLeaks, newDataEntries } = await import(leaksModule);
 const { removeTreeSafely } = await import(path.join(repo, 'build/test/harness/sys.js'));
 
 function findTests() {
@@ -110,6 +110,12 @@ if (leaks.length) {
   for (const note of cleanupLeaks(leaks, before)) console.log(`  cleanup: ${note}`);
 } else {
   console.log('\n✔ leak check: no mounts, processes, network namespaces, links, cgroups or temp dirs outlived the tests');
+}
+
+const leftovers = newDataEntries(before, root);
+if (leftovers.length) {
+  const shown = leftovers.slice(0, 10).map((p) => path.relative(repo, p));
+  console.log(`note: ${leftovers.length} new file(s)/dir(s) left in test/data by tests that do not use the harness's scratch root (not a failure): ${shown.join(' ')}${leftovers.length > 10 ? ' …' : ''}`);
 }
 
 if (process.env.TSPOD_TEST_KEEP === '1') {

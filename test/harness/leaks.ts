@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { TMP_TEST_PREFIX } from './paths.js';
+import { TEST_DATA_DIR, TMP_TEST_PREFIX } from './paths.js';
 import {
   cgroupHasProcs,
   killPids,
@@ -31,8 +31,10 @@ export interface Leak {
 }
 
 export interface Snapshot {
-  /** Path patterns watched (the run's scratch root and /tmp/tspod-test*). */
+  /** Path patterns watched (test/data, the run's scratch root, /tmp/tspod-test*). */
   patterns: PathPattern[];
+  /** Entries of test/data before the run (leftovers outside the run's root are reported, not failed). */
+  dataEntries: string[];
   mounts: string[];
   pids: number[];
   netns: string[];
@@ -48,9 +50,11 @@ const POD_ID_RE = /[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{
 
 /** What exists now; `root` is the run's scratch root (TSPOD_TEST_ROOT). */
 export function takeSnapshot(root: string): Snapshot {
-  const patterns = [root, `${TMP_TEST_PREFIX}*`];
+  const patterns = [...new Set([TEST_DATA_DIR, root])].filter((p, _i, all) => !all.some((q) => q !== p && p.startsWith(q + '/')));
+  patterns.push(`${TMP_TEST_PREFIX}*`);
   return {
     patterns,
+    dataEntries: listDataEntries(),
     mounts: mountsUnder(patterns).map((m) => m.mountPoint),
     pids: processesReferencing(patterns).map((p) => p.pid),
     netns: listNetns(),
@@ -164,4 +168,18 @@ export function readRecordedLeaks(leakDir: string): Leak[] {
 /** One line per leak, for the runner's report. */
 export function formatLeaks(leaks: readonly Leak[]): string {
   return leaks.map((l) => `  - [${l.kind}] ${l.detail}`).join('\n');
+}
+
+function listDataEntries(): string[] {
+  try {
+    return fs.readdirSync(TEST_DATA_DIR).map((n) => path.join(TEST_DATA_DIR, n));
+  } catch {
+    return [];
+  }
+}
+
+/** New entries of test/data other than `root` (files tests left behind: worth a note, not a failure). */
+export function newDataEntries(before: Snapshot, root: string): string[] {
+  const old = new Set(before.dataEntries);
+  return listDataEntries().filter((p) => !old.has(p) && p !== root);
 }

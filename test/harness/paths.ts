@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { onExit } from './cleanup.js';
 
 function findRepoRoot(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
@@ -35,10 +36,24 @@ export const TMP_TEST_PREFIX = '/tmp/tspod-test';
  * TSPOD_TEST_ROOT, so that its leak check looks only at what this run made;
  * a test file run by hand gets test/data/adhoc-<pid>.
  */
+let adhocCleanup = false;
+
 export function testRoot(): string {
   const env = process.env.TSPOD_TEST_ROOT;
   const dir = env ? path.resolve(env) : path.join(TEST_DATA_DIR, `adhoc-${process.pid}`);
   fs.mkdirSync(dir, { recursive: true });
+  if (!env && !adhocCleanup) {
+    adhocCleanup = true;
+    // Exit hooks run newest first, so this runs after the teardowns of what
+    // was made inside: it removes the ad-hoc root if they left it empty.
+    onExit(() => {
+      try {
+        fs.rmdirSync(dir);
+      } catch {
+        // not empty: something to look at
+      }
+    });
+  }
   return dir;
 }
 
