@@ -49,6 +49,7 @@ function writeAtomically(file: string, data: string): void {
 
 function prepareDirectories(podDir: string, manifest: PodManifest, apps: AppPlan[], copied: (a: string) => string | undefined): void {
   for (const d of ['status', 'apps-pid', 'env', 'security']) fs.mkdirSync(path.join(podDir, d), { recursive: true, mode: 0o750 });
+  fs.mkdirSync(path.join(podDir, POD_FILES.stage1Rootfs), { recursive: true, mode: 0o755 });
   for (const a of apps) {
     if (copied(a.name)) continue;
     const ov = path.join(podDir, POD_FILES.overlay(a.name));
