@@ -34,10 +34,10 @@ export interface GcOutput {
 export function gcPods(podsRoot: string, opts: GcOptions, io: GcOutput): void {
   const pods = new PodsDir(podsRoot);
   pods.ensureLayout();
-  const now = opts.now ?? Date.now();
   mark(pods, 'run', 'exited-garbage', io);
   mark(pods, 'prepare', 'garbage', io);
   if (opts.markOnly) return;
+  const now = opts.now ?? Date.now();
   for (const uuid of pods.inState('prepared')) {
     const created = changeTime(pods.podDir('prepared', uuid));
     if (created !== undefined && now - created > opts.expirePreparedMs) {
