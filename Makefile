@@ -30,16 +30,18 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-build: bin/tspod build/.tsc bin/stage1.aci
+build: bin/tspod build/.tsc bin/stage1.aci bin/tspod-helper
 
-# The CLI: one bundled ES module (fast start), koffi loaded from node_modules.
-bin/tspod: node_modules/.installed $(TS_SOURCES)
+# The CLI: bundled ES modules split per command set (each command loads only what
+# it needs: run-prepared starts without the argument library), koffi from
+# node_modules, and bin/tspod, a sh launcher (cmd/tspod.sh).
+bin/tspod: node_modules/.installed $(TS_SOURCES) cmd/tspod.sh
 	@mkdir -p bin
-	node_modules/.bin/esbuild cmd/main.ts --bundle --platform=node --target=node20 --format=esm \
-	  --external:koffi --outfile=bin/tspod.mjs --log-level=warning \
-	  --banner:js="#!/usr/bin/env node"$$'\n'"import { createRequire as __tspodCreateRequire } from 'node:module'; const require = __tspodCreateRequire(import.meta.url);"
-	chmod +x bin/tspod.mjs
-	ln -sf tspod.mjs bin/tspod
+	rm -rf bin/tspod-js bin/tspod.mjs
+	node_modules/.bin/esbuild cmd/main.ts --bundle --splitting --platform=node --target=node20 --format=esm \
+	  --external:koffi --outdir=bin/tspod-js --entry-names=[name] --chunk-names=chunks/[name]-[hash] --log-level=warning \
+	  --banner:js="import { createRequire as __tspodCreateRequire } from 'node:module'; const require = __tspodCreateRequire(import.meta.url);"
+	install -m 0755 cmd/tspod.sh bin/tspod
 
 # ---- The stage1 image: bin/stage1.aci (see stage1/build/assemble.ts) ----
 # stage1/main.ts → one CJS bundle → a Node SEA (a stripped copy of this node with
@@ -79,9 +81,9 @@ $(STAGE1_DIR)/launcher: native/launcher/launcher.c
 	@mkdir -p $(STAGE1_DIR)
 	$(LAUNCHER_CC) -static -Os -Wall -Wextra -Werror -o $@.tmp $< && strip $@.tmp && mv $@.tmp $@
 
-# Built by the helper's own rule; this empty rule only lets the image be
-# assembled (with a placeholder helper) while that rule does not exist.
-bin/tspod-helper:
+# The static native helper (native/helper/PLAN.md): musl-gcc -static -Os, else gcc -static.
+bin/tspod-helper: native/helper/Makefile $(wildcard native/helper/*.c native/helper/*.h) | .deps/apt
+	$(MAKE) --no-print-directory -C native/helper OUT=$(CURDIR)/bin/tspod-helper
 
 bin/stage1.aci: $(STAGE1_DIR)/tspod-stage1 $(STAGE1_DIR)/launcher bin/tspod-helper $(STAGE1_KOFFI) \
                 stage1/build/assemble.ts stage1/contract/appc.ts stage1/contract/pod.ts package.json

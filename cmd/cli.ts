@@ -1,35 +1,17 @@
-// The tspod command line. Commands are thin: they parse flags, call stage0 or
-// store, and print. Errors end in cmd/exit.ts.
+// The tspod command line (yargs). Commands are thin: they parse flags, call
+// stage0 or store, and print. Errors end in cmd/exit.ts (see main.ts).
 import yargs from 'yargs';
-import { hideBin } from 'yargs/helpers';
 import { configureLogging } from '../native/log.js';
 import { TspodError, ErrorCode } from '../native/errors.js';
-import { reportError } from './exit.js';
 import { globalOptions } from './global.js';
 import { fetchCommand } from './fetch.js';
 import { imageCommand } from './image.js';
 import { TSPOD_VERSION } from './version.js';
-import { podCommands, prepareOrRun } from './pods.js';
-import { DEFAULT_DIR } from '../store/paths.js';
-import type { GlobalArgs } from './global.js';
+import { podCommands } from './pods.js';
 
-/** Finds the command word after any global flags. */
-function splitCommand(argv: string[]): { globals: GlobalArgs; command?: string; rest: string[] } {
-  const globals: GlobalArgs = { dir: DEFAULT_DIR, debug: false, 'insecure-options': 'none' };
-  for (let i = 0; i < argv.length; i++) {
-    const tok = argv[i];
-    const m = /^--(dir|debug|insecure-options)(?:=(.*))?$/.exec(tok);
-    if (!m) return tok.startsWith('-') ? { globals, rest: argv } : { globals, command: tok, rest: argv.slice(i + 1) };
-    if (m[1] === 'debug') globals.debug = m[2] === undefined ? true : m[2] === 'true';
-    else globals[m[1] as 'dir' | 'insecure-options'] = m[2] ?? argv[++i] ?? '';
-  }
-  return { globals, rest: argv };
-}
-
-async function main(argv: string[]): Promise<number> {
+/** Every command but the fast paths in main.ts, through yargs. */
+export async function runCli(argv: string[]): Promise<number> {
   let exitCode = 0;
-  const split = splitCommand(argv);
-  if (split.command === 'run' || split.command === 'prepare') return prepareOrRun(split.command, split.rest, split.globals);
   const parser = yargs(argv)
     .scriptName('tspod')
     .usage('tspod: a daemonless pod runner with a content-addressed image store\n\nUsage: $0 <command> [flags]')
@@ -58,24 +40,3 @@ async function main(argv: string[]): Promise<number> {
   await parser.parseAsync();
   return exitCode;
 }
-
-
-let settled = false;
-// A command whose work stalls with nothing left to wait for must not exit 0 silently.
-process.on('beforeExit', () => {
-  if (!settled) {
-    process.stderr.write('tspod: internal error: the command stopped before finishing (run with --debug and report it)\n');
-    process.exit(254);
-  }
-});
-
-main(hideBin(process.argv)).then(
-  (code) => {
-    settled = true;
-    process.exitCode = code;
-  },
-  (err) => {
-    settled = true;
-    process.exitCode = reportError(err);
-  },
-);

@@ -2,7 +2,6 @@
 // 254 for tspod's own failures, 2 for usage errors, and an app's own code
 // passed through by run (stage1 exits with it; stage0 execs stage1).
 import { ErrorCode, isTspodError, type TspodError } from '../native/errors.js';
-import { isDebug } from '../native/log.js';
 
 export const EXIT_OK = 0;
 export const EXIT_USAGE = 2;
@@ -12,11 +11,11 @@ export function exitCodeFor(err: TspodError): number {
   return err.code === ErrorCode.Usage ? EXIT_USAGE : EXIT_FAILURE;
 }
 
-/** Prints the one line for err on stderr and returns the exit code to use. */
-export function reportError(err: unknown): number {
+/** Prints the one line for err on stderr (a stack too with --debug) and returns the exit code to use. */
+export function reportError(err: unknown, debug = process.argv.includes('--debug')): number {
   if (isTspodError(err)) {
     process.stderr.write(`tspod: ${err.line}\n`);
-    if (isDebug() && err.cause) process.stderr.write(`${String((err.cause as Error).stack ?? err.cause)}\n`);
+    if (debug && err.cause) process.stderr.write(`${String((err.cause as Error).stack ?? err.cause)}\n`);
     return exitCodeFor(err);
   }
   const e = err as NodeJS.ErrnoException;
@@ -25,6 +24,6 @@ export function reportError(err: unknown): number {
   } else {
     process.stderr.write(`tspod: internal error: ${String((err as Error)?.message ?? err)}\n`);
   }
-  if (isDebug()) process.stderr.write(`${String((err as Error)?.stack ?? '')}\n`);
+  if (debug) process.stderr.write(`${String((err as Error)?.stack ?? '')}\n`);
   return EXIT_FAILURE;
 }

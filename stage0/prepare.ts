@@ -20,13 +20,11 @@ import { renderLayers } from '../store/layers/render.js';
 import type { Store } from '../store/store.js';
 import { mergeEnvironment, readEnvFile } from './env.js';
 import { PodsDir, type Pod } from './pods.js';
-import type { AppSpec, PodSpec, RuntimeFlags } from './spec.js';
+import { RUNTIME_DEFAULTS_FILE, type AppSpec, type PodSpec, type RuntimeFlags } from './spec.js';
 import { resolveStage1 } from './stage1.js';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
-/** Run-time defaults recorded at prepare (run-prepared's flags override them). */
-export const RUNTIME_DEFAULTS_FILE = 'runtime-defaults.json';
 
 interface ResolvedApp {
   podApp: PodApp;

@@ -8,8 +8,7 @@ import { execve } from '../native/libc.js';
 import { annotationValue, type AppcImageManifest } from '../stage1/contract/appc.js';
 import { POD_FILES, STAGE1_ANNOTATIONS } from '../stage1/contract/pod.js';
 import { PodsDir, type Pod } from './pods.js';
-import { RUNTIME_DEFAULTS_FILE } from './prepare.js';
-import type { RuntimeFlags } from './spec.js';
+import { RUNTIME_DEFAULTS_FILE, type RuntimeFlags } from './spec.js';
 
 export interface RunOptions extends RuntimeFlags {
   debug: boolean;

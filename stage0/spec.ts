@@ -47,3 +47,6 @@ export interface RuntimeFlags {
   hostname?: string;
   interactive?: boolean;
 }
+
+/** Run-time defaults recorded at prepare (run-prepared's flags override them), in the pod directory. */
+export const RUNTIME_DEFAULTS_FILE = 'runtime-defaults.json';

@@ -14,11 +14,14 @@ import type { Store } from '../store/store.js';
 
 export const DEFAULT_STAGE1_NAME = 'tspod/stage1';
 
-/** bin/stage1.aci beside the running tspod (TSPOD_STAGE1_ACI overrides, for tests). */
+/**
+ * stage1.aci in the directory of the `tspod` launcher, i.e. bin/stage1.aci for
+ * bin/tspod-js/main.js (TSPOD_STAGE1_ACI overrides, for tests).
+ */
 export function defaultStage1File(): string {
   if (process.env.TSPOD_STAGE1_ACI) return process.env.TSPOD_STAGE1_ACI;
-  const self = fs.realpathSync(process.argv[1] ?? fileURLToPath(import.meta.url));
-  return path.join(path.dirname(self), 'stage1.aci');
+  const main = fs.realpathSync(process.argv[1] ?? fileURLToPath(import.meta.url));
+  return path.join(path.dirname(path.dirname(main)), 'stage1.aci');
 }
 
 export interface Stage1Choice {

@@ -23,6 +23,7 @@ import { log } from '../../native/log.js';
 import type { InsecureOptions } from '../insecure.js';
 import type { AppcImageManifest } from '../manifest/appc.js';
 import type { AciCandidate } from './source.js';
+import { trustedCertificates } from './tls.js';
 
 // ---------------------------------------------------------------------------
 // Opening an ACI
@@ -89,7 +90,7 @@ const MAX_REDIRECTS = 10;
 async function openAciUrl(url: string, opts: OpenAciOptions): Promise<AciCandidate> {
   refuseHttp(url, opts);
   const httpAgent = new http.Agent({ keepAlive: false });
-  const httpsAgent = new https.Agent({ keepAlive: false, rejectUnauthorized: !opts.insecure?.tls });
+  const httpsAgent = new https.Agent({ keepAlive: false, rejectUnauthorized: !opts.insecure?.tls, ca: trustedCertificates() });
   const destroyAgents = () => {
     httpAgent.destroy();
     httpsAgent.destroy();

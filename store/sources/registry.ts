@@ -40,6 +40,7 @@ import { formatPlatform, hostPlatform, selectPlatformManifest, type Platform } f
 import { basicAuthorization, findCredentials, type Credentials } from './auth.js';
 import { parseDockerReference, type DockerReference } from './reference.js';
 import type { BlobRef, OciCandidate } from './source.js';
+import { trustedCertificates } from './tls.js';
 
 export interface RegistryOptions {
   insecure: InsecureOptions;
@@ -159,7 +160,7 @@ class RegistryClient {
     this.timeoutMs = opts.timeoutMs ?? 30_000;
     this.idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
     this.httpAgent = new http.Agent({ keepAlive: true, maxSockets: 8 });
-    this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 8, rejectUnauthorized: !opts.insecure.tls });
+    this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 8, rejectUnauthorized: !opts.insecure.tls, ca: trustedCertificates() });
     if (opts.credentials !== undefined) {
       this.credentials = opts.credentials;
       this.credentialsLoaded = true;

@@ -1,0 +1,56 @@
+// tspod's entry point. It loads only what the command needs: `run-prepared`
+// (where start-up time is the pod's start time) goes straight to stage0 without
+// the argument library; `run` and `prepare` use rkt's own argument parser; every
+// other command goes through yargs (cmd/cli.ts). Errors end in cmd/exit.ts.
+import { reportError } from './exit.js';
+import type { GlobalArgs } from './global.js';
+
+const DEFAULT_DIR = '/var/lib/tspod';
+
+/** Finds the command word after any global flags. */
+export function splitCommand(argv: string[]): { globals: GlobalArgs; command?: string; rest: string[] } {
+  const globals: GlobalArgs = { dir: DEFAULT_DIR, debug: false, 'insecure-options': 'none' };
+  for (let i = 0; i < argv.length; i++) {
+    const tok = argv[i];
+    const m = /^--(dir|debug|insecure-options)(?:=(.*))?$/.exec(tok);
+    if (!m) return tok.startsWith('-') ? { globals, rest: argv } : { globals, command: tok, rest: argv.slice(i + 1) };
+    if (m[1] === 'debug') globals.debug = m[2] === undefined ? true : m[2] === 'true';
+    else globals[m[1] as 'dir' | 'insecure-options'] = m[2] ?? argv[++i] ?? '';
+  }
+  return { globals, rest: argv };
+}
+
+async function main(argv: string[]): Promise<number> {
+  const split = splitCommand(argv);
+  if (split.command === 'run-prepared') {
+    const { fastRunPrepared } = await import('./run-prepared.js');
+    const code = fastRunPrepared(split.rest, split.globals);
+    if (code !== undefined) return code;
+  }
+  if (split.command === 'run' || split.command === 'prepare') {
+    const { prepareOrRun } = await import('./pods.js');
+    return prepareOrRun(split.command, split.rest, split.globals);
+  }
+  const { runCli } = await import('./cli.js');
+  return runCli(argv);
+}
+
+let settled = false;
+// A command whose work stalls with nothing left to wait for must not exit 0 silently.
+process.on('beforeExit', () => {
+  if (!settled) {
+    process.stderr.write('tspod: internal error: the command stopped before finishing (run with --debug and report it)\n');
+    process.exit(254);
+  }
+});
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    settled = true;
+    process.exitCode = code;
+  },
+  (err) => {
+    settled = true;
+    process.exitCode = reportError(err);
+  },
+);

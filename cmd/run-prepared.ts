@@ -1,0 +1,44 @@
+// `tspod run-prepared` without the argument library: a pod's start time is
+// this command's start-up time. Anything unusual (--help, unknown flags) returns
+// undefined and the full CLI handles it.
+import { requireRoot } from '../native/libc.js';
+import { runPrepared } from '../stage0/run.js';
+import type { GlobalArgs } from './global.js';
+
+export function fastRunPrepared(rest: string[], globals: GlobalArgs): number | undefined {
+  let uuid: string | undefined;
+  const flags: { net?: string; hostname?: string; interactive?: boolean; uuidFile?: string } = {};
+  for (let i = 0; i < rest.length; i++) {
+    const m = /^--(net|hostname|interactive|uuid-file|debug|dir)(?:=(.*))?$/.exec(rest[i]);
+    if (!m) {
+      if (rest[i].startsWith('-') || uuid !== undefined) return undefined;
+      uuid = rest[i];
+      continue;
+    }
+    const value = () => m[2] ?? rest[++i];
+    switch (m[1]) {
+      case 'interactive':
+        if (m[2] !== undefined && m[2] !== 'true' && m[2] !== 'false') return undefined;
+        flags.interactive = m[2] !== 'false';
+        break;
+      case 'debug':
+        globals.debug = m[2] !== 'false';
+        break;
+      case 'dir':
+        globals.dir = value();
+        break;
+      case 'net':
+        flags.net = value();
+        break;
+      case 'hostname':
+        flags.hostname = value();
+        break;
+      case 'uuid-file':
+        flags.uuidFile = value();
+        break;
+    }
+  }
+  if (flags.uuidFile !== undefined || uuid === undefined) return undefined;
+  requireRoot('run-prepared');
+  return runPrepared(`${globals.dir}/pods`, uuid, { net: flags.net, hostname: flags.hostname, interactive: flags.interactive, debug: globals.debug });
+}
