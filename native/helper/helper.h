@@ -1,0 +1,135 @@
+/* tspod-helper: shared declarations. See PLAN.md for the contract. */
+#ifndef TSPOD_HELPER_H
+#define TSPOD_HELPER_H
+
+#define _GNU_SOURCE
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define EXIT_HELPER 254 /* the helper's own failures */
+
+/* ---- util.c ------------------------------------------------------------ */
+
+extern const char *g_who; /* message prefix after "tspod-helper: " (e.g. "app web: ") */
+
+void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+void die_code(int code, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
+void warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void *xmalloc(size_t n);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Appends one element of size `sz` to the array *arr (count *n); returns it, zeroed. */
+void *vec_push(void *arr_ptr, int *n, size_t sz);
+
+int parse_uint(const char *s, int base, uint64_t max, uint64_t *out); /* 0 ok, -1 bad */
+/* Reads a whole (small) file; NUL-terminates; returns NULL + errno on failure. */
+char *read_small_file(int dirfd, const char *path, size_t max, size_t *len);
+/* Writes `data` to dirfd/name through a temp name and a rename. 0 or -1 + errno. */
+int write_file_atomic(int dirfd, const char *name, const char *data, mode_t mode);
+int write_all(int fd, const void *buf, size_t len);
+/* Marks every fd >= 3 close-on-exec (apps inherit exactly 0, 1 and 2). */
+void cloexec_from(int lowfd);
+/* Resets every signal to its default disposition and unblocks all signals. */
+void reset_signals(void);
+int64_t now_ms(void);
+/* "exit status -> code": 128+N for a signal. */
+int wait_code(int status);
+const char *proc_fd_path(int fd, char buf[32]);
+
+/* ---- plan.c ------------------------------------------------------------ */
+
+enum step_kind { STEP_MKDIR, STEP_TOUCH, STEP_WRITE, STEP_SYMLINK, STEP_MOUNT, STEP_CHOWN };
+
+struct step {
+	enum step_kind kind;
+	int line;
+	char *path;   /* mkdir/touch/write/chown path; symlink linkpath; mount target */
+	char *arg;    /* write content; symlink target; mount source (NULL = none) */
+	char *fstype; /* mount: NULL = none */
+	char *data;   /* mount: NULL = none */
+	unsigned long mflags; /* mount: MS_* */
+	int mrec;     /* mount: "rec" given */
+	unsigned long mprop;  /* mount: MS_PRIVATE/MS_SLAVE/MS_SHARED/MS_UNBINDABLE */
+	unsigned mode;
+	int64_t uid, gid; /* chown: -1 = unchanged */
+};
+
+struct app {
+	char *name;
+	char *root;  /* absolute, normalized, inside the pod root */
+	char **exec; /* NULL-terminated */
+	char **env;  /* NULL-terminated */
+	int nenv;
+	char *cwd;
+	char *user, *group;
+	gid_t *sgids;
+	int nsgids;
+	char ***pre; /* handlers: each a NULL-terminated argv */
+	int npre;
+	char ***post;
+	int npost;
+	int ro_root;
+	int nnp;
+	int has_caps;
+	uint64_t caps;
+};
+
+#define NS_MNT 1
+#define NS_PID 2
+#define NS_UTS 4
+#define NS_IPC 8
+#define NS_NET 16
+
+struct plan {
+	const char *file;
+	char *uuid, *hostname;
+	int ns;
+	char *status_dir, *pid_file, *apps_pid_dir;
+	char *root; /* absolute, normalized */
+	int stdin_inherit;
+	struct step *steps;
+	int nsteps;
+	struct app *apps;
+	int napps;
+};
+
+void plan_load(const char *path, struct plan *p); /* dies (254) on any error */
+/* Normalizes a path: absolute (relative to cwd), no "//", ".", trailing "/"; NULL on "..". */
+char *norm_path(const char *path, int must_be_abs);
+
+/* ---- mounts.c ---------------------------------------------------------- */
+
+int xopenat2(int dirfd, const char *path, int flags, mode_t mode, uint64_t resolve);
+void run_setup_steps(const struct plan *p);
+/* Bind the pod root on itself, mount /proc for the pod's pid namespace, pivot_root into it. */
+void enter_pod_root(const struct plan *p);
+/* In a fresh child of pid 1: own mount namespace, pivot_root into the app rootfs. */
+int enter_app_root(const struct app *a); /* 0 or -1 (message printed) */
+int pivot_here(void); /* pivot_root(".", ".") + detach the old root; 0 or -1 */
+
+/* ---- creds.c ----------------------------------------------------------- */
+
+struct security {
+	const char *user, *group; /* uid | name:NAME | path:PATH */
+	const gid_t *sgids;
+	int nsgids;
+	int has_caps;
+	uint64_t caps;
+	int nnp;
+	const char *cwd;
+};
+
+/* Applies credentials and restrictions (call inside the target root). 0 or -1 (printed). */
+int apply_security(const struct security *s);
+/* execve with PATH taken from envp; on failure prints a message and returns 126/127. */
+int exec_in_path(char *const argv[], char *const envp[], const char *what);
+void security_of_app(const struct app *a, struct security *s);
+
+/* ---- run.c / enter.c --------------------------------------------------- */
+
+int run_main(int argc, char **argv);
+int enter_main(int argc, char **argv);
+
+#endif

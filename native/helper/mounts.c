@@ -1,0 +1,435 @@
+/* tspod-helper: set-up steps, the pod root and the app roots.
+ *
+ * Every path of a set-up step is a host path, but the parts of it below the pod
+ * root or below an app rootfs are image content, which we do not trust: such a
+ * path is resolved with openat2(RESOLVE_IN_ROOT) against that root, so that a
+ * symlink in an image ("/etc -> /host/etc", "dev -> ../../..") can never make a
+ * step write, chown or mount outside the image. Mounts then target the resolved
+ * fd through /proc/self/fd/N.
+ */
+#include "helper.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+struct open_how_ {
+	uint64_t flags, mode, resolve;
+};
+#define RESOLVE_NO_MAGICLINKS_ 0x02
+#define RESOLVE_IN_ROOT_ 0x10
+#define IN_ROOT (RESOLVE_IN_ROOT_ | RESOLVE_NO_MAGICLINKS_)
+
+struct mount_attr_ {
+	uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
+#define MOUNT_ATTR_RDONLY_ 0x1
+#define MOUNT_ATTR_NOSUID_ 0x2
+#define MOUNT_ATTR_NODEV_ 0x4
+#define MOUNT_ATTR_NOEXEC_ 0x8
+#define MOUNT_ATTR__ATIME_ 0x70
+#define MOUNT_ATTR_RELATIME_ 0x0
+#define MOUNT_ATTR_NOATIME_ 0x10
+#define MOUNT_ATTR_STRICTATIME_ 0x20
+#define AT_RECURSIVE_ 0x8000
+
+int xopenat2(int dirfd, const char *path, int flags, mode_t mode, uint64_t resolve)
+{
+	struct open_how_ how = { (uint64_t)(flags | O_CLOEXEC), (flags & O_CREAT) ? mode : 0, resolve };
+	int fd;
+	do
+		fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+	while (fd < 0 && (errno == EINTR || errno == EAGAIN));
+	if (fd < 0 && errno == ENOSYS)
+		die("this kernel has no openat2 (Linux 5.6 or later is needed)");
+	return fd;
+}
+
+/* Where a host path is resolved: *base is the directory fd to resolve *rest against,
+ * *res the RESOLVE_ flags (IN_ROOT below the pod root or an app rootfs). */
+static int open_base(const struct plan *p, const char *path, const char **rest, uint64_t *res)
+{
+	size_t rl = strlen(p->root);
+	if (strncmp(path, p->root, rl) || (path[rl] != '/' && path[rl] != 0)) {
+		*res = 0;
+		*rest = path[1] ? path + 1 : ".";
+		return open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	}
+	const char *rel = path[rl] ? path + rl + 1 : "";
+	int rfd = open(p->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rfd < 0)
+		return -1;
+	*res = IN_ROOT;
+	const struct app *best = NULL;
+	size_t bl = 0;
+	for (int i = 0; i < p->napps; i++) {
+		const char *ar = p->apps[i].root + 1; /* "opt/stage2/x/rootfs" */
+		size_t al = strlen(ar);
+		if (al && al > bl && !strncmp(rel, ar, al) && rel[al] == '/') {
+			best = &p->apps[i];
+			bl = al;
+		}
+	}
+	if (!best) {
+		*rest = *rel ? rel : ".";
+		return rfd;
+	}
+	int afd = xopenat2(rfd, best->root + 1, O_PATH | O_DIRECTORY, 0, IN_ROOT);
+	int e = errno;
+	close(rfd);
+	errno = e;
+	*rest = rel + bl + 1;
+	return afd;
+}
+
+/* mkdir -p of rel below base (missing parents 0755, the last one `mode`); O_PATH fd. */
+static int mkdir_p(int base, const char *rel, mode_t mode, uint64_t res)
+{
+	char buf[PATH_MAX];
+	size_t len = strlen(rel);
+	if (len >= sizeof buf) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(buf, rel, len + 1);
+	for (size_t i = 0; i <= len; i++) {
+		if (buf[i] != '/' && buf[i] != 0)
+			continue;
+		int last = i == len;
+		buf[i] = 0;
+		int fd = xopenat2(base, buf, O_PATH | O_DIRECTORY, 0, res);
+		if (fd < 0 && errno == ENOENT) {
+			char *slash = strrchr(buf, '/');
+			int pfd = base;
+			const char *name = buf;
+			if (slash) {
+				*slash = 0;
+				pfd = xopenat2(base, buf, O_PATH | O_DIRECTORY, 0, res);
+				*slash = '/';
+				name = slash + 1;
+				if (pfd < 0)
+					return -1;
+			}
+			mode_t m = last ? mode : 0755;
+			int r = mkdirat(pfd, name, m);
+			if (r == 0) {
+				/* the mode exactly, whatever the umask */
+				int dfd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+				if (dfd >= 0) {
+					fchmod(dfd, m);
+					close(dfd);
+				}
+			}
+			int e = errno;
+			if (pfd != base)
+				close(pfd);
+			if (r < 0 && e != EEXIST) {
+				errno = e;
+				return -1;
+			}
+			fd = xopenat2(base, buf, O_PATH | O_DIRECTORY, 0, res);
+		}
+		if (fd < 0)
+			return -1;
+		if (last)
+			return fd;
+		close(fd);
+		buf[i] = '/';
+	}
+	errno = EINVAL;
+	return -1;
+}
+
+/* Splits rel into its parent (created, 0755) and last name; returns the parent's fd. */
+static int open_parent(int base, const char *rel, uint64_t res, char *namebuf, size_t namecap)
+{
+	const char *slash = strrchr(rel, '/');
+	const char *name = slash ? slash + 1 : rel;
+	if (strlen(name) >= namecap || !*name) {
+		errno = EINVAL;
+		return -1;
+	}
+	strcpy(namebuf, name);
+	if (!slash)
+		return xopenat2(base, ".", O_PATH | O_DIRECTORY, 0, res);
+	char parent[PATH_MAX];
+	size_t pl = (size_t)(slash - rel);
+	if (pl >= sizeof parent) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(parent, rel, pl);
+	parent[pl] = 0;
+	return mkdir_p(base, parent, 0755, res);
+}
+
+static unsigned long statvfs_to_ms(unsigned long f)
+{
+	unsigned long m = 0;
+	if (f & ST_NOSUID)
+		m |= MS_NOSUID;
+	if (f & ST_NODEV)
+		m |= MS_NODEV;
+	if (f & ST_NOEXEC)
+		m |= MS_NOEXEC;
+	if (f & ST_NOATIME)
+		m |= MS_NOATIME;
+	if (f & ST_NODIRATIME)
+		m |= MS_NODIRATIME;
+	if (f & ST_RELATIME)
+		m |= MS_RELATIME;
+	return m;
+}
+
+/* Sets per-mount attributes (MS_RDONLY, MS_NOSUID, ... and atime) on the mount at fd,
+ * keeping the others; recursively with rec. 0 or -1. */
+static int set_mount_attrs(int fd, unsigned long ms, int rec)
+{
+	struct mount_attr_ a = { 0, 0, 0, 0 };
+	if (ms & MS_RDONLY)
+		a.attr_set |= MOUNT_ATTR_RDONLY_;
+	if (ms & MS_NOSUID)
+		a.attr_set |= MOUNT_ATTR_NOSUID_;
+	if (ms & MS_NODEV)
+		a.attr_set |= MOUNT_ATTR_NODEV_;
+	if (ms & MS_NOEXEC)
+		a.attr_set |= MOUNT_ATTR_NOEXEC_;
+	if (ms & (MS_NOATIME | MS_STRICTATIME | MS_RELATIME)) {
+		a.attr_clr |= MOUNT_ATTR__ATIME_;
+		a.attr_set |= (ms & MS_NOATIME) ? MOUNT_ATTR_NOATIME_
+			      : (ms & MS_STRICTATIME) ? MOUNT_ATTR_STRICTATIME_
+						      : MOUNT_ATTR_RELATIME_;
+	}
+	if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | (rec ? AT_RECURSIVE_ : 0), &a, sizeof a) == 0)
+		return 0;
+	if (errno != ENOSYS)
+		return -1;
+	/* Before Linux 5.12: a bind remount of the top mount only, keeping its other flags. */
+	struct statvfs sv;
+	char fp[32];
+	if (fstatvfs(fd, &sv) < 0)
+		return -1;
+	unsigned long keep = statvfs_to_ms(sv.f_flag);
+	if (ms & (MS_NOATIME | MS_STRICTATIME | MS_RELATIME))
+		keep &= ~(MS_NOATIME | MS_NODIRATIME | MS_RELATIME);
+	return mount(NULL, proc_fd_path(fd, fp), NULL, MS_REMOUNT | MS_BIND | keep | ms, NULL);
+}
+
+#define ATTR_FLAGS (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_STRICTATIME | MS_RELATIME)
+
+static void __attribute__((noreturn)) step_die(const struct plan *p, const struct step *s, const char *what)
+{
+	die("plan %s line %d: %s %s: %s", p->file, s->line, what, s->path, strerror(errno));
+}
+
+static void do_mount(const struct plan *p, const struct step *s, int base, const char *rest, uint64_t res)
+{
+	char tp[32], sp[32];
+	int tfd = xopenat2(base, rest, O_PATH, 0, res);
+	if (tfd < 0)
+		step_die(p, s, "mount target");
+	unsigned long fl = s->mflags | (s->mrec ? MS_REC : 0);
+	const char *src = s->arg;
+	int sfd = -1;
+	int mounted = 0;
+	if ((fl & MS_BIND) && !(fl & MS_REMOUNT)) {
+		const char *srest;
+		uint64_t sres;
+		int sbase = open_base(p, s->arg, &srest, &sres);
+		if (sbase < 0 || (sfd = xopenat2(sbase, srest, O_PATH, 0, sres)) < 0)
+			die("plan %s line %d: bind source %s: %s", p->file, s->line, s->arg, strerror(errno));
+		close(sbase);
+		if (mount(proc_fd_path(sfd, sp), proc_fd_path(tfd, tp), NULL, MS_BIND | (fl & MS_REC), NULL) < 0)
+			die("plan %s line %d: bind mount %s on %s: %s", p->file, s->line, s->arg, s->path, strerror(errno));
+		mounted = 1;
+		if (fl & ATTR_FLAGS) {
+			int t2 = xopenat2(base, rest, O_PATH, 0, res);
+			if (t2 < 0 || set_mount_attrs(t2, fl & ATTR_FLAGS, s->mrec) < 0)
+				step_die(p, s, "setting flags of bind mount");
+			close(t2);
+		}
+	} else if ((fl & MS_REMOUNT) && (fl & MS_BIND) && (fl & ATTR_FLAGS) && !s->data) {
+		/* Per-mount flags of an existing mount: set them (recursively with rec) and keep
+		 * the others, which a plain MS_REMOUNT would clear and MS_REC would not reach. */
+		if (set_mount_attrs(tfd, fl & ATTR_FLAGS, s->mrec) < 0)
+			step_die(p, s, "remount");
+	} else if ((fl & MS_REMOUNT) || s->fstype) {
+		if (!src && !(fl & MS_REMOUNT))
+			src = s->fstype;
+		if (mount(src, proc_fd_path(tfd, tp), s->fstype, fl, s->data) < 0)
+			die("plan %s line %d: mount %s (%s) on %s: %s", p->file, s->line, src ? src : "-",
+			    s->fstype ? s->fstype : "-", s->path, strerror(errno));
+		mounted = !(fl & MS_REMOUNT);
+	}
+	if (s->mprop) {
+		int t2 = mounted ? xopenat2(base, rest, O_PATH, 0, res) : dup(tfd);
+		if (t2 < 0 || mount(NULL, proc_fd_path(t2, tp), NULL, s->mprop | (s->mrec ? MS_REC : 0), NULL) < 0)
+			step_die(p, s, "changing propagation of");
+		close(t2);
+	}
+	if (sfd >= 0)
+		close(sfd);
+	close(tfd);
+}
+
+static void do_step(const struct plan *p, const struct step *s)
+{
+	const char *rest;
+	uint64_t res;
+	char name[NAME_MAX + 1];
+	int fd, pfd;
+	int base = open_base(p, s->path, &rest, &res);
+	if (base < 0)
+		step_die(p, s, "resolving");
+	switch (s->kind) {
+	case STEP_MKDIR:
+		if ((fd = mkdir_p(base, rest, s->mode, res)) < 0)
+			step_die(p, s, "mkdir");
+		close(fd);
+		break;
+	case STEP_TOUCH:
+		fd = xopenat2(base, rest, O_PATH, 0, res);
+		if (fd < 0 && errno == ENOENT) {
+			if ((pfd = open_parent(base, rest, res, name, sizeof name)) < 0)
+				step_die(p, s, "creating the parent of");
+			close(pfd);
+			fd = xopenat2(base, rest, O_WRONLY | O_CREAT | O_NOCTTY | O_NONBLOCK, s->mode, res);
+			if (fd >= 0)
+				fchmod(fd, s->mode);
+		}
+		if (fd < 0)
+			step_die(p, s, "touch");
+		close(fd);
+		break;
+	case STEP_WRITE: {
+		struct stat st;
+		if ((pfd = open_parent(base, rest, res, name, sizeof name)) < 0)
+			step_die(p, s, "creating the parent of");
+		close(pfd);
+		fd = xopenat2(base, rest, O_WRONLY | O_CREAT | O_NOCTTY | O_NONBLOCK, s->mode, res);
+		if (fd < 0)
+			step_die(p, s, "write");
+		if (fstat(fd, &st) < 0 || (!S_ISREG(st.st_mode) && (errno = EINVAL)))
+			step_die(p, s, "write (not a regular file)");
+		if (ftruncate(fd, 0) < 0 || write_all(fd, s->arg, strlen(s->arg)) < 0 || fchmod(fd, s->mode) < 0)
+			step_die(p, s, "write");
+		close(fd);
+		break;
+	}
+	case STEP_SYMLINK:
+		if ((pfd = open_parent(base, rest, res, name, sizeof name)) < 0)
+			step_die(p, s, "creating the parent of");
+		if (symlinkat(s->arg, pfd, name) < 0) {
+			struct stat st;
+			if (errno != EEXIST || fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+				step_die(p, s, "symlink");
+			if (!S_ISLNK(st.st_mode)) {
+				errno = EEXIST;
+				step_die(p, s, "symlink");
+			}
+			if (unlinkat(pfd, name, 0) < 0 || symlinkat(s->arg, pfd, name) < 0)
+				step_die(p, s, "symlink");
+		}
+		close(pfd);
+		break;
+	case STEP_CHOWN:
+		if ((fd = xopenat2(base, rest, O_PATH, 0, res)) < 0 ||
+		    fchownat(fd, "", (uid_t)s->uid, (gid_t)s->gid, AT_EMPTY_PATH) < 0)
+			step_die(p, s, "chown");
+		close(fd);
+		break;
+	case STEP_MOUNT:
+		do_mount(p, s, base, rest, res);
+		break;
+	}
+	close(base);
+}
+
+void run_setup_steps(const struct plan *p)
+{
+	for (int i = 0; i < p->nsteps; i++)
+		do_step(p, &p->steps[i]);
+}
+
+int pivot_here(void)
+{
+	/* new_root and put_old the same: the old root ends up stacked on the new one at
+	 * ".", and is detached right away (pivot_root(2), NOTES). No temp dir needed, so
+	 * this works on read-only roots too. */
+	if (syscall(SYS_pivot_root, ".", ".") < 0)
+		return -1;
+	if (umount2(".", MNT_DETACH) < 0)
+		return -1;
+	return chdir("/");
+}
+
+void enter_pod_root(const struct plan *p)
+{
+	char fp[32];
+	int rfd = open(p->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rfd < 0)
+		die("pod root %s: %s", p->root, strerror(errno));
+	/* pivot_root wants a mount point: bind the root onto itself (with what is below). */
+	if (mount(proc_fd_path(rfd, fp), fp, NULL, MS_BIND | MS_REC, NULL) < 0)
+		die("bind mount of the pod root %s: %s", p->root, strerror(errno));
+	close(rfd);
+	rfd = open(p->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rfd < 0)
+		die("pod root %s: %s", p->root, strerror(errno));
+	/* /proc of the pod's pid namespace: we are its pid 1. */
+	int pfd = mkdir_p(rfd, "proc", 0555, IN_ROOT);
+	if (pfd < 0)
+		die("%s/proc: %s", p->root, strerror(errno));
+	if (mount("proc", proc_fd_path(pfd, fp), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		die("mounting proc on %s/proc: %s", p->root, strerror(errno));
+	close(pfd);
+	if (fchdir(rfd) < 0 || pivot_here() < 0)
+		die("pivot_root into %s: %s", p->root, strerror(errno));
+	close(rfd);
+}
+
+int enter_app_root(const struct app *a)
+{
+	char fp[32];
+	const char *rel = a->root[1] ? a->root + 1 : ".";
+	if (unshare(CLONE_NEWNS) < 0) {
+		warnx("unshare(CLONE_NEWNS): %s", strerror(errno));
+		return -1;
+	}
+	int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int afd = root < 0 ? -1 : xopenat2(root, rel, O_PATH | O_DIRECTORY, 0, IN_ROOT);
+	if (afd < 0) {
+		warnx("rootfs %s: %s", a->root, strerror(errno));
+		return -1;
+	}
+	if (mount(proc_fd_path(afd, fp), fp, NULL, MS_BIND | MS_REC, NULL) < 0) {
+		warnx("bind mount of rootfs %s: %s", a->root, strerror(errno));
+		return -1;
+	}
+	close(afd);
+	afd = xopenat2(root, rel, O_PATH | O_DIRECTORY, 0, IN_ROOT);
+	if (afd < 0) {
+		warnx("rootfs %s: %s", a->root, strerror(errno));
+		return -1;
+	}
+	if (a->ro_root && set_mount_attrs(afd, MS_RDONLY, 0) < 0) {
+		warnx("making rootfs %s read-only: %s", a->root, strerror(errno));
+		return -1;
+	}
+	if (fchdir(afd) < 0 || pivot_here() < 0) {
+		warnx("pivot_root into %s: %s", a->root, strerror(errno));
+		return -1;
+	}
+	close(afd);
+	close(root);
+	return 0;
+}

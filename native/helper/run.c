@@ -1,0 +1,606 @@
+/* tspod-helper run: the outer helper (host side) and the pod's pid 1.
+ *
+ *   outer helper   host pid ns, host mount ns. Forwards SIGTERM/SIGINT/SIGHUP to
+ *                  pid 1, publishes the app pids and the pid file once pid 1 says
+ *                  every app is up, exits with pid 1's code. Keeps the lock fd.
+ *   pid 1          new pid ns; unshares mnt/uts/ipc/net, runs the set-up steps,
+ *                  pivot_roots into the pod root, starts the apps, reaps every child,
+ *                  stops the others when one fails, writes the status files.
+ *   app child      own mount ns, pivot_root into its rootfs, pre-start handlers,
+ *                  credentials, exec. A post-stop runner is made the same way.
+ */
+#include "helper.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#define STOP_TIMEOUT_MS 10000 /* SIGTERM, then SIGKILL this much later */
+
+enum { A_STARTING, A_RUNNING, A_EXITED };
+
+struct rt {
+	pid_t pid;	/* the app child; the app's main process once it has exec'd */
+	int notify;	/* read end of its exec pipe until it has settled, else -1 */
+	int state;
+	int failed_start;
+	int code;
+	int64_t kill_at; /* SIGKILL deadline once stopping, 0 = none */
+	pid_t post_pid;	 /* post-stop runner */
+	int64_t post_kill_at;
+	int post_done;
+};
+
+static struct plan P;
+static struct rt *R;
+static int tty_mode;	  /* stdin inherit and stdin is a terminal */
+static int devnull = -1;  /* opened on the host, for the apps' stdin */
+static int status_fd = -1;
+
+/* ------------------------------------------------------------------ app child */
+
+static void __attribute__((noreturn)) child_fail(int nfd, int code)
+{
+	if (nfd >= 0)
+		write_all(nfd, "F", 1);
+	_exit(code);
+}
+
+static int run_handler(const struct app *a, char **argv, const char *kind)
+{
+	pid_t pid = fork();
+	if (pid < 0) {
+		warnx("%s handler %s: fork: %s", kind, argv[0], strerror(errno));
+		return EXIT_HELPER;
+	}
+	if (pid == 0) {
+		struct security s;
+		security_of_app(a, &s);
+		if (apply_security(&s) < 0)
+			_exit(EXIT_HELPER);
+		cloexec_from(3);
+		char *what = xasprintf("%s handler ", kind);
+		_exit(exec_in_path(argv, a->env, what));
+	}
+	int st;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return EXIT_HELPER;
+	return wait_code(st);
+}
+
+static void __attribute__((noreturn)) app_child(const struct app *a, int nfd)
+{
+	reset_signals();
+	g_who = xasprintf("app %s: ", a->name);
+	setpgid(0, 0);
+	if (tty_mode) {
+		/* Give the terminal to the app's process group, so that ^C reaches it. */
+		signal(SIGTTOU, SIG_IGN);
+		if (tcsetpgrp(0, getpid()) < 0)
+			warnx("tcsetpgrp: %s", strerror(errno));
+		signal(SIGTTOU, SIG_DFL);
+	}
+	if (!P.stdin_inherit && dup2(devnull, 0) < 0)
+		child_fail(nfd, EXIT_HELPER);
+	if (enter_app_root(a) < 0)
+		child_fail(nfd, EXIT_HELPER);
+	for (int i = 0; i < a->npre; i++) {
+		int code = run_handler(a, a->pre[i], "pre-start");
+		if (code) {
+			warnx("pre-start handler %s failed (exit code %d); not starting the app", a->pre[i][0], code);
+			child_fail(nfd, code);
+		}
+	}
+	struct security s;
+	security_of_app(a, &s);
+	if (apply_security(&s) < 0)
+		child_fail(nfd, EXIT_HELPER);
+	cloexec_from(3); /* the pod lock fd and anything else inherited: not for the app */
+	child_fail(nfd, exec_in_path(a->exec, a->env, ""));
+}
+
+static pid_t start_post_stop(const struct app *a)
+{
+	pid_t pid = fork();
+	if (pid < 0) {
+		warnx("app %s: post-stop: fork: %s", a->name, strerror(errno));
+		return -1;
+	}
+	if (pid)
+		return pid;
+	reset_signals();
+	g_who = xasprintf("app %s: ", a->name);
+	setpgid(0, 0);
+	if (dup2(devnull, 0) < 0 || enter_app_root(a) < 0)
+		_exit(EXIT_HELPER);
+	for (int i = 0; i < a->npost; i++) {
+		int code = run_handler(a, a->post[i], "post-stop");
+		if (code)
+			warnx("post-stop handler %s failed (exit code %d)", a->post[i][0], code);
+	}
+	_exit(0);
+}
+
+/* ---------------------------------------------------------------------- pid 1 */
+
+static void lo_up(void)
+{
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof ifr);
+	strcpy(ifr.ifr_name, "lo");
+	if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+		die("loopback: %s", strerror(errno));
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+		die("bringing up loopback: %s", strerror(errno));
+	close(s);
+}
+
+static void write_status(int i, int code)
+{
+	if (status_fd < 0)
+		return;
+	char buf[16];
+	snprintf(buf, sizeof buf, "%d\n", code);
+	if (write_file_atomic(status_fd, P.apps[i].name, buf, 0644) < 0)
+		warnx("writing the status of app %s: %s", P.apps[i].name, strerror(errno));
+}
+
+static int alive(int i)
+{
+	return R[i].pid > 0 && R[i].state != A_EXITED;
+}
+
+static void stop_apps(int sig)
+{
+	int64_t deadline = now_ms() + STOP_TIMEOUT_MS;
+	for (int i = 0; i < P.napps; i++) {
+		if (!alive(i))
+			continue;
+		kill(R[i].pid, sig);
+		if (!R[i].kill_at)
+			R[i].kill_at = deadline;
+	}
+}
+
+static int pod_code = -1;
+
+static void app_exited(int i, int status)
+{
+	struct rt *r = &R[i];
+	r->state = A_EXITED;
+	r->code = wait_code(status);
+	if (r->notify >= 0) {
+		close(r->notify);
+		r->notify = -1;
+	}
+	write_status(i, r->code);
+	if (r->code && pod_code < 0) {
+		pod_code = r->code; /* the first failure decides; the others are stopped */
+		stop_apps(SIGTERM);
+	}
+	if (P.apps[i].npost) {
+		r->post_pid = start_post_stop(&P.apps[i]);
+		r->post_kill_at = now_ms() + STOP_TIMEOUT_MS;
+		if (r->post_pid < 0)
+			r->post_done = 1;
+	} else
+		r->post_done = 1;
+}
+
+static void reap(void)
+{
+	int st;
+	pid_t pid;
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		for (int i = 0; i < P.napps; i++) {
+			if (pid == R[i].pid && R[i].state != A_EXITED)
+				app_exited(i, st);
+			else if (pid == R[i].post_pid) {
+				R[i].post_pid = 0;
+				R[i].post_done = 1;
+			}
+		}
+		/* anything else is an orphan we inherited: reaped, nothing more */
+	}
+}
+
+static void kill_everything(void)
+{
+	if (P.ns & NS_PID) {
+		kill(-1, SIGKILL); /* as pid 1: everything in the pod's pid namespace */
+		while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+			;
+		return;
+	}
+	/* No pid namespace: we are a subreaper; kill our children until none is left. */
+	for (;;) {
+		char path[64];
+		snprintf(path, sizeof path, "/proc/self/task/%d/children", (int)getpid());
+		char *list = read_small_file(AT_FDCWD, path, 1 << 20, NULL);
+		if (list) {
+			for (char *save = NULL, *t = strtok_r(list, " \n", &save); t; t = strtok_r(NULL, " \n", &save))
+				kill(atoi(t), SIGKILL);
+			free(list);
+		}
+		if (waitpid(-1, NULL, 0) < 0 && errno == ECHILD)
+			break;
+	}
+}
+
+static int report_fd = -1;
+
+static void maybe_report(void)
+{
+	if (report_fd < 0)
+		return;
+	for (int i = 0; i < P.napps; i++)
+		if (R[i].notify >= 0)
+			return;
+	/* Every app has exec'd or failed: tell the outer helper the in-namespace pids. */
+	size_t cap = 16 + (size_t)P.napps * 32, n = 0;
+	char *buf = xmalloc(cap);
+	for (int i = 0; i < P.napps; i++)
+		if (R[i].state == A_RUNNING)
+			n += snprintf(buf + n, cap - n, "app %d %d\n", i, (int)R[i].pid);
+	n += snprintf(buf + n, cap - n, "ready\n");
+	write_all(report_fd, buf, n);
+	free(buf);
+	close(report_fd);
+	report_fd = -1;
+}
+
+static int all_done(void)
+{
+	for (int i = 0; i < P.napps; i++)
+		if (R[i].state != A_EXITED || !R[i].post_done)
+			return 0;
+	return 1;
+}
+
+static void __attribute__((noreturn)) pid1_main(int rep)
+{
+	report_fd = rep;
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGCHLD);
+	int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sfd < 0)
+		die("signalfd: %s", strerror(errno));
+	/* Without a terminal to share, the pod gets its own session: terminal signals
+	 * reach the outer helper only, which forwards them once. */
+	if (!tty_mode)
+		setsid();
+	signal(SIGPIPE, SIG_IGN); /* the outer helper may be gone when we report */
+
+	/* Opened on the host, before any mount. */
+	if (P.status_dir) {
+		if (mkdir(P.status_dir, 0755) < 0 && errno != EEXIST)
+			die("status dir %s: %s", P.status_dir, strerror(errno));
+		status_fd = open(P.status_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (status_fd < 0)
+			die("status dir %s: %s", P.status_dir, strerror(errno));
+	}
+	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (devnull < 0)
+		die("/dev/null: %s", strerror(errno));
+
+	int flags = CLONE_NEWNS;
+	if (P.ns & NS_UTS)
+		flags |= CLONE_NEWUTS;
+	if (P.ns & NS_IPC)
+		flags |= CLONE_NEWIPC;
+	if (P.ns & NS_NET)
+		flags |= CLONE_NEWNET;
+	if (unshare(flags) < 0)
+		die("unshare: %s", strerror(errno));
+	if ((P.ns & NS_UTS) && P.hostname && sethostname(P.hostname, strlen(P.hostname)) < 0)
+		die("sethostname %s: %s", P.hostname, strerror(errno));
+	if (P.ns & NS_NET)
+		lo_up();
+	/* Nothing we mount may propagate back to the host. */
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		die("making / private: %s", strerror(errno));
+	run_setup_steps(&P);
+	enter_pod_root(&P);
+	if (!(P.ns & NS_PID))
+		prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+
+	R = xmalloc(sizeof(struct rt) * (size_t)P.napps);
+	memset(R, 0, sizeof(struct rt) * (size_t)P.napps);
+	for (int i = 0; i < P.napps; i++) {
+		int pfd[2];
+		if (pipe2(pfd, O_CLOEXEC) < 0)
+			die("pipe: %s", strerror(errno));
+		pid_t pid = fork();
+		if (pid < 0)
+			die("fork: %s", strerror(errno));
+		if (pid == 0) {
+			close(pfd[0]);
+			close(sfd);
+			app_child(&P.apps[i], pfd[1]);
+		}
+		close(pfd[1]);
+		setpgid(pid, pid);
+		R[i].pid = pid;
+		R[i].notify = pfd[0];
+		R[i].state = A_STARTING;
+	}
+
+	struct pollfd *pf = xmalloc(sizeof(struct pollfd) * (size_t)(P.napps + 1));
+	int *who = xmalloc(sizeof(int) * (size_t)(P.napps + 1));
+	for (;;) {
+		maybe_report();
+		if (all_done())
+			break;
+		int n = 0;
+		pf[n].fd = sfd;
+		pf[n].events = POLLIN;
+		who[n++] = -1;
+		int64_t now = now_ms(), next = -1;
+		for (int i = 0; i < P.napps; i++) {
+			if (R[i].notify >= 0) {
+				pf[n].fd = R[i].notify;
+				pf[n].events = POLLIN;
+				who[n++] = i;
+			}
+			if (alive(i) && R[i].kill_at && (next < 0 || R[i].kill_at < next))
+				next = R[i].kill_at;
+			if (R[i].post_pid > 0 && R[i].post_kill_at && (next < 0 || R[i].post_kill_at < next))
+				next = R[i].post_kill_at;
+		}
+		int timeout = next < 0 ? -1 : next <= now ? 0 : (int)(next - now);
+		int r = poll(pf, (nfds_t)n, timeout);
+		if (r < 0 && errno != EINTR)
+			die("poll: %s", strerror(errno));
+		now = now_ms();
+		for (int i = 0; i < P.napps; i++) {
+			if (alive(i) && R[i].kill_at && R[i].kill_at <= now) {
+				kill(-R[i].pid, SIGKILL);
+				kill(R[i].pid, SIGKILL);
+				R[i].kill_at = 0;
+			}
+			if (R[i].post_pid > 0 && R[i].post_kill_at && R[i].post_kill_at <= now) {
+				warnx("app %s: post-stop handlers still running after %d s; killing them", P.apps[i].name,
+				      STOP_TIMEOUT_MS / 1000);
+				kill(-R[i].post_pid, SIGKILL);
+				kill(R[i].post_pid, SIGKILL);
+				R[i].post_kill_at = 0;
+			}
+		}
+		if (r <= 0)
+			continue;
+		for (int k = 1; k < n; k++) {
+			if (!pf[k].revents)
+				continue;
+			struct rt *a = &R[who[k]];
+			char c;
+			ssize_t got = read(a->notify, &c, 1);
+			if (got < 0 && errno == EINTR)
+				continue;
+			if (got == 0 && a->state == A_STARTING)
+				a->state = A_RUNNING; /* the exec pipe closed on exec */
+			else if (got > 0)
+				a->failed_start = 1;
+			close(a->notify);
+			a->notify = -1;
+		}
+		if (pf[0].revents) {
+			struct signalfd_siginfo si;
+			while (read(sfd, &si, sizeof si) == sizeof si) {
+				int sig = (int)si.ssi_signo;
+				if (sig == SIGCHLD)
+					reap();
+				else if (sig == SIGHUP) {
+					for (int i = 0; i < P.napps; i++)
+						if (alive(i))
+							kill(R[i].pid, sig);
+				} else
+					stop_apps(sig);
+			}
+			reap();
+		}
+	}
+	kill_everything();
+	_exit(pod_code < 0 ? 0 : pod_code);
+}
+
+/* -------------------------------------------------------------- outer helper */
+
+/* The host pid of pid1's child whose pid in the pod's namespace is nspid, or -1. */
+static pid_t host_pid_of(pid_t pid1, int nspid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid1, (int)pid1);
+	char *list = read_small_file(AT_FDCWD, path, 1 << 20, NULL);
+	if (!list)
+		return -1;
+	pid_t found = -1;
+	for (char *save = NULL, *t = strtok_r(list, " \n", &save); t && found < 0; t = strtok_r(NULL, " \n", &save)) {
+		snprintf(path, sizeof path, "/proc/%s/status", t);
+		char *st = read_small_file(AT_FDCWD, path, 1 << 16, NULL);
+		if (!st)
+			continue;
+		char *ns = strstr(st, "\nNSpid:");
+		if (ns) {
+			char *end = strchr(ns + 1, '\n');
+			if (end)
+				*end = 0;
+			char *last = strrchr(ns, '\t');
+			if (last && atoi(last + 1) == nspid)
+				found = atoi(t);
+		}
+		free(st);
+	}
+	free(list);
+	return found;
+}
+
+static int open_dir_of(const char *path, const char **base, int create)
+{
+	char *dir = xstrdup(path);
+	char *slash = strrchr(dir, '/');
+	*base = strrchr(path, '/') + 1;
+	if (slash == dir)
+		slash[1] = 0;
+	else
+		*slash = 0;
+	if (create && mkdir(dir, 0755) < 0 && errno != EEXIST) {
+		free(dir);
+		return -1;
+	}
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	free(dir);
+	return fd;
+}
+
+static void publish(pid_t pid1, char *report)
+{
+	char buf[32];
+	if (P.apps_pid_dir) {
+		const char *unused;
+		char *inner = xasprintf("%s/x", P.apps_pid_dir);
+		int dfd = open_dir_of(inner, &unused, 1);
+		free(inner);
+		if (dfd < 0)
+			warnx("apps pid dir %s: %s", P.apps_pid_dir, strerror(errno));
+		for (char *save = NULL, *ln = strtok_r(report, "\n", &save); dfd >= 0 && ln;
+		     ln = strtok_r(NULL, "\n", &save)) {
+			/* "app <index> <pid in the pod>" */
+			char *sp = strchr(ln, ' '), *sp2 = sp ? strchr(sp + 1, ' ') : NULL;
+			uint64_t idx, nspid;
+			if (strncmp(ln, "app ", 4) || !sp2)
+				continue;
+			*sp2 = 0;
+			if (parse_uint(sp + 1, 10, (uint64_t)P.napps - 1, &idx) < 0 || parse_uint(sp2 + 1, 10, 1 << 30, &nspid) < 0)
+				continue;
+			pid_t hp = host_pid_of(pid1, (int)nspid);
+			if (hp < 0)
+				continue; /* already gone */
+			snprintf(buf, sizeof buf, "%d\n", (int)hp);
+			if (write_file_atomic(dfd, P.apps[idx].name, buf, 0644) < 0)
+				warnx("writing the pid of app %s: %s", P.apps[idx].name, strerror(errno));
+		}
+		if (dfd >= 0)
+			close(dfd);
+	}
+	if (P.pid_file) {
+		const char *name;
+		int dfd = open_dir_of(P.pid_file, &name, 0);
+		snprintf(buf, sizeof buf, "%d\n", (int)pid1);
+		if (dfd < 0 || write_file_atomic(dfd, name, buf, 0644) < 0)
+			warnx("writing the pid file %s: %s", P.pid_file, strerror(errno));
+		if (dfd >= 0)
+			close(dfd);
+	}
+}
+
+int run_main(int argc, char **argv)
+{
+	if (argc != 3)
+		die("usage: tspod-helper run <plan>");
+	plan_load(argv[2], &P);
+
+	const char *lock = getenv("TSPOD_LOCK_FD");
+	if (lock && *lock) {
+		uint64_t fd;
+		if (parse_uint(lock, 10, 1 << 20, &fd) < 0 || fcntl((int)fd, F_GETFD) < 0)
+			die("TSPOD_LOCK_FD=%s is not an open file descriptor", lock);
+		/* kept open here and in pid 1 (no exec); never reaches an app (cloexec_from) */
+	}
+
+	reset_signals();
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sfd < 0)
+		die("signalfd: %s", strerror(errno));
+	int rep[2];
+	if (pipe2(rep, O_CLOEXEC) < 0)
+		die("pipe: %s", strerror(errno));
+
+	pid_t saved_fg = -1;
+	if (P.stdin_inherit && isatty(0)) {
+		tty_mode = 1;
+		saved_fg = tcgetpgrp(0);
+	}
+	if ((P.ns & NS_PID) && unshare(CLONE_NEWPID) < 0)
+		die("unshare(CLONE_NEWPID): %s", strerror(errno));
+	pid_t pid1 = fork();
+	if (pid1 < 0)
+		die("fork: %s", strerror(errno));
+	if (pid1 == 0) {
+		close(sfd);
+		close(rep[0]);
+		pid1_main(rep[1]);
+	}
+	close(rep[1]);
+
+	size_t cap = 256, len = 0;
+	char *report = xmalloc(cap);
+	int rfd = rep[0], status = 0, done = 0;
+	while (!done) {
+		struct pollfd pf[2] = { { sfd, POLLIN, 0 }, { rfd, POLLIN, 0 } };
+		if (poll(pf, rfd >= 0 ? 2 : 1, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			die("poll: %s", strerror(errno));
+		}
+		if (rfd >= 0 && pf[1].revents) {
+			if (len + 128 > cap)
+				report = xrealloc(report, cap *= 2);
+			ssize_t got = read(rfd, report + len, cap - len - 1);
+			if (got > 0) {
+				len += got;
+				report[len] = 0;
+				if (strstr(report, "ready\n")) {
+					publish(pid1, report);
+					close(rfd);
+					rfd = -1;
+				}
+			} else if (got == 0 || errno != EINTR) {
+				close(rfd); /* pid 1 failed before the pod was up */
+				rfd = -1;
+			}
+		}
+		if (pf[0].revents) {
+			struct signalfd_siginfo si;
+			while (read(sfd, &si, sizeof si) == sizeof si) {
+				if (si.ssi_signo != SIGCHLD)
+					kill(pid1, (int)si.ssi_signo);
+			}
+			if (waitpid(pid1, &status, WNOHANG) == pid1)
+				done = 1;
+		}
+	}
+	if (tty_mode && saved_fg > 0) {
+		signal(SIGTTOU, SIG_IGN);
+		tcsetpgrp(0, saved_fg);
+	}
+	return wait_code(status);
+}

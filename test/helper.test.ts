@@ -1,0 +1,787 @@
+// The native helper (native/helper/PLAN.md), driven through hand-written plans.
+// Needs root (namespaces, mounts, pivot_root); skipped otherwise. Node only spawns
+// bin/tspod-helper: it never unshares or setns-es itself.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+const HELPER = path.join(REPO, 'bin/tspod-helper');
+const BUSYBOX = '/bin/busybox';
+const isRoot = process.getuid?.() === 0;
+const skip = !isRoot
+  ? 'needs root'
+  : !fs.existsSync(HELPER)
+    ? 'bin/tspod-helper not built (make)'
+    : !fs.existsSync(BUSYBOX)
+      ? 'busybox-static not installed'
+      : false;
+
+// ---------------------------------------------------------------- plan writing
+
+/** PLAN.md field encoding: bytes outside !..~ and % as %XX; empty is -E-; a literal - is %2D. */
+function enc(s: string): string {
+  if (s === '') return '-E-';
+  let out = '';
+  for (const c of Buffer.from(s, 'utf8')) {
+    out += c > 0x20 && c < 0x7f && c !== 0x25 ? String.fromCharCode(c) : '%' + c.toString(16).toUpperCase().padStart(2, '0');
+  }
+  return out === '-' || out === '-E-' ? '%2D' + out.slice(1) : out;
+}
+/** A directive line; a field that is exactly '-' stays the raw "none" marker. */
+const line = (...fields: string[]): string => fields.map((f) => (f === '-' ? f : enc(f))).join(' ');
+/** A directive line whose fields are all literal (commands, arguments). */
+const litLine = (kw: string, ...fields: string[]): string => [kw, ...fields.map(enc)].join(' ');
+
+interface AppSpec {
+  name: string;
+  exec: string[];
+  env?: string[];
+  user?: string;
+  group?: string;
+  sgids?: string;
+  cwd?: string;
+  pre?: string[][];
+  post?: string[][];
+  caps?: string;
+  nnp?: boolean;
+  roRoot?: boolean;
+}
+
+interface PodSpec {
+  hostname?: string;
+  namespaces?: string;
+  stdin?: 'null' | 'inherit';
+  apps: AppSpec[];
+  /** Extra set-up lines, after the apps' standard environment. */
+  steps?: (pod: { dir: string; appRoot: (name: string) => string }) => string[];
+}
+
+interface Pod {
+  dir: string;
+  plan: string;
+  root: string;
+  status: string;
+  pidFile: string;
+  appsPid: string;
+  shared: string;
+  hostname: string;
+  appRoot(name: string): string;
+}
+
+let DATA = '';
+let LOWER = '';
+let podSeq = 0;
+
+const DEFAULT_ENV = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root'];
+
+function writePod(spec: PodSpec): Pod {
+  const dir = path.join(DATA, `pod${++podSeq}`);
+  const root = path.join(dir, 'stage1-rootfs');
+  const status = path.join(dir, 'status');
+  const pidFile = path.join(dir, 'pid');
+  const appsPid = path.join(dir, 'apps-pid');
+  const shared = path.join(dir, 'shared');
+  const hostname = `pod${podSeq}-host`;
+  for (const d of [root, shared]) fs.mkdirSync(d, { recursive: true });
+  fs.chmodSync(shared, 0o777);
+  const appRoot = (name: string) => `/opt/stage2/${name}/rootfs`;
+  const L: string[] = [
+    '# written by test/helper.test.ts',
+    line('version', '1'),
+    line('uuid', `00000000-0000-0000-0000-${String(podSeq).padStart(12, '0')}`),
+    line('hostname', spec.hostname ?? hostname),
+    line('namespaces', spec.namespaces ?? 'mnt,pid,uts,ipc'),
+    line('status-dir', status),
+    line('pid-file', pidFile),
+    line('apps-pid-dir', appsPid),
+    line('root', root),
+    line('stdin', spec.stdin ?? 'null'),
+  ];
+  // The Linux environment of each app (appc OS-SPEC), the way stage1 /init writes it.
+  for (const a of spec.apps) {
+    const A = root + appRoot(a.name);
+    const upper = path.join(dir, `upper-${a.name}`);
+    const work = path.join(dir, `work-${a.name}`);
+    fs.mkdirSync(upper);
+    fs.mkdirSync(work);
+    L.push(
+      line('mkdir', A, '0755'),
+      line('mount', 'overlay', A, 'overlay', '-', `lowerdir=${LOWER},upperdir=${upper},workdir=${work}`),
+      line('mount', 'proc', `${A}/proc`, 'proc', 'nosuid,nodev,noexec', '-'),
+      line('mount', 'sysfs', `${A}/sys`, 'sysfs', 'rdonly,nosuid,nodev,noexec', '-'),
+      line('mount', 'tmpfs', `${A}/dev`, 'tmpfs', 'nosuid,strictatime', 'mode=755,size=65536k'),
+    );
+    for (const d of ['null', 'zero', 'full', 'random', 'urandom', 'tty']) {
+      L.push(line('touch', `${A}/dev/${d}`, '0666'), line('mount', `/dev/${d}`, `${A}/dev/${d}`, '-', 'bind', '-'));
+    }
+    L.push(
+      line('touch', `${A}/dev/console`, '0600'),
+      line('mount', '/dev/null', `${A}/dev/console`, '-', 'bind', '-'),
+      line('mkdir', `${A}/dev/pts`, '0755'),
+      line('mount', 'devpts', `${A}/dev/pts`, 'devpts', 'nosuid,noexec', 'newinstance,ptmxmode=0666,mode=0620'),
+      line('symlink', 'pts/ptmx', `${A}/dev/ptmx`),
+      line('mkdir', `${A}/dev/shm`, '1777'),
+      line('mount', 'tmpfs', `${A}/dev/shm`, 'tmpfs', 'nosuid,nodev,noexec', 'mode=1777'),
+      line('mkdir', `${A}/shared`, '0755'),
+      line('mount', shared, `${A}/shared`, '-', 'bind', '-'),
+    );
+  }
+  L.push(...(spec.steps?.({ dir, appRoot: (n) => root + appRoot(n) }) ?? []));
+  for (const a of spec.apps) {
+    L.push(line('app', a.name), line('app-root', appRoot(a.name)), litLine('app-exec', ...a.exec));
+    for (const e of a.env ?? DEFAULT_ENV) L.push(line('app-env', e));
+    L.push(
+      line('app-cwd', a.cwd ?? '/'),
+      line('app-user', a.user ?? '0'),
+      line('app-group', a.group ?? '0'),
+      'app-supplementary-gids ' + (a.sgids ? enc(a.sgids) : '-'),
+    );
+    for (const h of a.pre ?? []) L.push(litLine('app-pre-start', ...h));
+    for (const h of a.post ?? []) L.push(litLine('app-post-stop', ...h));
+    L.push(
+      line('app-readonly-root', a.roRoot ? '1' : '0'),
+      line('app-no-new-privileges', a.nnp ? '1' : '0'),
+      'app-capabilities ' + (a.caps ? enc(a.caps) : '-'),
+      'end-app',
+    );
+  }
+  const plan = path.join(dir, 'plan');
+  fs.writeFileSync(plan, L.join('\n') + '\n');
+  return { dir, plan, root, status, pidFile, appsPid, shared, hostname, appRoot: (n) => root + appRoot(n) };
+}
+
+// ------------------------------------------------------------- running helpers
+
+interface Run {
+  child: ChildProcess;
+  out: () => string;
+  err: () => string;
+  done: Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string; err: string }>;
+}
+
+const live = new Set<ChildProcess>();
+const podPids = new Set<number>(); // pid 1 of every pod we saw: killed in after()
+
+function start(args: string[], opts: { env?: Record<string, string>; extraFd?: number } = {}): Run {
+  const stdio: Array<'ignore' | 'pipe' | number> = ['ignore', 'pipe', 'pipe'];
+  if (opts.extraFd !== undefined) stdio.push('ignore', 'ignore', 'ignore', 'ignore', opts.extraFd); // fd 7
+  const child = spawn(HELPER, args, { stdio, env: opts.env ?? { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+  live.add(child);
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string; err: string }>((resolve) =>
+    child.on('close', (code, signal) => {
+      live.delete(child);
+      resolve({ code, signal, out, err });
+    }),
+  );
+  return { child, out: () => out, err: () => err, done };
+}
+
+const run = (pod: Pod, opts?: { env?: Record<string, string>; extraFd?: number }) => start(['run', pod.plan], opts);
+
+async function waitFor<T>(what: string, fn: () => T | undefined | false, ms = 10000): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = fn();
+    if (v) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function readInt(file: string): number | undefined {
+  try {
+    const s = fs.readFileSync(file, 'utf8');
+    return /^\d+\n$/.test(s) ? Number(s) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Waits until the pod is up (pid file written) and returns pid 1's host pid. */
+async function podUp(pod: Pod): Promise<number> {
+  const pid = await waitFor('the pid file', () => readInt(pod.pidFile));
+  podPids.add(pid);
+  return pid;
+}
+
+function procStatus(pid: number): Record<string, string> {
+  const r: Record<string, string> = {};
+  for (const l of fs.readFileSync(`/proc/${pid}/status`, 'utf8').split('\n')) {
+    const i = l.indexOf(':');
+    if (i > 0) r[l.slice(0, i)] = l.slice(i + 1).trim();
+  }
+  return r;
+}
+
+const nsOf = (pid: number | 'self', ns: string) => fs.readlinkSync(`/proc/${pid}/ns/${ns}`);
+const sh = (script: string) => ['/bin/sh', '-c', script];
+const mountPoints = (mountinfo: string) =>
+  mountinfo
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split(' ')[4]);
+
+// --------------------------------------------------------------------- fixture
+
+// Other test files may mount things on the host concurrently: a leak from us is any host
+// mount that names our data directory (mount point, source or options like lowerdir=).
+const ourHostMounts = () =>
+  fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((l) => DATA && l.includes(DATA));
+
+function buildLower(dir: string): void {
+  for (const d of ['bin', 'etc', 'proc', 'sys', 'dev', 'tmp', 'root', 'work/dir', 'home/alice', 'home/bob']) {
+    fs.mkdirSync(path.join(dir, d), { recursive: true });
+  }
+  fs.chmodSync(path.join(dir, 'tmp'), 0o1777);
+  fs.copyFileSync(BUSYBOX, path.join(dir, 'bin/busybox'));
+  fs.chmodSync(path.join(dir, 'bin/busybox'), 0o755);
+  const applets = spawnSync(BUSYBOX, ['--list'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
+  for (const a of applets) if (a !== 'busybox') fs.symlinkSync('busybox', path.join(dir, 'bin', a));
+  fs.writeFileSync(
+    path.join(dir, 'etc/passwd'),
+    'root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000:Alice:/home/alice:/bin/sh\nbob:x:1001:1001::/home/bob:/bin/sh\n',
+  );
+  fs.writeFileSync(path.join(dir, 'etc/group'), 'root:x:0:\nstaff:x:50:alice\nalice:x:1000:\nbob:x:1001:\n');
+  fs.chownSync(path.join(dir, 'home/bob'), 1234, 5678);
+}
+
+describe('tspod-helper', { skip }, () => {
+  before(() => {
+    // test/run.mjs gives each run a scratch root; run directly, test/data.
+    const base = process.env.TSPOD_TEST_ROOT || path.join(REPO, 'test/data');
+    fs.mkdirSync(base, { recursive: true });
+    DATA = fs.mkdtempSync(path.join(base, `helper-${process.pid}-`));
+    LOWER = path.join(DATA, 'lower');
+    buildLower(LOWER);
+  });
+
+  after(async () => {
+    // Whole trees: killing only an outer helper would leave its pid 1 (and the pod) running.
+    const descendants = (pid: number): number[] => {
+      let kids: number[] = [];
+      try {
+        kids = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
+      } catch {
+        /* gone */
+      }
+      return kids.flatMap((k) => [k, ...descendants(k)]);
+    };
+    for (const c of live) {
+      for (const p of c.pid ? [...descendants(c.pid), c.pid] : []) {
+        try {
+          process.kill(p, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+    }
+    for (const p of podPids) {
+      try {
+        process.kill(p, 'SIGKILL'); // pid 1: the kernel kills the rest of its pid namespace
+      } catch {
+        /* gone */
+      }
+    }
+    await waitFor('helpers to exit', () => live.size === 0, 5000).catch(() => undefined);
+    await waitFor('pods to die', () => [...podPids].every((p) => !fs.existsSync(`/proc/${p}`)), 5000).catch(
+      () => undefined,
+    );
+    const leaked = ourHostMounts();
+    if (DATA && !leaked.length) fs.rmSync(DATA, { recursive: true, force: true });
+    assert.deepEqual(leaked, [], 'mounts leaked to the host (data dir kept for inspection)');
+  });
+
+  test('exit codes pass through: 0, 3, and 128+9 for a SIGKILLed app; status files', async () => {
+    const cases: Array<[string, number]> = [
+      ['exit 0', 0],
+      ['exit 3', 3],
+      ['kill -9 $$', 137],
+    ];
+    await Promise.all(
+      cases.map(async ([script, want]) => {
+        const pod = writePod({ apps: [{ name: 'main', exec: sh(script) }] });
+        const r = await run(pod).done;
+        assert.equal(r.code, want, `${script}: ${r.err}`);
+        assert.equal(fs.readFileSync(path.join(pod.status, 'main'), 'utf8'), `${want}\n`);
+      }),
+    );
+  });
+
+  test('pid 1 is the helper, the app is pid 2 of its own pid namespace; hostname, uts and ipc are the pod’s', async () => {
+    const pod = writePod({
+      apps: [
+        {
+          name: 'main',
+          exec: sh(
+            'echo pid=$$; echo comm=$(cat /proc/1/comm); echo host=$(hostname); grep NSpid /proc/self/status; ' +
+              'for n in pid uts ipc mnt net; do echo $n=$(readlink /proc/self/ns/$n); done; echo procs $(ls -d /proc/[0-9]*)',
+          ),
+        },
+      ],
+    });
+    const r = await run(pod).done;
+    assert.equal(r.code, 0, r.err);
+    const lines = r.out.split('\n');
+    assert.ok(lines.includes('pid=2'), r.out);
+    assert.ok(lines.includes('comm=tspod-helper'), r.out);
+    assert.ok(lines.includes(`host=${pod.hostname}`), r.out);
+    assert.ok(r.out.split('\n').some((l) => /^NSpid:\t\d+$/.test(l)), r.out); // one level: the app cannot see the host's pids
+    for (const n of ['pid', 'uts', 'ipc', 'mnt']) {
+      assert.ok(lines.includes(`${n}=${nsOf('self', n)}`) === false, `${n} namespace is the host's`);
+    }
+    assert.ok(lines.includes(`net=${nsOf('self', 'net')}`), 'without "net" the pod keeps the host network');
+    const procs = lines.find((l) => l.startsWith('procs '))!.split(' ').slice(1).map((p) => Number(p.slice(6)));
+    assert.equal(Math.min(...procs), 1);
+    assert.ok(Math.max(...procs) < 20, `only the pod's processes are visible: ${procs}`);
+  });
+
+  test('mount namespace: only the app’s mounts; /proc, /dev nodes, /sys read-only, writable overlay root', async () => {
+    const pod = writePod({
+      apps: [
+        {
+          name: 'main',
+          exec: sh(
+            'cat /proc/self/mountinfo; echo ---; ls /dev | tr "\\n" " "; echo; ' +
+              'test -c /dev/null && test -c /dev/zero && test -c /dev/urandom && echo dev-ok; ' +
+              'echo x > /dev/full 2>/dev/null || echo full-enospc; ' +
+              'touch /sys/kernel/x 2>/dev/null || echo sys-ro; ' +
+              'echo written > /tmp/file && cat /tmp/file; test -d /proc/1 && echo proc-ok',
+          ),
+        },
+      ],
+    });
+    const r = await run(pod).done;
+    assert.equal(r.code, 0, r.err);
+    const [mi, rest] = r.out.split('---\n');
+    const points = mountPoints(mi).sort();
+    const expected = ['/', '/proc', '/sys', '/dev', '/dev/pts', '/dev/shm', '/shared'];
+    for (const d of ['null', 'zero', 'full', 'random', 'urandom', 'tty', 'console']) expected.push(`/dev/${d}`);
+    assert.deepEqual(points, expected.sort(), 'mount points seen by the app');
+    const sys = mi.split('\n').find((l) => l.split(' ')[4] === '/sys')!;
+    assert.match(sys.split(' ')[5], /^ro,/, '/sys is mounted read-only');
+    assert.doesNotMatch(mi, /\/sys\/fs\/cgroup|\/mnt\//, 'no host mount is visible');
+    const devs = rest.split('\n')[0].trim().split(' ').sort();
+    assert.deepEqual(devs, ['console', 'full', 'null', 'ptmx', 'pts', 'random', 'shm', 'tty', 'urandom', 'zero']);
+    for (const want of ['dev-ok', 'full-enospc', 'sys-ro', 'written', 'proc-ok']) assert.ok(rest.includes(want), want);
+    // The write went to the app's overlay upper directory on the host, not to the image.
+    assert.equal(fs.readFileSync(path.join(pod.dir, 'upper-main/tmp/file'), 'utf8'), 'written\n');
+    assert.equal(fs.existsSync(path.join(LOWER, 'tmp/file')), false);
+  });
+
+  test('read-only rootfs and read-only volumes (recursive ones too); mounts below the root stay writable', async () => {
+    const pod = writePod({
+      apps: [
+        {
+          name: 'main',
+          roRoot: true,
+          exec: sh(
+            'touch /x 2>/dev/null || echo root-ro; echo y > /shared/y && echo shared-rw; ' +
+              'touch /vol/x 2>/dev/null || echo vol-ro; touch /vol/sub/x 2>/dev/null || echo vol-sub-ro; ' +
+              'touch /vol2/x 2>/dev/null || echo vol2-ro; grep -c " /vol/sub .*nosuid" /proc/self/mountinfo',
+          ),
+        },
+      ],
+      steps: ({ dir, appRoot }) => {
+        const A = appRoot('main');
+        return [
+          // a submount in the volume's source, made inside the pod's private mount namespace
+          line('mkdir', `${dir}/vol/sub`, '0755'),
+          line('mount', 'tmpfs', `${dir}/vol/sub`, 'tmpfs', 'nosuid', '-'),
+          line('mkdir', `${A}/vol`, '0755'),
+          line('mount', `${dir}/vol`, `${A}/vol`, '-', 'bind,rec', '-'),
+          line('mount', '-', `${A}/vol`, '-', 'remount,bind,rdonly,rec', '-'),
+          line('mkdir', `${dir}/vol2`, '0755'),
+          line('mkdir', `${A}/vol2`, '0755'),
+          line('mount', `${dir}/vol2`, `${A}/vol2`, '-', 'bind,rdonly', '-'),
+        ];
+      },
+    });
+    const r = await run(pod).done;
+    assert.equal(r.code, 0, r.err);
+    // (the submount keeps its nosuid: flags are added, not replaced)
+    assert.equal(r.out, 'root-ro\nshared-rw\nvol-ro\nvol-sub-ro\nvol2-ro\n1\n');
+  });
+
+  test('user, group and supplementary groups: by number, name: (the app’s /etc) and path:', async () => {
+    const show = sh('grep -E "^(Uid|Gid|Groups|CapPrm|CapEff|CapBnd|NoNewPrivs):" /proc/self/status');
+    const cases: Array<[AppSpec, Record<string, string>]> = [
+      [
+        { name: 'byname', exec: show, user: 'name:alice', group: 'name:staff', sgids: '10,20' },
+        { Uid: '1000\t1000\t1000\t1000', Gid: '50\t50\t50\t50', Groups: '10 20', CapEff: '0000000000000000', NoNewPrivs: '0' },
+      ],
+      [
+        { name: 'bypath', exec: show, user: 'path:/home/bob', group: 'path:/home/bob', nnp: true },
+        { Uid: '1234\t1234\t1234\t1234', Gid: '5678\t5678\t5678\t5678', Groups: '', CapPrm: '0000000000000000', NoNewPrivs: '1' },
+      ],
+      [
+        // root, limited to CAP_CHOWN|CAP_KILL|CAP_NET_BIND_SERVICE
+        { name: 'rootcaps', exec: show, user: '0', group: '0', caps: '421' },
+        {
+          Uid: '0\t0\t0\t0',
+          Groups: '',
+          CapBnd: '0000000000000421',
+          CapPrm: '0000000000000421',
+          CapEff: '0000000000000421',
+        },
+      ],
+    ];
+    for (const [app, want] of cases) {
+      const pod = writePod({ apps: [app] });
+      const r = await run(pod).done;
+      assert.equal(r.code, 0, `${app.name}: ${r.err}`);
+      const got: Record<string, string> = {};
+      for (const l of r.out.split('\n').filter(Boolean)) {
+        const i = l.indexOf(':');
+        got[l.slice(0, i)] = l.slice(i + 1).trim();
+      }
+      for (const [k, v] of Object.entries(want)) assert.equal(got[k], v, `${app.name}: ${k}`);
+    }
+    const bad = writePod({ apps: [{ name: 'nouser', exec: ['/bin/true'], user: 'name:mallory' }] });
+    const r = await run(bad).done;
+    assert.equal(r.code, 254);
+    assert.match(r.err, /^tspod-helper: app nouser: user mallory not found/m);
+  });
+
+  test('the environment is exactly the plan’s; the working directory is app-cwd', async () => {
+    const env = ['PATH=/bin', 'FOO=bar baz', 'EMPTY=', 'PCT=100%-sure', 'UTF=grüße', 'DASH=-'];
+    const pod = writePod({ apps: [{ name: 'env', exec: ['env'], env }] });
+    const r = await run(pod).done;
+    assert.equal(r.code, 0, r.err);
+    assert.deepEqual(r.out.split('\n').filter(Boolean).sort(), [...env].sort());
+
+    const pod2 = writePod({ apps: [{ name: 'pwd', exec: ['/bin/pwd'], cwd: '/work/dir' }] });
+    const r2 = await run(pod2).done;
+    assert.equal(r2.code, 0, r2.err);
+    assert.equal(r2.out, '/work/dir\n');
+
+    // Arguments: a lone "-", an empty one, spaces.
+    const pod3 = writePod({ apps: [{ name: 'args', exec: ['/bin/sh', '-c', 'printf "[%s]" "$@"', 'x', '-', '', 'a b', '-E-'] }] });
+    const r3 = await run(pod3).done;
+    assert.equal(r3.code, 0, r3.err);
+    assert.equal(r3.out, '[-][][a b][-E-]');
+  });
+
+  test('several apps run at once; the first failure decides the exit code and stops the others', async () => {
+    const pod = writePod({
+      apps: [
+        { name: 'fails', exec: sh('sleep 1; exit 5') },
+        { name: 'sleeper', exec: ['sleep', '1000'] },
+        { name: 'graceful', exec: sh('trap "exit 0" TERM; while :; do sleep 0.05; done') },
+      ],
+    });
+    const t0 = Date.now();
+    const h = run(pod);
+    await podUp(pod);
+    const pids = ['fails', 'sleeper', 'graceful'].map((a) => readInt(path.join(pod.appsPid, a))!);
+    for (const p of pids) assert.ok(p > 0 && fs.existsSync(`/proc/${p}`), 'all three apps run at the same time');
+    const r = await h.done;
+    assert.equal(r.code, 5, r.err);
+    assert.ok(Date.now() - t0 < 8000, 'stopped by SIGTERM, without waiting for the SIGKILL deadline');
+    const st = (a: string) => fs.readFileSync(path.join(pod.status, a), 'utf8');
+    assert.equal(st('fails'), '5\n');
+    assert.equal(st('sleeper'), `${128 + 15}\n`);
+    assert.equal(st('graceful'), '0\n');
+  });
+
+  test('an app that ignores SIGTERM is SIGKILLed 10 s after the stop began', { timeout: 30000 }, async () => {
+    const pod = writePod({
+      apps: [
+        { name: 'fails', exec: sh('sleep 0.3; exit 2') },
+        { name: 'stubborn', exec: sh('trap "" TERM; while :; do sleep 0.05; done') },
+      ],
+    });
+    const t0 = Date.now();
+    const r = await run(pod).done;
+    const took = Date.now() - t0;
+    assert.equal(r.code, 2, r.err);
+    assert.ok(took >= 9500 && took < 15000, `took ${took} ms`);
+    assert.equal(fs.readFileSync(path.join(pod.status, 'stubborn'), 'utf8'), `${128 + 9}\n`);
+  });
+
+  test('pre-start and post-stop handlers run in order around the app, with the app’s credentials', async () => {
+    const log = (s: string) => sh(`echo ${s}:$(id -u) >> /shared/log`);
+    const pod = writePod({
+      apps: [
+        {
+          name: 'main',
+          user: 'name:alice',
+          group: 'name:alice',
+          exec: log('main'),
+          pre: [log('pre1'), log('pre2')],
+          post: [log('post1'), sh('exit 1'), log('post2')],
+        },
+      ],
+    });
+    const r = await run(pod).done;
+    assert.equal(r.code, 0, r.err);
+    assert.equal(fs.readFileSync(path.join(pod.shared, 'log'), 'utf8'), 'pre1:1000\npre2:1000\nmain:1000\npost1:1000\npost2:1000\n');
+    assert.match(r.err, /post-stop handler \/bin\/sh failed \(exit code 1\)/);
+
+    // A failing pre-start handler: the app does not start, its code is the pod's, post-stop still runs.
+    const pod2 = writePod({
+      apps: [{ name: 'main', exec: log('main'), pre: [log('pre1'), sh('exit 4')], post: [log('post1')] }],
+    });
+    const r2 = await run(pod2).done;
+    assert.equal(r2.code, 4);
+    assert.equal(fs.readFileSync(path.join(pod2.shared, 'log'), 'utf8'), 'pre1:0\npost1:0\n');
+    assert.equal(fs.readFileSync(path.join(pod2.status, 'main'), 'utf8'), '4\n');
+  });
+
+  test('pid 1 reaps orphans while the pod runs and kills what is left when the apps are done', async () => {
+    const pod = writePod({
+      apps: [
+        {
+          name: 'main',
+          exec: sh(
+            // orphans that exit at once (zombies unless pid 1 reaps them), then a long-lived one
+            '(sleep 0.05 &); (sleep 0.05 &); (true &); sleep 1; ' +
+              'for f in /proc/[0-9]*/stat; do read a b c rest < $f; echo "$a $c"; done; (sleep 1000 &); sleep 0.5; exit 0',
+          ),
+        },
+      ],
+    });
+    const h = run(pod);
+    const pid1 = await podUp(pod);
+    const podPidNs = nsOf(pid1, 'pid');
+    const r = await h.done;
+    assert.equal(r.code, 0, r.err);
+    const states = r.out.split('\n').filter(Boolean).map((l) => l.split(' ')[1]);
+    assert.ok(states.length >= 2);
+    assert.ok(!states.includes('Z'), `no zombie in the pod: ${r.out}`);
+    // Nothing of the pod survives it: no host process is left in its pid namespace.
+    const leftovers = fs
+      .readdirSync('/proc')
+      .filter((p) => /^\d+$/.test(p))
+      .filter((p) => {
+        try {
+          return fs.readlinkSync(`/proc/${p}/ns/pid`) === podPidNs;
+        } catch {
+          return false;
+        }
+      });
+    assert.deepEqual(leftovers, []);
+  });
+
+  test('SIGHUP and SIGTERM to the outer helper reach the app', async () => {
+    const pod = writePod({
+      apps: [
+        {
+          name: 'main',
+          exec: sh('trap "echo got-HUP" HUP; trap "echo got-TERM; exit 7" TERM; while :; do sleep 0.05; done'),
+        },
+      ],
+    });
+    const h = run(pod);
+    await podUp(pod);
+    h.child.kill('SIGHUP');
+    await waitFor('HUP to arrive', () => h.out().includes('got-HUP'));
+    h.child.kill('SIGTERM');
+    const r = await h.done;
+    assert.equal(r.code, 7, r.err);
+    assert.equal(r.out, 'got-HUP\ngot-TERM\n');
+  });
+
+  test('pid file, app pid files, the lock fd kept by the helper and kept from the app', async () => {
+    const lockPath = path.join(DATA, 'lockfile');
+    const lockFd = fs.openSync(lockPath, 'w');
+    try {
+      const pod = writePod({
+        apps: [{ name: 'main', exec: sh('test -e /proc/self/fd/7 && echo lock-leaked || echo lock-not-inherited; sleep 1000') }],
+      });
+      const h = run(pod, { env: { PATH: '/bin', TSPOD_LOCK_FD: '7' }, extraFd: lockFd });
+      const pid1 = await podUp(pod);
+      const s1 = procStatus(pid1);
+      assert.equal(s1.NSpid, `${pid1}\t1`, 'the pid file holds the host pid of the pod’s pid 1');
+      assert.equal(Number(s1.PPid), h.child.pid, 'pid 1 is the child of the outer helper');
+      assert.equal(fs.readFileSync(`/proc/${pid1}/comm`, 'utf8'), 'tspod-helper\n');
+      const app = readInt(path.join(pod.appsPid, 'main'))!;
+      const s2 = procStatus(app);
+      assert.equal(s2.NSpid, `${app}\t2`);
+      assert.equal(Number(s2.PPid), pid1);
+      assert.notEqual(nsOf(app, 'mnt'), nsOf(pid1, 'mnt'), 'each app has its own mount namespace');
+      assert.equal(nsOf(app, 'pid'), nsOf(pid1, 'pid'));
+      // The outer helper and pid 1 hold the pod lock; the app does not.
+      assert.equal(fs.readlinkSync(`/proc/${h.child.pid}/fd/7`), lockPath);
+      assert.equal(fs.readlinkSync(`/proc/${pid1}/fd/7`), lockPath);
+      await waitFor('the app output', () => h.out().includes('lock-'));
+      assert.equal(h.out(), 'lock-not-inherited\n');
+      assert.equal(fs.existsSync(`/proc/${app}/fd/7`), false);
+      h.child.kill('SIGTERM');
+      const r = await h.done;
+      assert.equal(r.code, 143, r.err);
+      assert.equal(fs.readFileSync(path.join(pod.status, 'main'), 'utf8'), '143\n');
+    } finally {
+      fs.closeSync(lockFd);
+    }
+  });
+
+  test('enter: same namespaces as the app, its environment (caller’s TERM), credentials and restrictions', async () => {
+    const pod = writePod({
+      namespaces: 'mnt,pid,uts,ipc,net',
+      apps: [{ name: 'main', exec: ['sleep', '1000'], user: 'name:alice', group: 'name:staff', nnp: true }],
+    });
+    const h = run(pod);
+    const pid1 = await podUp(pod);
+    const app = readInt(path.join(pod.appsPid, 'main'))!;
+    const envFile = path.join(pod.dir, 'env-main');
+    fs.writeFileSync(envFile, 'PATH=/bin:/usr/bin\nHOME=/home/alice\nGREETING=hello world\nTERM=from-the-env-file\n');
+    const enter = (cmd: string[], env: Record<string, string>, extra: string[] = []) =>
+      start(
+        [
+          'enter',
+          `--pid=${pid1}`,
+          `--app-pid=${app}`,
+          `--env-file=${envFile}`,
+          '--user=name:alice',
+          '--group=name:staff',
+          '--supplementary-gids=-',
+          '--capabilities=-',
+          '--no-new-privileges=1',
+          '--cwd=/home/alice',
+          ...extra,
+          '--',
+          ...cmd,
+        ],
+        { env },
+      ).done;
+
+    const r = await enter(
+      sh(
+        'for n in ipc uts net pid mnt; do echo $n=$(readlink /proc/self/ns/$n); done; echo cwd=$(pwd); ' +
+          'grep -E "^(Uid|Gid|CapEff|NoNewPrivs):" /proc/self/status; echo ---; env; exit 9',
+      ),
+      { PATH: '/bin', TERM: 'xterm-test' },
+    );
+    assert.equal(r.code, 9, r.err);
+    const [head, envOut] = r.out.split('---\n');
+    const lines = head.split('\n');
+    for (const n of ['ipc', 'uts', 'net', 'pid', 'mnt']) {
+      assert.ok(lines.includes(`${n}=${nsOf(app, n)}`), `${n}: ${head}`);
+      assert.notEqual(nsOf(app, n), nsOf('self', n));
+    }
+    assert.ok(lines.includes('cwd=/home/alice'));
+    assert.ok(lines.includes('Uid:\t1000\t1000\t1000\t1000'));
+    assert.ok(lines.includes('Gid:\t50\t50\t50\t50'));
+    assert.ok(lines.includes('CapEff:\t0000000000000000'));
+    assert.ok(lines.includes('NoNewPrivs:\t1'));
+    const env = envOut.split('\n').filter(Boolean).filter((l) => !/^(PWD|SHLVL|_)=/.test(l)); // sh adds these
+    assert.deepEqual(env.sort(), ['GREETING=hello world', 'HOME=/home/alice', 'PATH=/bin:/usr/bin', 'TERM=xterm-test'].sort());
+
+    // Without a TERM of the caller's: vt100. A missing command: 127, naming it.
+    const r2 = await enter(['sh', '-c', 'echo $TERM; hostname'], { PATH: '/bin' });
+    assert.equal(r2.code, 0, r2.err);
+    assert.equal(r2.out, `vt100\n${pod.hostname}\n`);
+    const r3 = await enter(['no-such-command'], { PATH: '/bin' });
+    assert.equal(r3.code, 127);
+    assert.match(r3.err, /^tspod-helper: enter: no-such-command: not found in PATH=\/bin:\/usr\/bin$/m);
+
+    h.child.kill('SIGTERM');
+    assert.equal((await h.done).code, 143);
+  });
+
+  test('enter as root never gets more capabilities than the mask', async () => {
+    const pod = writePod({ apps: [{ name: 'main', exec: ['sleep', '1000'], caps: '400' }] });
+    const h = run(pod);
+    const pid1 = await podUp(pod);
+    const app = readInt(path.join(pod.appsPid, 'main'))!;
+    const r = await start(
+      ['enter', `--pid=${pid1}`, `--app-pid=${app}`, '--capabilities=400', '--', 'grep', '-E', '^Cap(Bnd|Prm|Eff):', '/proc/self/status'],
+      { env: { PATH: '/bin' } },
+    ).done;
+    assert.equal(r.code, 0, r.err);
+    assert.equal(r.out, 'CapPrm:\t0000000000000400\nCapEff:\t0000000000000400\nCapBnd:\t0000000000000400\n');
+    h.child.kill('SIGTERM');
+    await h.done;
+  });
+
+  test('a net namespace has only loopback, and it is up', async () => {
+    const pod = writePod({ namespaces: 'mnt,pid,uts,ipc,net', apps: [{ name: 'main', exec: sh('ip -o link | cut -d" " -f2,3') }] });
+    const r = await run(pod).done;
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /^lo: <LOOPBACK,UP,LOWER_UP>\n$/);
+  });
+
+  test('stdin inherit: the app reads the caller’s stdin; on a terminal it gets ^C', async () => {
+    const pod = writePod({ stdin: 'inherit', apps: [{ name: 'main', exec: ['cat'] }] });
+    const child = spawn(HELPER, ['run', pod.plan], { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: '/bin' } });
+    live.add(child);
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d));
+    child.stdin.end('through the pod\n');
+    const code = await new Promise((r) => child.on('close', (c) => (live.delete(child), r(c))));
+    assert.equal(code, 0);
+    assert.equal(out, 'through the pod\n');
+
+    // A real terminal (script(1) makes a pty): ^C goes to the app's foreground process group.
+    const pod2 = writePod({
+      stdin: 'inherit',
+      apps: [{ name: 'main', exec: sh('trap "echo got-INT; exit 6" INT; echo ready; while :; do sleep 0.05; done') }],
+    });
+    const s = spawn('script', ['-qec', `${HELPER} run ${pod2.plan}`, '/dev/null'], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', TERM: 'dumb' },
+    });
+    live.add(s);
+    let tout = '';
+    s.stdout.on('data', (d: Buffer) => (tout += d));
+    await waitFor('the app on the terminal', () => tout.includes('ready'));
+    await podUp(pod2);
+    s.stdin.write('\x03');
+    const tcode = await new Promise((r) => s.on('close', (c) => (live.delete(s), r(c))));
+    assert.match(tout, /got-INT/);
+    assert.equal(tcode, 6);
+  });
+
+  test('the helper’s own failures: one "tspod-helper: " line and 254; a missing executable is 127', async () => {
+    const pod = writePod({ apps: [{ name: 'main', exec: ['/bin/true'] }] });
+    const bad = path.join(pod.dir, 'bad-plan');
+    fs.writeFileSync(bad, fs.readFileSync(pod.plan, 'utf8').replace('stdin null', 'stdin null\nfrobnicate 1'));
+    let r = await start(['run', bad]).done;
+    assert.equal(r.code, 254);
+    assert.match(r.err, /^tspod-helper: plan .* line \d+: unknown directive "frobnicate"\n$/);
+
+    r = await start(['run', path.join(pod.dir, 'no-such-plan')]).done;
+    assert.equal(r.code, 254);
+    assert.match(r.err, /^tspod-helper: cannot read plan .*: No such file or directory\n$/);
+
+    const pod2 = writePod({ apps: [{ name: 'web', exec: ['/usr/bin/nginx', '-g', 'daemon off;'] }] });
+    r = await run(pod2).done;
+    assert.equal(r.code, 127);
+    assert.match(r.err, /^tspod-helper: app web: \/usr\/bin\/nginx: not found\n$/);
+    assert.equal(fs.readFileSync(path.join(pod2.status, 'web'), 'utf8'), '127\n');
+  });
+
+  test('an image symlink cannot redirect a set-up step to the host', async () => {
+    // The image has /etc-link -> <an absolute host path>. A step writing through it must
+    // resolve it inside the rootfs (where that path also exists), never on the host.
+    const outside = path.join(DATA, 'outside');
+    fs.mkdirSync(outside, { recursive: true });
+    const pod = writePod({ apps: [{ name: 'main', exec: sh('cat /etc-link/marker') }] });
+    const upper = path.join(pod.dir, 'upper-main');
+    fs.symlinkSync(outside, path.join(upper, 'etc-link'));
+    fs.mkdirSync(path.join(upper, outside), { recursive: true });
+    const step = line('write', `${pod.appRoot('main')}/etc-link/marker`, '0644', 'inside\n');
+    fs.writeFileSync(pod.plan, fs.readFileSync(pod.plan, 'utf8').replace(/^app main$/m, `${step}\napp main`));
+    const r = await run(pod).done;
+    assert.equal(r.code, 0, r.err);
+    assert.equal(r.out, 'inside\n');
+    assert.deepEqual(fs.readdirSync(outside), [], 'nothing was written outside the rootfs');
+    assert.equal(fs.readFileSync(path.join(upper, outside, 'marker'), 'utf8'), 'inside\n');
+  });
+
+  test('no mount leaked to the host', () => {
+    assert.ok(podSeq > 20, 'the pods above ran');
+    assert.deepEqual(ourHostMounts(), []);
+  });
+});
