@@ -22,6 +22,7 @@ export async function runCli(argv: string[]): Promise<number> {
     .command(podCommands((c) => (exitCode = c)))
     .command('prepare', 'prepare a pod: prints its UUID (see tspod prepare --help)', {}, () => {})
     .command('run', 'prepare and run a pod (see tspod run --help)', {}, () => {})
+    .command('enter', "run a command in a running pod's app (see tspod enter --help)", {}, () => {})
     .command('version', 'print the version', {}, () => {
       process.stdout.write(`tspod Version: ${TSPOD_VERSION}\nappc Version: 0.8.11\nNode Version: ${process.version}\nNode OS/Arch: ${process.platform}/${process.arch}\n`);
     })

@@ -1,6 +1,7 @@
 // tspod's entry point. It loads only what the command needs: `run-prepared`
 // (where start-up time is the pod's start time) goes straight to stage0 without
-// the argument library; `run` and `prepare` use rkt's own argument parser; every
+// the argument library; `run` and `prepare` use rkt's own argument parser, and
+// `enter` passes everything after the UUID to the command; every
 // other command goes through yargs (cmd/cli.ts). Errors end in cmd/exit.ts.
 import { reportError } from './exit.js';
 import type { GlobalArgs } from './global.js';
@@ -26,6 +27,10 @@ async function main(argv: string[]): Promise<number> {
     const { fastRunPrepared } = await import('./run-prepared.js');
     const code = fastRunPrepared(split.rest, split.globals);
     if (code !== undefined) return code;
+  }
+  if (split.command === 'enter') {
+    const { enterCommand } = await import('./enter.js');
+    return enterCommand(split.rest, split.globals);
   }
   if (split.command === 'run' || split.command === 'prepare') {
     const { prepareOrRun } = await import('./pods.js');

@@ -7,7 +7,6 @@ import type { Argv, CommandModule } from 'yargs';
 import { TspodError, ErrorCode } from '../native/errors.js';
 import { requireRoot } from '../native/libc.js';
 import { configureLogging } from '../native/log.js';
-import { enterPod } from '../stage0/enter.js';
 import { exportPod } from '../stage0/export.js';
 import { gcPods, removePod } from '../stage0/gc.js';
 import { podStatus, type PodStatus } from '../stage0/inspect.js';
@@ -97,24 +96,6 @@ function runPreparedCommand(): CommandModule<GlobalArgs, RunPreparedArgs> {
     handler: (a) => {
       requireRoot('run-prepared');
       runPrepared(podsRoot(a.dir), uuidArg(a), { net: a.net, hostname: a.hostname, interactive: a.interactive, debug: a.debug });
-    },
-  };
-}
-
-type EnterArgs = Args<{ uuid: string; cmd?: string[]; app?: string }>;
-
-function enterCommand(): CommandModule<GlobalArgs, EnterArgs> {
-  return {
-    command: 'enter <uuid> [cmd..]',
-    describe: "run a command in a running pod's app (default /bin/sh)",
-    builder: (y: Argv<GlobalArgs>) =>
-      y
-        .option('app', { type: 'string', describe: 'the app to enter (needed when the pod has several)' })
-        .parserConfiguration({ 'halt-at-non-option': true, 'populate--': true }) as unknown as Argv<EnterArgs>,
-    handler: async (a) => {
-      requireRoot('enter');
-      const rest = [...(a.cmd ?? []), ...(((a as unknown as Record<string, unknown>)['--'] as string[]) ?? [])].map(String);
-      await enterPod(podsRoot(a.dir), a.uuid, a.app, rest, a.debug);
     },
   };
 }
@@ -365,7 +346,6 @@ function exportCommand(): CommandModule<GlobalArgs, ExportArgs> {
 export function podCommands(setExit: SetExit): CommandModule[] {
   return [
     runPreparedCommand(),
-    enterCommand(),
     stopCommand(setExit),
     statusCommand(),
     listCommand(),

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { AppcApp, AppcImageManifest, NameValue } from './contract/appc.js';
 import { POD_FILES, type AppSecurity, type PodApp, type PodManifest, type PodVolume, type RuntimeConfig } from './contract/pod.js';
-import { PlanWriter } from './plan.js';
+import { NONE, PlanWriter } from './plan.js';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -137,11 +137,11 @@ export function buildPlan(ctx: PodContext, apps: AppPlan[], stdinInherit: boolea
     p.directive('mkdir', appRoot, '0755');
     const copied = ctx.copiedRootfs(a.name);
     if (copied) {
-      p.directive('mount', copied, appRoot, '-', 'bind', '-');
+      p.directive('mount', copied, appRoot, NONE, 'bind', NONE);
     } else {
       const ov = path.join(pod, POD_FILES.overlay(a.name));
       const lower = [...a.layers].reverse().join(':');
-      p.directive('mount', 'overlay', appRoot, 'overlay', '-', `lowerdir=${lower},upperdir=${ov}/upper,workdir=${ov}/work`);
+      p.directive('mount', 'overlay', appRoot, 'overlay', NONE, `lowerdir=${lower},upperdir=${ov}/upper,workdir=${ov}/work`);
     }
     const at = (rel: string) => path.join(appRoot, rel);
     // Volumes first: the kernel file systems below must stay on top of them.
@@ -157,23 +157,23 @@ export function buildPlan(ctx: PodContext, apps: AppPlan[], stdinInherit: boolea
       if (isDir) p.directive('mkdir', target, '0755');
       else p.directive('touch', target, '0644');
       const recursive = m.volume.kind === 'host' ? m.volume.recursive !== false : false;
-      p.directive('mount', source, target, '-', recursive ? 'bind,rec' : 'bind', '-');
-      if (m.volume.readOnly) p.directive('mount', '-', target, '-', `remount,bind,rdonly${recursive ? ',rec' : ''}`, '-');
+      p.directive('mount', source, target, NONE, recursive ? 'bind,rec' : 'bind', NONE);
+      if (m.volume.readOnly) p.directive('mount', NONE, target, NONE, `remount,bind,rdonly${recursive ? ',rec' : ''}`, NONE);
     }
     p.directive('mkdir', at('proc'), '0555');
-    p.directive('mount', 'proc', at('proc'), 'proc', 'nosuid,nodev,noexec', '-');
+    p.directive('mount', 'proc', at('proc'), 'proc', 'nosuid,nodev,noexec', NONE);
     if (!a.mounts.some((m) => m.target === '/sys' || m.target.startsWith('/sys/'))) {
       p.directive('mkdir', at('sys'), '0555');
-      p.directive('mount', 'sysfs', at('sys'), 'sysfs', 'rdonly,nosuid,nodev,noexec', '-');
+      p.directive('mount', 'sysfs', at('sys'), 'sysfs', 'rdonly,nosuid,nodev,noexec', NONE);
     }
     p.directive('mkdir', at('dev'), '0755');
     p.directive('mount', 'tmpfs', at('dev'), 'tmpfs', 'nosuid,strictatime', 'mode=0755,size=65536k');
     for (const d of DEVICES) {
       p.directive('touch', at(`dev/${d}`), '0666');
-      p.directive('mount', `/dev/${d}`, at(`dev/${d}`), '-', 'bind', '-');
+      p.directive('mount', `/dev/${d}`, at(`dev/${d}`), NONE, 'bind', NONE);
     }
     p.directive('touch', at('dev/console'), '0600');
-    p.directive('mount', ctx.console ?? '/dev/null', at('dev/console'), '-', 'bind', '-');
+    p.directive('mount', ctx.console ?? '/dev/null', at('dev/console'), NONE, 'bind', NONE);
     p.directive('mkdir', at('dev/pts'), '0755');
     p.directive('mount', 'devpts', at('dev/pts'), 'devpts', 'nosuid,noexec', 'newinstance,ptmxmode=0666,mode=0620');
     p.directive('symlink', 'pts/ptmx', at('dev/ptmx'));
@@ -188,12 +188,12 @@ export function buildPlan(ctx: PodContext, apps: AppPlan[], stdinInherit: boolea
     const has = (rel: string) => (copied ? fs.existsSync(path.join(copied, rel)) : imageHas(a.layers, rel));
     p.directive('mkdir', at('etc'), '0755');
     p.directive('touch', at('etc/hostname'), '0644');
-    p.directive('mount', at('proc/sys/kernel/hostname'), at('etc/hostname'), '-', 'bind', '-');
+    p.directive('mount', at('proc/sys/kernel/hostname'), at('etc/hostname'), NONE, 'bind', NONE);
     if (!has('etc/hosts') && !a.mounts.some((m) => m.target === '/etc/hosts')) {
       p.directive('write', at('etc/hosts'), '0644', hostsFallback(ctx.runtime.hostname));
     }
     if (hasEtc && !has('etc/mtab')) p.directive('symlink', '../proc/self/mounts', at('etc/mtab'));
-    if (a.readOnlyRootFS) p.directive('mount', '-', appRoot, '-', 'remount,bind,rdonly', '-');
+    if (a.readOnlyRootFS) p.directive('mount', NONE, appRoot, NONE, 'remount,bind,rdonly', NONE);
   }
 
   for (const a of apps) {
@@ -204,7 +204,7 @@ export function buildPlan(ctx: PodContext, apps: AppPlan[], stdinInherit: boolea
     p.directive('app-cwd', a.security.cwd);
     p.directive('app-user', a.security.user);
     p.directive('app-group', a.security.group);
-    p.directive('app-supplementary-gids', a.security.supplementaryGids.length ? a.security.supplementaryGids.join(',') : '-');
+    p.directive('app-supplementary-gids', a.security.supplementaryGids.length ? a.security.supplementaryGids.join(',') : NONE);
     for (const h of a.app.eventHandlers ?? []) {
       if (h.name === 'pre-start') p.directive('app-pre-start', ...h.exec);
     }
@@ -213,7 +213,7 @@ export function buildPlan(ctx: PodContext, apps: AppPlan[], stdinInherit: boolea
     }
     p.directive('app-readonly-root', a.readOnlyRootFS ? 1 : 0);
     p.directive('app-no-new-privileges', a.security.noNewPrivileges ? 1 : 0);
-    p.directive('app-capabilities', a.security.capabilities ?? '-');
+    p.directive('app-capabilities', a.security.capabilities ?? NONE);
     p.directive('end-app');
   }
   return p.text();
