@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
-import { TspodError, ErrorCode } from '../native/errors.js';
+import { TspodError, ErrorCode, errnoCode } from '../native/errors.js';
 import { parseDigest } from './digest.js';
 import type { StorePaths } from './paths.js';
 import type { Scratch } from './scratch.js';
@@ -86,6 +86,22 @@ export function commitFile(tmp: string, target: string): void {
   fs.mkdirSync(dir, { recursive: true });
   fs.renameSync(tmp, target);
   fsyncDir(dir);
+}
+
+/**
+ * Renames a finished directory from scratch into its place in the store. A
+ * leftover at the target is incomplete by the caller's rules and replaced; if
+ * another process renamed the same (content-addressed) thing first, its copy wins.
+ */
+export function commitDir(work: string, target: string): void {
+  fs.mkdirSync(path.dirname(target), { recursive: true });
+  fs.rmSync(target, { recursive: true, force: true });
+  try {
+    fs.renameSync(work, target);
+  } catch (e) {
+    if (errnoCode(e) !== 'ENOTEMPTY' && errnoCode(e) !== 'EEXIST') throw e;
+  }
+  fsyncDir(path.dirname(target));
 }
 
 export function fsyncDir(dir: string): void {

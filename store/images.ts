@@ -3,8 +3,8 @@
 // written temp-then-rename; removing an image never rewrites a shared index.
 import fs from 'node:fs';
 import path from 'node:path';
-import { TspodError, ErrorCode, errnoCode } from '../native/errors.js';
-import { fsyncDir, safeReaddir } from './blobs.js';
+import { TspodError, ErrorCode } from '../native/errors.js';
+import { commitDir, safeReaddir } from './blobs.js';
 import type { AppcImageManifest } from './manifest/appc.js';
 import type { StorePaths } from './paths.js';
 import type { Scratch } from './scratch.js';
@@ -65,14 +65,7 @@ export class ImageStore {
       fs.mkdirSync(work, { recursive: true });
       writeSynced(path.join(work, 'manifest'), JSON.stringify(manifest, null, 2));
       writeSynced(path.join(work, 'record.json'), JSON.stringify(record, null, 2));
-      fs.mkdirSync(path.dirname(target), { recursive: true });
-      fs.rmSync(target, { recursive: true, force: true });
-      try {
-        fs.renameSync(work, target);
-      } catch (e) {
-        if (errnoCode(e) !== 'ENOTEMPTY' && errnoCode(e) !== 'EEXIST') throw e;
-      }
-      fsyncDir(path.dirname(target));
+      commitDir(work, target);
     }
     for (const name of names) this.setName(name, record.id, scratch);
   }

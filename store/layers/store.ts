@@ -3,9 +3,9 @@
 // digest has been checked, so a layer directory that exists is always complete.
 import fs from 'node:fs';
 import path from 'node:path';
-import { TspodError, ErrorCode, errnoCode } from '../../native/errors.js';
+import { TspodError, ErrorCode } from '../../native/errors.js';
 import { syncfs } from '../../native/libc.js';
-import { fsyncDir, safeReaddir } from '../blobs.js';
+import { commitDir, safeReaddir } from '../blobs.js';
 import { FileLock } from '../lock.js';
 import type { StorePaths } from '../paths.js';
 import type { Scratch } from '../scratch.js';
@@ -108,16 +108,8 @@ export class LayerStore {
     const info: LayerInfo = { id, importTime: Date.now(), ...result };
     fs.writeFileSync(path.join(work, 'info.json'), JSON.stringify(info, null, 2));
     flushFilesystem(work);
-    const target = this.paths.layer(id);
-    fs.mkdirSync(path.dirname(target), { recursive: true });
     // A directory left behind without info.json (a crash while removing) is not trusted.
-    fs.rmSync(target, { recursive: true, force: true });
-    try {
-      fs.renameSync(work, target);
-    } catch (e) {
-      if (errnoCode(e) !== 'ENOTEMPTY' && errnoCode(e) !== 'EEXIST') throw e;
-    }
-    fsyncDir(path.dirname(target));
+    commitDir(work, this.paths.layer(id));
   }
 
   /** Removes a layer; callers make sure no image uses it. */
