@@ -39,10 +39,27 @@ function uuidArg(a: { uuid?: string; 'uuid-file'?: string }): string {
     }
   }
   if (a.uuid === undefined) throw new TspodError(ErrorCode.BadInput, 'UUID cannot be empty', { hint: 'give a pod UUID or --uuid-file' });
-  return a.uuid;
+  return String(a.uuid);
 }
 
 const uuidFileOption = { 'uuid-file': { type: 'string' as const, describe: 'read the pod UUID from this file' } };
+
+/** UUID positionals stay strings (yargs would read `0123` or `1e5` as numbers). */
+function uuidPositional<T>(y: Argv<T>, name: 'uuid' | 'uuids'): Argv<T> {
+  return y.positional(name, name === 'uuids' ? { type: 'string', array: true } : { type: 'string' }) as unknown as Argv<T>;
+}
+
+/**
+ * rkt's `--wait` is a flag whose value is optional (`--wait`, `--wait=true`,
+ * `--wait=10s`): a bare `--wait` never takes the next word, which yargs would
+ * read as its value. Returns the wait value and the UUID argument as rkt reads them.
+ */
+function splitWait(a: { uuid?: string; wait?: string }, argv: readonly string[]): { wait?: string; uuid?: string } {
+  if (a.wait === undefined || a.wait === '' || argv.some((t) => t.startsWith('--wait='))) return { wait: a.wait, uuid: a.uuid };
+  // `--wait X`: X is the UUID (or a stray word when a UUID was given too).
+  if (a.uuid !== undefined) throw new TspodError(ErrorCode.Usage, `unexpected argument ${JSON.stringify(a.wait)}`, { hint: 'write --wait=DURATION for a duration' });
+  return { wait: 'true', uuid: String(a.wait) };
+}
 
 const POD_USAGE = (cmd: string) => `Usage: tspod ${cmd} [pod flags] IMAGE [app flags] [-- args... ---] [IMAGE [app flags] ...]
 
@@ -87,7 +104,7 @@ function runPreparedCommand(): CommandModule<GlobalArgs, RunPreparedArgs> {
     command: 'run-prepared [uuid]',
     describe: 'run a prepared pod',
     builder: (y: Argv<GlobalArgs>) =>
-      y.options({
+      uuidPositional(y, 'uuid').options({
         net: { type: 'string', describe: 'host or none' },
         hostname: { type: 'string', describe: 'the pod hostname (default tspod-<uuid>)' },
         interactive: { type: 'boolean', describe: 'pass the terminal through to the one app' },
@@ -105,7 +122,7 @@ function stopCommand(setExit: SetExit): CommandModule<GlobalArgs, Args<{ uuids?:
     command: 'stop [uuids..]',
     describe: 'stop running pods',
     builder: (y: Argv<GlobalArgs>) =>
-      y.options({ force: { type: 'boolean', default: false, describe: 'kill the pod at once (SIGKILL)' }, ...uuidFileOption }) as unknown as Argv<
+      uuidPositional(y, 'uuids').options({ force: { type: 'boolean', default: false, describe: 'kill the pod at once (SIGKILL)' }, ...uuidFileOption }) as unknown as Argv<
         Args<{ uuids?: string[]; force: boolean; 'uuid-file'?: string }>
       >,
     handler: (a) => {
@@ -115,8 +132,9 @@ function stopCommand(setExit: SetExit): CommandModule<GlobalArgs, Args<{ uuids?:
       for (const u of uuids) {
         try {
           const r = stopPod(podsRoot(a.dir), u, a.force);
+          // rkt prints both on stdout: an already stopped pod is not an error.
           if (r.outcome === 'stopped') process.stdout.write(`"${r.uuid}"\n`);
-          else process.stderr.write(`tspod: pod "${r.uuid}" is already stopped\n`);
+          else process.stdout.write(`pod "${r.uuid}" is already stopped\n`);
         } catch (e) {
           process.stderr.write(`tspod: ${e instanceof TspodError ? e.line : String(e)}\n`);
           setExit(254);
@@ -133,15 +151,17 @@ function statusCommand(): CommandModule<GlobalArgs, StatusArgs> {
     command: 'status [uuid]',
     describe: "print a pod's state",
     builder: (y: Argv<GlobalArgs>) =>
-      y.options({
-        wait: { type: 'string', describe: 'wait until the pod has exited (true, or a duration such as 10s)' },
+      uuidPositional(y, 'uuid').options({
+        wait: { type: 'string', describe: 'wait until the pod has exited (--wait, or --wait=DURATION such as 10s)' },
         format: formatOption,
         ...uuidFileOption,
       }) as unknown as Argv<StatusArgs>,
     handler: async (a) => {
       const pods = new PodsDir(podsRoot(a.dir));
-      const uuid = pods.resolve(uuidArg(a));
-      const waitMs = a.wait === undefined || a.wait === 'false' ? 0 : a.wait === '' || a.wait === 'true' ? Infinity : parseDuration(a.wait, 'wait');
+      const w = splitWait(a, process.argv);
+      const uuid = pods.resolve(uuidArg({ uuid: w.uuid, 'uuid-file': a['uuid-file'] }));
+      const waitArg = w.wait;
+      const waitMs = waitArg === undefined || waitArg === 'false' ? 0 : waitArg === '' || waitArg === 'true' ? Infinity : parseDuration(waitArg, 'wait');
       const deadline = Date.now() + waitMs;
       let status: PodStatus;
       for (;;) {
@@ -155,7 +175,7 @@ function statusCommand(): CommandModule<GlobalArgs, StatusArgs> {
         if (!waitMs || status.exited || Date.now() >= deadline) break;
         await sleep(100);
       }
-      if (waitMs && !status.exited) throw new TspodError(ErrorCode.Conflict, `pod "${uuid}" did not exit within ${a.wait}`);
+      if (waitMs && !status.exited) throw new TspodError(ErrorCode.Conflict, `pod "${uuid}" did not exit within ${waitArg}`);
       const format = a.format as OutputFormat;
       if (format !== 'tabbed') {
         printJson(podJson(status), format);
@@ -201,7 +221,7 @@ function podJson(s: PodStatus): unknown {
   };
 }
 
-type ListArgs = Args<{ full: boolean; 'no-legend': boolean; format: string }>;
+type ListArgs = Args<{ full: boolean; legend: boolean; format: string }>;
 
 function listCommand(): CommandModule<GlobalArgs, ListArgs> {
   return {
@@ -210,7 +230,8 @@ function listCommand(): CommandModule<GlobalArgs, ListArgs> {
     builder: (y: Argv<GlobalArgs>) =>
       y.options({
         full: { type: 'boolean', default: false, describe: 'full UUIDs and image IDs, exact times' },
-        'no-legend': { type: 'boolean', default: false, describe: 'no column headers' },
+        // --no-legend: yargs reads --no-X as X=false, so the option is `legend`.
+        legend: { type: 'boolean', default: true, describe: 'column headers (--no-legend: none)' },
         format: formatOption,
       }) as unknown as Argv<ListArgs>,
     handler: (a) => {
@@ -233,7 +254,7 @@ function listCommand(): CommandModule<GlobalArgs, ListArgs> {
       }
       const time = (ms?: number) => (ms === undefined ? '-' : a.full ? fullTime(ms) : humanTime(ms));
       const head = ['UUID', 'APP', 'IMAGE NAME', ...(a.full ? ['IMAGE ID'] : []), 'STATE', 'CREATED', 'STARTED', 'NETWORKS'];
-      const rows: string[][] = a['no-legend'] ? [] : [head];
+      const rows: string[][] = a.legend ? [head] : [];
       for (const s of statuses) {
         const uuid = a.full ? s.uuid : s.uuid.slice(0, 8);
         const podCells = [s.state, time(s.createdAt), time(s.startedAt), s.networks.join(',')];
@@ -257,7 +278,7 @@ function catManifestCommand(): CommandModule<GlobalArgs, Args<{ uuid?: string; '
     command: 'cat-manifest [uuid]',
     describe: "print a pod's manifest",
     builder: (y: Argv<GlobalArgs>) =>
-      y.options({ 'pretty-print': { type: 'boolean', default: true }, ...uuidFileOption }) as unknown as Argv<
+      uuidPositional(y, 'uuid').options({ 'pretty-print': { type: 'boolean', default: true }, ...uuidFileOption }) as unknown as Argv<
         Args<{ uuid?: string; 'pretty-print': boolean; 'uuid-file'?: string }>
       >,
     handler: (a) => {
@@ -279,7 +300,7 @@ function rmCommand(setExit: SetExit): CommandModule<GlobalArgs, Args<{ uuids?: s
   return {
     command: 'rm [uuids..]',
     describe: 'remove pods (any state but running)',
-    builder: (y: Argv<GlobalArgs>) => y.options(uuidFileOption) as unknown as Argv<Args<{ uuids?: string[]; 'uuid-file'?: string }>>,
+    builder: (y: Argv<GlobalArgs>) => uuidPositional(y, 'uuids').options(uuidFileOption) as unknown as Argv<Args<{ uuids?: string[]; 'uuid-file'?: string }>>,
     handler: (a) => {
       requireRoot('rm');
       const uuids = a['uuid-file'] ? [uuidArg(a)] : (a.uuids ?? []).map(String);
@@ -329,16 +350,23 @@ function gcCommand(): CommandModule<GlobalArgs, GcArgs> {
   };
 }
 
-type ExportArgs = Args<{ uuid: string; output: string; app?: string; overwrite: boolean }>;
+type ExportArgs = Args<{ uuid?: string; output?: string; app?: string; overwrite: boolean; 'uuid-file'?: string }>;
 
 function exportCommand(): CommandModule<GlobalArgs, ExportArgs> {
   return {
-    command: 'export <uuid> <output>',
-    describe: "write an exited pod's app as an ACI",
+    command: 'export [uuid] [output]',
+    describe: "write an exited pod's app as an ACI (tspod export [--app=NAME] UUID|--uuid-file=F OUT.aci)",
     builder: (y: Argv<GlobalArgs>) =>
-      y.options({ app: { type: 'string' }, overwrite: { type: 'boolean', default: false } }) as unknown as Argv<ExportArgs>,
+      uuidPositional(y, 'uuid')
+        .positional('output', { type: 'string' })
+        .options({ app: { type: 'string' }, overwrite: { type: 'boolean', default: false }, ...uuidFileOption }) as unknown as Argv<ExportArgs>,
     handler: async (a) => {
-      await withStore(a.dir, (store) => exportPod(store, podsRoot(a.dir), String(a.uuid), a.app, String(a.output), a.overwrite));
+      // With --uuid-file the one positional is the output file.
+      const [uuidGiven, output] = a['uuid-file'] ? [undefined, a.output ?? a.uuid] : [a.uuid, a.output];
+      if (a['uuid-file'] && a.output !== undefined) throw new TspodError(ErrorCode.Usage, 'give either a UUID or --uuid-file, not both', { hint: 'usage: tspod export [--app=NAME] UUID OUT.aci' });
+      const uuid = uuidArg({ uuid: uuidGiven, 'uuid-file': a['uuid-file'] });
+      if (output === undefined) throw new TspodError(ErrorCode.Usage, 'the output file is missing', { hint: 'usage: tspod export [--app=NAME] UUID OUT.aci' });
+      await withStore(a.dir, (store) => exportPod(store, podsRoot(a.dir), uuid, a.app, String(output), a.overwrite));
     },
   };
 }

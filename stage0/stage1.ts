@@ -1,6 +1,6 @@
 // Choosing the stage1 image. The default stage1 is built by `make` next to the
 // tspod binary (bin/stage1.aci) and imported into the store on first use (again
-// whenever that file is newer than the stored copy). --stage1-path, --stage1-name
+// whenever that file changes). --stage1-path, --stage1-name
 // and --stage1-hash choose another.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -45,19 +45,45 @@ export async function resolveStage1(store: Store, choice: Stage1Choice, insecure
   return id;
 }
 
+/**
+ * What the default stage1 was imported from: its file's path, size and mtime, and
+ * the image ID it gave. Kept in the data directory so that a prepare does not
+ * import (hash and unpack) the 90 MB stage1 again while the file is unchanged;
+ * the store keeps an image's first import time when the same image is imported
+ * again, so that time cannot tell.
+ */
+const STAGE1_STAMP = 'stage1-default.json';
+
+interface Stage1Stamp {
+  file: string;
+  size: number;
+  mtimeMs: number;
+  id: string;
+}
+
 async function defaultStage1(store: Store, insecure: InsecureOptions): Promise<string> {
-  const file = defaultStage1File();
-  let mtime: number;
+  const file = path.resolve(defaultStage1File());
+  let st: fs.Stats;
   try {
-    mtime = fs.statSync(file).mtimeMs;
+    st = fs.statSync(file);
   } catch {
     throw new TspodError(ErrorCode.NotFound, `the default stage1 image ${file} is missing`, {
       hint: 'run make, or choose a stage1 with --stage1-path/--stage1-name',
     });
   }
-  const stored = store.images.resolveName(DEFAULT_STAGE1_NAME);
-  if (stored && store.images.get(stored).record.importTime >= mtime) return stored;
-  return (await fetchImage(store, file, { pullPolicy: 'update', insecure })).id;
+  const stampFile = path.join(store.paths.dir, STAGE1_STAMP);
+  try {
+    const s = JSON.parse(fs.readFileSync(stampFile, 'utf8')) as Stage1Stamp;
+    if (s.file === file && s.size === st.size && s.mtimeMs === st.mtimeMs && store.images.has(s.id)) return s.id;
+  } catch {
+    /* no stamp yet, or unreadable: import */
+  }
+  const id = (await fetchImage(store, file, { pullPolicy: 'update', insecure })).id;
+  const stamp: Stage1Stamp = { file, size: st.size, mtimeMs: st.mtimeMs, id };
+  const tmp = `${stampFile}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, JSON.stringify(stamp));
+  fs.renameSync(tmp, stampFile);
+  return id;
 }
 
 function checkStage1(m: AppcImageManifest, id: string): void {
