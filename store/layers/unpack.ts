@@ -30,7 +30,8 @@
 // The tar reader is tspod's own (node-tar drops PAX xattrs and decodes PAX
 // records as text, which breaks binary values like security.capability): ustar,
 // GNU (long names, base-256 numbers) and PAX (local and global headers,
-// SCHILY.xattr.*, LIBARCHIVE.xattr.*). Sparse files are refused as Unsupported.
+// SCHILY.xattr.*, LIBARCHIVE.xattr.*; global headers are ignored, as Go's
+// archive/tar does). Sparse files are refused as Unsupported.
 import fs from 'node:fs';
 import path from 'node:path';
 import { isUtf8 } from 'node:buffer';
@@ -151,7 +152,6 @@ class TarParser {
   private sink: BodySink | null = null;
   private meta: { type: string; bufs: Buffer[] } | null = null;
   private localPax = new Map<string, Buffer>();
-  private globalPax = new Map<string, Buffer>();
   private longName?: Buffer;
   private longLink?: Buffer;
   private sawZeroBlock = false;
@@ -286,7 +286,7 @@ class TarParser {
     }
 
     const pax = (key: string): Buffer | undefined => {
-      const v = this.localPax.has(key) ? this.localPax.get(key) : this.globalPax.get(key);
+      const v = this.localPax.get(key);
       return v !== undefined && v.length > 0 ? v : undefined;
     };
     let nameBuf = cstr(block, 0, 100);
@@ -383,13 +383,14 @@ class TarParser {
     else if (type === 'K') this.longLink = cstr(body, 0, body.length);
     else {
       const records = this.paxRecords(body);
-      const target = type === 'g' ? this.globalPax : this.localPax;
+      // Global headers ('g') are checked but not applied, as Go's archive/tar
+      // (and so Docker, containerd and podman) does.
+      if (type === 'g') return;
       for (const [k, v] of records) {
         if (k.startsWith('GNU.sparse.')) {
           throw new TspodError(ErrorCode.Unsupported, `${this.what}: the layer has a sparse file (PAX ${k}), which tspod does not support`);
         }
-        if (type === 'g' && v.length === 0) target.delete(k);
-        else target.set(k, v);
+        this.localPax.set(k, v);
       }
     }
   }
@@ -417,25 +418,20 @@ class TarParser {
 
   private xattrs(name: string): Array<[string, Buffer]> {
     const found = new Map<string, Buffer>();
-    const scan = (m: Map<string, Buffer>) => {
-      for (const [k, v] of m) {
-        if (k.startsWith('SCHILY.xattr.')) {
-          found.set(k.slice('SCHILY.xattr.'.length), v);
-        } else if (k.startsWith('LIBARCHIVE.xattr.')) {
-          let xname: string;
-          try {
-            xname = decodeURIComponent(k.slice('LIBARCHIVE.xattr.'.length));
-          } catch {
-            throw this.bad(`entry ${q(name)}: malformed PAX record ${q(k)}`);
-          }
-          if (!found.has(xname)) found.set(xname, Buffer.from(v.toString('latin1'), 'base64'));
+    for (const [k, v] of this.localPax) {
+      if (k.startsWith('SCHILY.xattr.')) {
+        found.set(k.slice('SCHILY.xattr.'.length), v);
+      } else if (k.startsWith('LIBARCHIVE.xattr.')) {
+        let xname: string;
+        try {
+          xname = decodeURIComponent(k.slice('LIBARCHIVE.xattr.'.length));
+        } catch {
+          throw this.bad(`entry ${q(name)}: malformed PAX record ${q(k)}`);
         }
+        if (!found.has(xname)) found.set(xname, Buffer.from(v.toString('latin1'), 'base64'));
       }
-    };
-    scan(this.globalPax);
-    // A local record overrides a global one; an empty local SCHILY.xattr value
-    // is a real (empty) attribute value, unlike the other keys.
-    scan(this.localPax);
+    }
+    // (an empty SCHILY.xattr value is a real, empty attribute value)
     return [...found].filter(([n]) => n.length > 0);
   }
 
@@ -567,11 +563,13 @@ class Unpacker implements EntryHandler {
         return this.skipAufs(raw);
       case 'invalid':
         throw this.unsafe(`whiteout entry ${q(raw)} would delete its own directory`);
-      case 'opaque':
-        this.setOpaque(comps.length === 1 ? this.rootNode : this.parentOf(comps, raw));
+      case 'opaque': {
+        const dir = this.markerParent(comps);
+        if (dir) this.setOpaque(dir);
         return null;
+      }
       case 'whiteout':
-        this.whiteout([...comps.slice(0, -1), cls.target], raw);
+        this.whiteout([...comps.slice(0, -1), cls.target]);
         return null;
     }
     const parent = this.parentOf(comps, raw);
@@ -697,8 +695,30 @@ class Unpacker implements EntryHandler {
     dir.entry.xattrs.push([OVERLAY_OPAQUE_XATTR, value]);
   }
 
-  private whiteout(comps: string[], raw: string): void {
-    const parent = this.parentOf(comps, raw);
+  /**
+   * The directory a whiteout or opaque marker applies to, made if missing; or
+   * undefined when a parent is a non-directory of this layer (a file, symlink,
+   * device or whiteout), which already hides everything of the lower layers under
+   * that name: then the marker has nothing to do and nothing is written. (umoci,
+   * for one, writes `d` as a file and then `d/.wh.child` when a file replaces a
+   * directory.)
+   */
+  private markerParent(comps: string[]): Node | undefined {
+    let parent = this.rootNode;
+    let key = '';
+    for (let i = 0; i < comps.length - 1; i++) {
+      key = i === 0 ? comps[0] : `${key}/${comps[i]}`;
+      const n = this.nodes.get(key);
+      if (!n) parent = this.mkdirImplicit(key, parent);
+      else if (n.entry.type === 'd') parent = n;
+      else return undefined;
+    }
+    return parent;
+  }
+
+  private whiteout(comps: string[]): void {
+    const parent = this.markerParent(comps);
+    if (!parent) return;
     const key = comps.join('/');
     const n = this.nodes.get(key);
     if (n) {
