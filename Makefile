@@ -5,7 +5,7 @@ SHELL := /bin/bash
 # Debian packages the build and the tests need. Installed only when missing,
 # only as root. docker-registry's own service is kept from starting (policy-rc.d).
 DEB_PACKAGES := docker-registry skopeo umoci busybox-static musl-tools zstd xz-utils bzip2 \
-                iproute2 util-linux systemd podman runc apache2-utils openssl
+                iproute2 util-linux systemd podman runc apache2-utils openssl strace time
 TS_SOURCES := $(shell find cmd stage0 stage1 store native test -name '*.ts' 2>/dev/null)
 
 .PHONY: all deps build test unit bench demo clean typecheck stage1
@@ -109,7 +109,10 @@ fixtures: deps
 test: all fixtures
 	node test/run.mjs
 
-bench: all
+# Benchmarks (issues 2 and 3; not part of `make test`): needs the big fixture.
+# Results: stdout, bench/out/results.md and bench/out/results.json.
+bench: all fixtures
+	bash fixtures/build.sh big
 	node build/test/bench/bench.js
 
 demo: all fixtures
