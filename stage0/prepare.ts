@@ -16,7 +16,7 @@ import { layerDirs } from '../store/image-ops.js';
 import type { StoredImage } from '../store/images.js';
 import type { InsecureOptions } from '../store/insecure.js';
 import { findExecutable, lookupInLayers, readFileInLayers } from '../store/layers/lookup.js';
-import { renderLayers } from '../store/layers/render.js';
+import { renderLayers, visibleLayers } from '../store/layers/render.js';
 import type { Store } from '../store/store.js';
 import { mergeEnvironment, readEnvFile } from './env.js';
 import { PodsDir, type Pod } from './pods.js';
@@ -375,7 +375,8 @@ function writePodFiles(
   write(POD_FILES.stage1Layers, JSON.stringify(stage1Layers));
   for (const a of apps) {
     write(POD_FILES.appManifest(a.podApp.name), JSON.stringify(a.image.manifest, null, 2));
-    write(POD_FILES.appLayers(a.podApp.name), JSON.stringify(a.layers));
+    // overlayfs ignores an opaque marker on a lower layer's root: drop the layers it hides.
+    write(POD_FILES.appLayers(a.podApp.name), JSON.stringify(visibleLayers(a.layers)));
   }
   write(RUNTIME_DEFAULTS_FILE, JSON.stringify(runtime));
   write(
