@@ -35,7 +35,8 @@ function listCommand(): CommandModule<GlobalArgs, GlobalArgs & Record<string, un
         sort: { type: 'string', default: 'importtime', describe: 'field to sort by' },
         order: { type: 'string', choices: ['asc', 'desc'], default: 'asc' },
         full: { type: 'boolean', default: false, describe: 'full IDs, sizes in bytes, exact times' },
-        'no-legend': { type: 'boolean', default: false, describe: 'no column headers' },
+        // --no-legend: yargs reads --no-X as X=false, so the option is `legend`.
+        legend: { type: 'boolean', default: true, describe: 'column headers (--no-legend: none)' },
         format: formatOption,
       }) as unknown as Argv<GlobalArgs & Record<string, unknown>>,
     handler: async (a) => {
@@ -94,7 +95,7 @@ function listCommand(): CommandModule<GlobalArgs, GlobalArgs & Record<string, un
             }
           }),
         );
-        if (!a['no-legend']) rows.unshift(fields.map((f) => FIELD_TITLES[f]));
+        if (a.legend !== false) rows.unshift(fields.map((f) => FIELD_TITLES[f]));
         process.stdout.write(tabulate(rows));
       });
     },

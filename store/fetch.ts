@@ -4,6 +4,7 @@
 //   update — always ask the source; layers already stored are not fetched again (fetch);
 //   never  — the store only.
 // Local files (ACIs, OCI layouts and archives) are always read again.
+import path from 'node:path';
 import { TspodError, ErrorCode } from '../native/errors.js';
 import { log } from '../native/log.js';
 import { importCandidate } from './importer.js';
@@ -76,8 +77,12 @@ export async function fetchImage(store: Store, arg: string, opts: FetchOptions):
       }
       return finish(store, await openAci(what.url, { insecure: opts.insecure }), progress);
     }
-    case 'aci-file':
-      return finish(store, await openAci(what.path, { insecure: opts.insecure }), progress);
+    case 'aci-file': {
+      // rkt's message, said once the file is in: a failure gets its one line alone.
+      const r = await finish(store, await openAci(what.path, { insecure: opts.insecure }), progress);
+      log().info(`using image from file ${path.resolve(what.path)}`);
+      return r;
+    }
     case 'oci':
       return finish(store, await openOciLayout(what.path, what.tag), progress);
     case 'oci-archive':

@@ -11,6 +11,7 @@ import { TspodError, ErrorCode, isTspodError } from '../native/errors.js';
 import { digestToId } from './digest.js';
 import { decompress } from './layers/decompress.js';
 import { unpackLayer, type UnpackResult } from './layers/unpack.js';
+import type { LayerResult } from './layers/store.js';
 import { ociConfigToAppc } from './manifest/convert.js';
 import { layerCompression, parseImageConfig, parseManifestBytes, type ImageConfig } from './manifest/oci.js';
 import { checkConfigPlatform } from './manifest/platform.js';
@@ -65,62 +66,85 @@ async function importOci(store: Store, c: OciCandidate, progress: Progress): Pro
   }
   const layerIds = diffIds.map((d) => digestToId(d));
 
-  await runLimited(
-    manifest.layers.map((ref, i) => () => importOciLayer(store, c, ref, diffIds[i], layerIds[i], progress)),
-    LAYER_CONCURRENCY,
-  );
+  // All of the image's missing layers are added, or none: each is unpacked into
+  // scratch (concurrently), and they are moved into the store only once every one
+  // of them has been verified. The layer locks, held until the image record is
+  // written, make a concurrent import of the same layers wait and then find them.
+  const reservation = await store.layers.reserve(layerIds);
+  try {
+    const missing = new Set(reservation.missing);
+    const staged = new Map<string, { work: string; result: LayerResult }>();
+    const tasks: Array<() => Promise<void>> = [];
+    manifest.layers.forEach((ref, i) => {
+      const layerId = layerIds[i];
+      if (!missing.has(layerId)) {
+        progress.done(ref.digest, 'present');
+        return;
+      }
+      missing.delete(layerId); // the same layer twice in one image: unpacked once
+      tasks.push(async () => {
+        staged.set(layerId, await stageOciLayer(store, c, ref, diffIds[i], progress));
+      });
+    });
+    try {
+      await runLimited(tasks, LAYER_CONCURRENCY);
+    } catch (e) {
+      for (const { work } of staged.values()) fs.rmSync(work, { recursive: true, force: true });
+      throw e;
+    }
+    for (const [layerId, { work, result }] of staged) reservation.commit(layerId, work, result);
 
-  store.blobs.putBytes(c.manifest.bytes, { digest: c.manifest.ref.digest, size: c.manifest.ref.size, what: 'manifest' }, scratch);
-  store.blobs.putBytes(configBytes, { digest: manifest.config.digest, size: manifest.config.size, what: 'config' }, scratch);
-  if (c.index) store.blobs.putBytes(c.index.bytes, { digest: c.index.ref.digest, size: c.index.ref.size, what: 'index' }, scratch);
+    store.blobs.putBytes(c.manifest.bytes, { digest: c.manifest.ref.digest, size: c.manifest.ref.size, what: 'manifest' }, scratch);
+    store.blobs.putBytes(configBytes, { digest: manifest.config.digest, size: manifest.config.size, what: 'config' }, scratch);
+    if (c.index) store.blobs.putBytes(c.index.bytes, { digest: c.index.ref.digest, size: c.index.ref.size, what: 'index' }, scratch);
 
-  const appc = ociConfigToAppc(config, { names: c.names, source: c.source, manifestDigest: c.manifest.ref.digest, configDigest: manifest.config.digest });
-  const record: ImageRecord = {
-    id,
-    kind: 'oci',
-    layers: layerIds,
-    size: layerIds.reduce((sum, l) => sum + store.layers.info(l).size, 0),
-    importTime: Date.now(),
-    manifestDigest: c.manifest.ref.digest,
-    configDigest: manifest.config.digest,
-    indexDigest: c.index?.ref.digest,
-    sources: [c.source],
-  };
-  store.images.put(record, appc, c.names, scratch);
-  return { id, stored: true };
+    const appc = ociConfigToAppc(config, { names: c.names, source: c.source, manifestDigest: c.manifest.ref.digest, configDigest: manifest.config.digest });
+    const record: ImageRecord = {
+      id,
+      kind: 'oci',
+      layers: layerIds,
+      size: layerIds.reduce((sum, l) => sum + store.layers.info(l).size, 0),
+      importTime: Date.now(),
+      manifestDigest: c.manifest.ref.digest,
+      configDigest: manifest.config.digest,
+      indexDigest: c.index?.ref.digest,
+      sources: [c.source],
+    };
+    store.images.put(record, appc, c.names, scratch);
+    return { id, stored: true };
+  } finally {
+    reservation.release();
+  }
 }
 
-async function importOciLayer(
+/** Downloads, verifies and unpacks one layer into a new scratch directory (`work/rootfs`). */
+async function stageOciLayer(
   store: Store,
   c: OciCandidate,
   ref: BlobRef,
   diffId: string,
-  layerId: string,
   progress: Progress,
-): Promise<void> {
+): Promise<{ work: string; result: LayerResult }> {
   const key = ref.digest;
   const label = ref.digest.slice(ref.digest.indexOf(':') + 1, ref.digest.indexOf(':') + 13);
-  if (store.layers.has(layerId)) {
-    progress.done(key, 'present');
-    return;
-  }
   const compression = layerCompression(ref.mediaType);
   progress.start(key, label, ref.size);
-  let unpackedHere = false;
+  const work = store.scratch().path('layer');
+  const rootfs = path.join(work, 'rootfs');
   try {
-    unpackedHere = await store.layers.ensure(layerId, store.scratch(), async (rootfs) => {
-      const source = await c.openBlob(ref);
-      const counted = countingStream((n) => progress.update(key, n));
-      const compressed = new Verifier({ digest: ref.digest, size: ref.size, what: `layer ${ref.digest} of ${c.source}` });
-      const uncompressed = new Verifier({ digest: diffId, what: `uncompressed layer ${ref.digest} (diff_id ${diffId}) of ${c.source}` });
-      const result = await unpackVerified(source, counted, compressed, compression, uncompressed, rootfs, `layer ${ref.digest}`);
-      return { diffId, treeHash: result.treeHash, size: result.size, entries: result.entries };
-    });
+    fs.mkdirSync(rootfs, { recursive: true, mode: 0o755 });
+    const source = await c.openBlob(ref);
+    const counted = countingStream((n) => progress.update(key, n));
+    const compressed = new Verifier({ digest: ref.digest, size: ref.size, what: `layer ${ref.digest} of ${c.source}` });
+    const uncompressed = new Verifier({ digest: diffId, what: `uncompressed layer ${ref.digest} (diff_id ${diffId}) of ${c.source}` });
+    const result = await unpackVerified(source, counted, compressed, compression, uncompressed, rootfs, `layer ${ref.digest}`);
+    progress.done(key, 'stored');
+    return { work, result: { diffId, treeHash: result.treeHash, size: result.size, entries: result.entries } };
   } catch (e) {
     progress.done(key, 'failed');
+    fs.rmSync(work, { recursive: true, force: true });
     throw e;
   }
-  progress.done(key, unpackedHere ? 'stored' : 'present');
 }
 
 /**
@@ -158,6 +182,14 @@ async function unpackVerified(
   const feeding = pipeline(source, counter, compressed, sink);
   const out = new PassThrough({ highWaterMark: 1 << 20 });
   const unpacking = pipeline(decompress(toDecompressor, compression), uncompressed, out);
+  // Both are awaited below, but one may fail while the unpacker still runs: handled
+  // here so that an early failure is not an unhandled rejection (which kills tspod).
+  unpacking.catch(() => undefined);
+  // A download that fails (cut, stalled, too long) must also stop the decompressor,
+  // or the unpacker would wait for the rest of the stream forever.
+  feeding.catch((e: unknown) => {
+    if (!toDecompressor.destroyed) toDecompressor.destroy(e instanceof Error ? e : new Error(String(e)));
+  });
   let unpackError: unknown;
   let result: UnpackResult | undefined;
   try {
@@ -174,6 +206,8 @@ async function unpackVerified(
   const errors = [fed, unpacked].filter((s): s is PromiseRejectedResult => s.status === 'rejected').map((s) => s.reason as unknown);
   const mismatch = errors.find((e) => isTspodError(e) && e.code === ErrorCode.DigestMismatch);
   if (mismatch) throw mismatch;
+  // A failed download is the cause of whatever the unpacker then said.
+  if (fed.status === 'rejected') throw fed.reason;
   if (unpackError) throw unpackError;
   if (errors.length) throw errors.find(isTspodError) ?? errors[0];
   return result!;

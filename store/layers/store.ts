@@ -26,6 +26,15 @@ export interface LayerInfo {
 
 export type LayerResult = Omit<LayerInfo, 'id' | 'importTime'>;
 
+export interface LayerReservation {
+  /** The reserved layers that are not in the store (sorted). */
+  missing: string[];
+  /** Moves `work` (holding `rootfs/`) into place as layer `id`; `id` must be reserved. */
+  commit(id: string, work: string, result: LayerResult): void;
+  /** Releases every lock; call it once, whatever happened. */
+  release(): void;
+}
+
 export class LayerStore {
   constructor(private readonly paths: StorePaths) {}
 
@@ -97,6 +106,44 @@ export class LayerStore {
     } finally {
       lock.release();
     }
+  }
+
+  /**
+   * For an import that must add all of an image's missing layers or none: locks
+   * every layer in `ids` (exclusive, in sorted order, so that two imports never
+   * wait for each other in a cycle) and reports which are still missing once the
+   * locks are held. The caller unpacks those into scratch, commits them with
+   * `commit` only when all of them succeeded, and releases the locks in any case.
+   * A concurrent import of the same layers waits until then and finds them present.
+   */
+  async reserve(ids: string[]): Promise<LayerReservation> {
+    const sorted = [...new Set(ids)].sort();
+    const locks: FileLock[] = [];
+    const release = () => {
+      for (const l of locks.splice(0).reverse()) l.release();
+    };
+    try {
+      for (const id of sorted) {
+        if (this.has(id)) continue;
+        locks.push(await FileLock.acquire(this.lockFile(id), 'exclusive'));
+      }
+    } catch (e) {
+      release();
+      throw e;
+    }
+    const locked = new Set(locks.map((l) => l.file));
+    return {
+      missing: sorted.filter((id) => !this.has(id)),
+      commit: (id, work, result) => {
+        if (!locked.has(this.lockFile(id))) throw new Error(`layer ${id} was not reserved`);
+        if (this.has(id)) {
+          fs.rmSync(work, { recursive: true, force: true });
+          return;
+        }
+        this.commit(id, work, result);
+      },
+      release,
+    };
   }
 
   private lockFile(id: string): string {

@@ -66,7 +66,6 @@ async function openAciFile(file: string): Promise<AciCandidate> {
   await fs.promises.access(abs, fs.constants.R_OK).catch(() => {
     throw new TspodError(ErrorCode.Permission, `cannot read ACI file ${JSON.stringify(file)}: permission denied`);
   });
-  log().info(`using image from file ${abs}`);
   return {
     kind: 'aci',
     source: abs,
