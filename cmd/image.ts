@@ -174,7 +174,10 @@ function catManifestCommand(): CommandModule<GlobalArgs, GlobalArgs & Record<str
     describe: "print an image's manifest (the internal appc manifest, or the original OCI one)",
     builder: (y: Argv<GlobalArgs>) =>
       y.options({
-        'pretty-print': { type: 'boolean', default: true, describe: 'indent the JSON' },
+        'pretty-print': {
+          type: 'boolean',
+          describe: 'indent the JSON (default: on for the appc manifest; off for --original, which prints the stored bytes exactly)',
+        },
         original: {
           type: 'string',
           choices: ['manifest', 'config', 'index'],
@@ -187,11 +190,15 @@ function catManifestCommand(): CommandModule<GlobalArgs, GlobalArgs & Record<str
         const img = store.images.get(id);
         if (a.original) {
           const bytes = originalManifest(store, img, a.original as 'manifest' | 'config' | 'index');
-          const text = a['pretty-print'] ? JSON.stringify(JSON.parse(bytes.toString('utf8')), null, '\t') : bytes.toString('utf8');
-          process.stdout.write(`${text.replace(/\n$/, '')}\n`);
+          // The bytes as fetched, so that their digest can be checked (`| sha256sum`).
+          if (a['pretty-print'] !== true) {
+            process.stdout.write(bytes);
+            return;
+          }
+          process.stdout.write(`${JSON.stringify(JSON.parse(bytes.toString('utf8')), null, '\t')}\n`);
           return;
         }
-        process.stdout.write(`${a['pretty-print'] ? JSON.stringify(img.manifest, null, '\t') : JSON.stringify(img.manifest)}\n`);
+        process.stdout.write(`${a['pretty-print'] !== false ? JSON.stringify(img.manifest, null, '\t') : JSON.stringify(img.manifest)}\n`);
       });
     },
   };

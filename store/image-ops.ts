@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TspodError, ErrorCode } from '../native/errors.js';
 import { exportAci } from './export-aci.js';
+import { AC_IDENTIFIER } from './sources/aci.js';
 import type { StoredImage } from './images.js';
 import { hashTree } from './layers/treehash.js';
 import { renderLayers } from './layers/render.js';
@@ -69,10 +70,32 @@ export async function exportImage(store: Store, id: string, out: string, overwri
   fs.mkdirSync(rootfs, { recursive: true, mode: 0o755 });
   try {
     await renderLayers(layerDirs(store, img), rootfs);
-    await exportAci({ manifest: img.manifest, rootfsDir: rootfs, out, overwrite });
+    await exportAci({ manifest: exportableManifest(img.manifest), rootfsDir: rootfs, out, overwrite });
   } finally {
     fs.rmSync(rootfs, { recursive: true, force: true });
   }
+}
+
+/**
+ * The manifest as an ACI may carry it. A converted Docker image keeps its registry
+ * name (`127.0.0.1:5000/busybox`), which is not an AC Identifier (no ':'): the ACI
+ * gets appc's sanitised form (`127.0.0.1-5000/busybox`), so that tspod, rkt and
+ * actool take the file back.
+ */
+export function exportableManifest(m: StoredImage['manifest']): StoredImage['manifest'] {
+  if (AC_IDENTIFIER.test(m.name)) return m;
+  const name = m.name
+    .toLowerCase()
+    .split('/')
+    .map((part) =>
+      part
+        .replace(/[^a-z0-9._~-]/g, '-')
+        .replace(/([-._~])[-._~]+/g, '$1')
+        .replace(/^[-._~]+|[-._~]+$/g, ''),
+    )
+    .filter(Boolean)
+    .join('/');
+  return { ...m, name: name || 'image' };
 }
 
 /** Re-hashes every unpacked layer and stored manifest; returns what no longer matches. */

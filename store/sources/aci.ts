@@ -305,7 +305,7 @@ const APPC_OS_ARCH: Record<string, string[]> = {
   linux: ['amd64', 'i386', 'aarch64', 'aarch64_be', 'armv6l', 'armv7l', 'armv7b', 'ppc64', 'ppc64le', 's390x'],
 };
 
-const AC_IDENTIFIER = /^[a-z0-9]+([-._~/][a-z0-9]+)*$/;
+export const AC_IDENTIFIER = /^[a-z0-9]+([-._~/][a-z0-9]+)*$/;
 const AC_NAME = /^[a-z0-9]+(-[a-z0-9]+)*$/;
 
 function bad(source: string, detail: string): TspodError {
