@@ -27,7 +27,7 @@ import {
   OCI_LAYOUT,
   REPO_ROOT,
   SKOPEO_POLICY,
-  TSPOD_BIN,
+  TSPOD_BIN as REPO_TSPOD_BIN,
   ensureBigFixture,
   ensureFixtures,
   killPids,
@@ -90,6 +90,29 @@ const OUT_DIR = path.join(REPO_ROOT, 'bench', 'out');
 const ROOT = fs.mkdtempSync(path.join(os.tmpdir(), 'tspod-bench-'));
 // The harness puts the registry's scratch space under TSPOD_TEST_ROOT (set after ENV was copied).
 process.env.TSPOD_TEST_ROOT = path.join(ROOT, 'harness');
+
+/**
+ * A private copy of the built CLI (bin/: the sh launcher, the bundle, stage1.aci,
+ * the helper), inside the repository so that the bundle still finds node_modules.
+ * Other work in this tree may rebuild bin/ while the benchmark runs; the copy is
+ * what a user installs, unchanged for the whole run.
+ */
+const SNAPSHOT = path.join(REPO_ROOT, 'build', `bench-bin-${process.pid}`);
+const TSPOD_BIN = path.join(SNAPSHOT, 'bin', path.basename(REPO_TSPOD_BIN));
+
+function snapshotCli(): string {
+  const src = path.dirname(REPO_TSPOD_BIN);
+  for (let attempt = 1; ; attempt++) {
+    fs.rmSync(SNAPSHOT, { recursive: true, force: true });
+    fs.mkdirSync(SNAPSHOT, { recursive: true });
+    fs.cpSync(src, path.join(SNAPSHOT, 'bin'), { recursive: true, preserveTimestamps: true });
+    const r = spawnSync(TSPOD_BIN, ['version'], { encoding: 'utf8', env: ENV });
+    if (r.status === 0) return (r.stdout.match(/Version:\s*(\S+)/)?.[1] ?? r.stdout.trim().split('\n')[0]) ?? '?';
+    if (attempt >= 6) throw new Error(`the copy of ${src} does not run (tspod version exited ${r.status}): ${r.stderr.trim().slice(-500)}`);
+    log(`bin/ looks half-built (another build running?); copying it again in 10 s`);
+    spawnSync('sleep', ['10']);
+  }
+}
 
 let seq = 0;
 function scratch(prefix: string): string {
@@ -279,6 +302,7 @@ function cleanup(): void {
   } catch (e) {
     log(`cleanup: ${String(e)}`);
   }
+  fs.rmSync(SNAPSHOT, { recursive: true, force: true });
 }
 onExit(cleanup);
 
@@ -380,6 +404,8 @@ function launcherUnsetsCaCerts(): boolean {
   }
 }
 
+let tspodVersion = '?';
+
 function machineFacts(): Record<string, string> {
   const cpu = fs.readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/)?.[1] ?? 'unknown';
   const fsType = spawnSync('stat', ['-f', '-c', '%T', ROOT], { encoding: 'utf8' }).stdout.trim();
@@ -402,7 +428,7 @@ function machineFacts(): Record<string, string> {
     skopeo: version('skopeo', ['--version']),
     umoci: version('umoci', ['--version']),
     'docker-registry': version('/usr/bin/docker-registry', ['--version']),
-    tspod: `${version(TSPOD_BIN, ['version'])} @ ${git}${dirty}`,
+    tspod: `${tspodVersion} — HEAD ${git}${dirty}; bin/ built ${fs.statSync(REPO_TSPOD_BIN).mtime.toISOString()}, copied for this run`,
     'load average at start': os.loadavg().map((x) => x.toFixed(2)).join(' '),
   };
 }
@@ -594,7 +620,10 @@ async function setUpPods(img: Images): Promise<PodSetup> {
   fs.writeFileSync(cfgPath, JSON.stringify(cfg));
   const runcRoot = path.join(b, 'state');
   runcRoots.add(runcRoot);
-  return { dir, busyboxId, bigId, podman, podmanBusybox, bundle, runcRoot };
+  const s: PodSetup = { dir, busyboxId, bigId, podman, podmanBusybox, bundle, runcRoot };
+  // The first prepare imports the default stage1 into the store: not part of any timing.
+  rmPod(s, prepare(s, busyboxId));
+  return s;
 }
 
 function prepare(s: PodSetup, image: string, extra: string[] = [], app: string[] = ['--exec', '/bin/true']): string {
@@ -1014,8 +1043,9 @@ function targets(r: Results): Results['targets'] {
 async function main(): Promise<number> {
   const o = parseArgs(process.argv.slice(2));
   const t0 = Date.now();
-  if (!fs.existsSync(TSPOD_BIN)) throw new Error(`${TSPOD_BIN} is missing: run make`);
+  if (!fs.existsSync(REPO_TSPOD_BIN)) throw new Error(`${REPO_TSPOD_BIN} is missing: run make`);
   ensureFixtures();
+  tspodVersion = snapshotCli();
   if (o.only.has('fetch') || o.only.has('disk') || o.only.has('prepare') || o.only.has('start') || o.only.has('memory')) ensureBigFixture();
 
   const r: Results = {
@@ -1037,6 +1067,7 @@ async function main(): Promise<number> {
       'Each fetch repetition starts from empty storage for every tool (a new tspod --dir, a new podman --root/--runroot, a new OCI layout directory) and removes it afterwards; `sync` runs (untimed) before and after each one.',
       `podman runs with its own --root/--runroot/--tmpdir, --storage-driver overlay, --cgroup-manager cgroupfs, --events-backend file, --runtime runc; containers get ${PODMAN_ULIMITS.join(' ')} because podman's default rlimits (1048576) need CAP_SYS_RESOURCE, which this sandbox lacks.`,
       'tspod run-prepared: each repetition prepares a fresh pod first (untimed) and removes it afterwards (untimed).',
+      'tspod runs from a copy of bin/ made at the start of the run (build/bench-bin-PID/bin/tspod, removed at the end), so that a rebuild of the tree during the run cannot change what is measured.',
     ],
     errors: [],
   };
