@@ -26,7 +26,7 @@ export async function runCli(argv: string[]): Promise<number> {
     .command('version', 'print the version', {}, () => {
       process.stdout.write(`tspod Version: ${TSPOD_VERSION}\nappc Version: 0.8.11\nNode Version: ${process.version}\nNode OS/Arch: ${process.platform}/${process.arch}\n`);
     })
-    .demandCommand(1, 'specify a command (see tspod --help)')
+    .demandCommand(1, 'specify a command')
     .strict()
     .recommendCommands()
     .parserConfiguration({ 'halt-at-non-option': false })
@@ -36,7 +36,8 @@ export async function runCli(argv: string[]): Promise<number> {
     .exitProcess(false)
     .fail((msg, err) => {
       if (err) throw err;
-      throw new TspodError(ErrorCode.Usage, msg, { hint: 'see tspod --help' });
+      const text = /^Not enough non-option arguments/.test(msg) ? 'missing arguments' : msg;
+      throw new TspodError(ErrorCode.Usage, text, { hint: 'see tspod --help, or tspod COMMAND --help' });
     });
   await parser.parseAsync();
   return exitCode;
