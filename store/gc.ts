@@ -89,9 +89,12 @@ export function sweepUnreferenced(store: Store, report: Pick<ImageGcReport, 'rem
     store.blobs.remove(blob);
     report.removedBlobs++;
   }
-  // Lock files of layers that are gone.
+  // Lock files of layers and images that are gone.
   for (const f of safeReaddir(store.paths.locksDir)) {
-    const m = /^layer-(.+)\.lock$/.exec(f);
-    if (m && !usedLayers.has(m[1])) fs.rmSync(path.join(store.paths.locksDir, f), { force: true });
+    const layer = /^layer-(.+)\.lock$/.exec(f);
+    const image = /^image-(.+)\.lock$/.exec(f);
+    if ((layer && !usedLayers.has(layer[1])) || (image && !store.images.has(image[1]))) {
+      fs.rmSync(path.join(store.paths.locksDir, f), { force: true });
+    }
   }
 }

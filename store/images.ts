@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { TspodError, ErrorCode } from '../native/errors.js';
+import { FileLock } from './lock.js';
 import { commitDir, safeReaddir } from './blobs.js';
 import type { AppcImageManifest } from './manifest/appc.js';
 import type { StorePaths } from './paths.js';
@@ -57,17 +58,33 @@ export class ImageStore {
   /**
    * Writes a new image record. If the image is already there (another fetch won
    * the race), the existing record is kept. Names are (re)pointed at the image.
+   * Writers of one record take its lock, so that a concurrent fetch of the same
+   * image never replaces (or removes, as an incomplete leftover) a record that
+   * another has just put in place.
    */
-  put(record: ImageRecord, manifest: AppcImageManifest, names: string[], scratch: Scratch): void {
+  async put(record: ImageRecord, manifest: AppcImageManifest, names: string[], scratch: Scratch): Promise<void> {
     const target = this.paths.image(record.id);
     if (!this.has(record.id)) {
-      const work = scratch.path('image');
-      fs.mkdirSync(work, { recursive: true });
-      writeSynced(path.join(work, 'manifest'), JSON.stringify(manifest, null, 2));
-      writeSynced(path.join(work, 'record.json'), JSON.stringify(record, null, 2));
-      commitDir(work, target);
+      const lock = await FileLock.acquire(this.lockFile(record.id), 'exclusive');
+      try {
+        if (!this.has(record.id)) {
+          const work = scratch.path('image');
+          fs.mkdirSync(work, { recursive: true });
+          writeSynced(path.join(work, 'manifest'), JSON.stringify(manifest, null, 2));
+          writeSynced(path.join(work, 'record.json'), JSON.stringify(record, null, 2));
+          // Under the lock, a directory already at `target` has no record.json: a leftover.
+          commitDir(work, target);
+        }
+      } finally {
+        lock.release();
+      }
     }
     for (const name of names) this.setName(name, record.id, scratch);
+  }
+
+  /** The lock file writers of image `id`'s record take (gc removes it with the image). */
+  lockFile(id: string): string {
+    return path.join(this.paths.locksDir, `image-${id}.lock`);
   }
 
   /** Records that the image was just used (prepare, run, fetch from the store). */

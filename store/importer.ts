@@ -110,7 +110,7 @@ async function importOci(store: Store, c: OciCandidate, progress: Progress): Pro
       indexDigest: c.index?.ref.digest,
       sources: [c.source],
     };
-    store.images.put(record, appc, c.names, scratch);
+    await store.images.put(record, appc, c.names, scratch);
     return { id, stored: true };
   } finally {
     reservation.release();
@@ -286,7 +286,7 @@ async function importAci(store: Store, c: AciCandidate, progress: Progress): Pro
     importTime: Date.now(),
     sources: [c.source],
   };
-  store.images.put(record, manifest, names, scratch);
+  await store.images.put(record, manifest, names, scratch);
   log().debug(`imported ACI ${c.source} as ${id}`);
   return { id, stored: !existed };
 }

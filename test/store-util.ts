@@ -272,6 +272,8 @@ export interface Proxy {
   rule: ProxyRule | undefined;
   /** Resolves when a request whose path matches `re` has been answered (headers sent). */
   seen(re: RegExp): Promise<void>;
+  /** Resolves when the whole body of a response to a path matching `re` has been sent. */
+  finished(re: RegExp): Promise<void>;
   /** Lets held responses finish (sends the rest of their bodies). */
   release(): void;
   close(): Promise<void>;
@@ -281,6 +283,15 @@ export async function startProxy(upstream: string, t: AfterHost, rule?: ProxyRul
   const target = new URL(upstream);
   const log: Proxy['log'] = [];
   const waiters: Array<{ re: RegExp; resolve: () => void }> = [];
+  const finishWaiters: Array<{ re: RegExp; resolve: () => void }> = [];
+  const notifyFinished = (url: string): void => {
+    for (const w of [...finishWaiters]) {
+      if (w.re.test(url)) {
+        finishWaiters.splice(finishWaiters.indexOf(w), 1);
+        w.resolve();
+      }
+    }
+  };
   const held = new Set<() => void>();
   const sockets = new Set<net.Socket>();
   const notify = (url: string): void => {
@@ -377,7 +388,7 @@ export async function startProxy(upstream: string, t: AfterHost, rule?: ProxyRul
           return;
         }
         await send(body);
-        res.end();
+        res.end(() => notifyFinished(preq.url));
       })();
     });
   });
@@ -400,6 +411,7 @@ export async function startProxy(upstream: string, t: AfterHost, rule?: ProxyRul
     log,
     rule,
     seen: (re) => new Promise<void>((resolve) => waiters.push({ re, resolve })),
+    finished: (re) => new Promise<void>((resolve) => finishWaiters.push({ re, resolve })),
     release: () => {
       for (const go of [...held]) go();
     },
