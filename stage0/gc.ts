@@ -40,7 +40,7 @@ export function gcPods(podsRoot: string, opts: GcOptions, io: GcOutput): void {
   const now = opts.now ?? Date.now();
   for (const uuid of pods.inState('prepared')) {
     const created = changeTime(pods.podDir('prepared', uuid));
-    if (created !== undefined && now - created > opts.expirePreparedMs) {
+    if (created !== undefined && (opts.expirePreparedMs === 0 || now - created > opts.expirePreparedMs)) {
       const pod = pods.open(uuid);
       if (!pod) continue;
       try {
@@ -58,7 +58,8 @@ export function gcPods(podsRoot: string, opts: GcOptions, io: GcOutput): void {
   }
   for (const uuid of pods.inState('exited-garbage')) {
     const marked = changeTime(pods.podDir('exited-garbage', uuid));
-    if (marked !== undefined && now - marked < opts.gracePeriodMs) {
+    // A zero grace period sweeps at once: the mark's ctime can be a hair ahead of Date.now().
+    if (marked !== undefined && opts.gracePeriodMs > 0 && now - marked < opts.gracePeriodMs) {
       io.err(`pod "${uuid}" not removed: still within grace period (${formatDuration(opts.gracePeriodMs)})`);
       continue;
     }
