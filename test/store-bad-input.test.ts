@@ -35,6 +35,7 @@ import {
   python,
   sha256,
   snapshot,
+  startFileServer,
   startProxy,
   startRefusingServer,
   suiteHost,
@@ -227,6 +228,16 @@ json.dump(idx, open(os.path.join(d, 'index.json'), 'w'))
     await refused(['fetch', notTar], /random\.aci.*not a valid tar archive|random\.aci/);
 
     await refused(['fetch', path.join(dir, 'missing.aci')], /ACI file ".*missing\.aci" does not exist/);
+  });
+
+  test('an ACI URL that cannot be reached, that is not there, that is not an ACI', async (t) => {
+    const port = await freePort();
+    await refused([HTTP, 'fetch', `http://127.0.0.1:${port}/busybox.aci`], new RegExp(`unable to fetch image from http://127\\.0\\.0\\.1:${port}/busybox\\.aci: .*ECONNREFUSED`));
+    const dir = tempDir(t, 'url-aci');
+    fs.writeFileSync(path.join(dir, 'junk.aci'), 'this is not an ACI\n');
+    const srv = await startFileServer(t, { 'junk.aci': path.join(dir, 'junk.aci') });
+    await refused([HTTP, 'fetch', `${srv.url}/missing.aci`], /unable to fetch image from http:\/\/127\.0\.0\.1:\d+\/missing\.aci: HTTP 404/);
+    await refused([HTTP, 'fetch', `${srv.url}/junk.aci`], /junk\.aci.*not a valid tar archive/);
   });
 
   test('unknown, ambiguous and too-short image ID prefixes; unknown names', async (t) => {

@@ -447,6 +447,32 @@ export async function startRefusingServer(t: AfterHost, status = 500): Promise<{
   return { host: `127.0.0.1:${port}`, close };
 }
 
+/** A static file server on 127.0.0.1: GET /<name> serves files[name]; a request log. */
+export async function startFileServer(t: AfterHost, files: Record<string, string>): Promise<{ url: string; requests: string[]; close(): Promise<void> }> {
+  const requests: string[] = [];
+  const server = http.createServer((req, res) => {
+    requests.push(req.url ?? '');
+    const file = files[(req.url ?? '/').slice(1)];
+    if (req.method !== 'GET' || !file) {
+      res.writeHead(404).end('not found\n');
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(fs.statSync(file).size) });
+    fs.createReadStream(file).pipe(res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const port = (server.address() as net.AddressInfo).port;
+  let closed = false;
+  const close = async (): Promise<void> => {
+    if (closed) return;
+    closed = true;
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  };
+  t.after(close);
+  return { url: `http://127.0.0.1:${port}`, requests, close };
+}
+
 // ------------------------------------------------------------ digests
 
 export function sha256(b: Buffer | string): string {

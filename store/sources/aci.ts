@@ -94,7 +94,7 @@ async function openAciUrl(url: string, opts: OpenAciOptions): Promise<AciCandida
     httpAgent.destroy();
     httpsAgent.destroy();
   };
-  log().info(`remote fetching from URL ${JSON.stringify(url)}`);
+  log().debug(`remote fetching from URL ${JSON.stringify(url)}`);
   let res: Response;
   let current = url;
   try {
@@ -134,7 +134,7 @@ async function openAciUrl(url: string, opts: OpenAciOptions): Promise<AciCandida
   const body = res.body as Readable;
   const length = Number(res.headers.get('content-length') ?? '');
   let opened = false;
-  log().info(`fetching image from ${url}`);
+  log().debug(`fetching image from ${url}`);
   return {
     kind: 'aci',
     source: url,
