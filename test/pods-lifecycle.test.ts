@@ -227,6 +227,12 @@ echo "left=$(cat /tmp/left)"`;
       const listJson = JSON.parse((await ok(dd, ['list', '--format=json'])).stdout) as Array<{ name: string; state: string }>;
       assert.equal(listJson.find((p) => p.name === uuid)?.state, 'running');
 
+      // enter by prefix and by --uuid-file
+      const viaPrefix = await ok(dd, ['enter', '--app=alpha', short, '/bin/sh', '-c', 'echo in-$AC_APP_NAME']);
+      assert.equal(viaPrefix.stdout, 'in-alpha\n');
+      const viaFile = await ok(dd, ['enter', '--app=beta', `--uuid-file=${uuidFile}`, '/bin/sh', '-c', 'echo in-$AC_APP_NAME']);
+      assert.equal(viaFile.stdout, 'in-beta\n');
+
       // rm refuses a running pod; status --wait=DURATION gives up on one.
       const rm = await dd.tspod(['rm', short]);
       assert.equal(rm.code, 254, describeResult(rm));
