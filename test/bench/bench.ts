@@ -12,7 +12,7 @@
 //
 // Output: a table on stdout, bench/out/results.md and bench/out/results.json.
 //
-//   node build/test/bench/bench.js [--quick] [--only=fetch,disk,start,prepare,memory,breakdown]
+//   node build/test/bench/bench.js [--quick] [--only=fetch,profile,disk,start,prepare,memory,breakdown]
 //                                  [--fetch-reps=N] [--start-reps=N] [--prepare-reps=N]
 //                                  [--memory-reps=N] [--breakdown-reps=N]
 //
@@ -62,12 +62,12 @@ function parseArgs(argv: string[]): Options {
     return v;
   };
   const onlyArg = argv.find((x) => x.startsWith('--only='));
-  const all = ['fetch', 'disk', 'start', 'prepare', 'memory', 'breakdown'];
+  const all = ['fetch', 'profile', 'disk', 'start', 'prepare', 'memory', 'breakdown'];
   const only = new Set(onlyArg ? onlyArg.slice(7).split(',').filter(Boolean) : all);
   for (const o of only) if (!all.includes(o)) throw new Error(`--only: unknown part ${o} (have ${all.join(', ')})`);
   return {
     only,
-    fetchReps: num('fetch-reps', quick ? 1 : 5),
+    fetchReps: num('fetch-reps', quick ? 1 : 7),
     startReps: num('start-reps', quick ? 2 : 11),
     prepareReps: num('prepare-reps', quick ? 2 : 11),
     memoryReps: num('memory-reps', quick ? 1 : 3),
@@ -385,6 +385,7 @@ interface Results {
   fetch?: Record<string, Stat>;
   /** CPU time (user + sys) of each fetch, from /usr/bin/time. */
   fetchCpu?: Record<string, Stat>;
+  fetchProfile?: FetchProfile;
   disk?: Record<string, unknown>;
   start?: Record<string, Stat>;
   prepare?: Record<string, Stat>;
@@ -530,6 +531,85 @@ async function benchFetch(img: Images, o: Options): Promise<Record<string, Stat>
     },
   ];
   return alternate('fetch', variants, o.fetchReps, o.warmup);
+}
+
+// ------------------------------------------------------------------ issue 2: where tspod fetch's time goes
+
+interface FetchProfile {
+  wallMs: number;
+  sampledMs: number;
+  /** Self time of the main thread by function, largest first. */
+  top: Array<{ fn: string; ms: number; pct: number }>;
+  /** This filesystem's cost of creating one small file / one directory (µs), any tool pays it. */
+  createFileUs: number;
+  mkdirUs: number;
+  files: number;
+  dirs: number;
+}
+
+/**
+ * One more tspod fetch of the big image, with Node's CPU profiler on: where
+ * the main thread spends its time. Plus what creating a file costs on this filesystem, for any tool.
+ */
+function profileFetch(img: Images): FetchProfile {
+  const d = newTspodDir('profile');
+  const profDir = scratch('cpuprof');
+  sync();
+  const t0 = process.hrtime.bigint();
+  // node refuses --cpu-prof in NODE_OPTIONS: start the CLI's JS the way bin/tspod does, with the flag.
+  const real = fs.realpathSync(TSPOD_BIN);
+  const entry = /\.m?js$/.test(real) ? real : path.join(path.dirname(real), 'tspod-js', 'main.js');
+  if (!fs.existsSync(entry)) throw new Error(`cannot find the JS entry point of ${TSPOD_BIN} (looked for ${entry})`);
+  const env: NodeJS.ProcessEnv = { ...ENV };
+  if (launcherUnsetsCaCerts() && env.NODE_EXTRA_CA_CERTS) {
+    env.TSPOD_EXTRA_CA_CERTS = env.NODE_EXTRA_CA_CERTS;
+    delete env.NODE_EXTRA_CA_CERTS;
+  }
+  must('node', ['--cpu-prof', `--cpu-prof-dir=${profDir}`, entry, ...tspod(d, ['fetch', '--insecure-options=http', img.bigRef])], { env });
+  const wallMs = Number(process.hrtime.bigint() - t0) / 1e6;
+  let files = 0;
+  let dirs = 0;
+  const walk = (p: string): void => {
+    for (const e of fs.readdirSync(p, { withFileTypes: true })) {
+      if (e.isDirectory()) {
+        dirs++;
+        walk(path.join(p, e.name));
+      } else if (e.isFile()) files++;
+    }
+  };
+  walk(path.join(d, fs.readdirSync(d).includes('cas') ? 'cas' : '.'));
+  removeTspodDir(d);
+  const prof = fs.readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
+  if (!prof) throw new Error('no .cpuprofile written (NODE_OPTIONS not passed to node?)');
+  const p = JSON.parse(fs.readFileSync(path.join(profDir, prof), 'utf8')) as {
+    nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>;
+    samples: number[];
+    timeDeltas: number[];
+  };
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const self = new Map<string, number>();
+  let total = 0;
+  p.samples.forEach((id, i) => {
+    const us = p.timeDeltas[i] ?? 0;
+    total += us;
+    const cf = byId.get(id)?.callFrame;
+    const fn = cf ? `${cf.functionName || '(anonymous)'}${cf.url ? ` (${path.basename(cf.url)})` : ''}` : '?';
+    self.set(fn, (self.get(fn) ?? 0) + us);
+  });
+  const top = [...self.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 10)
+    .map(([fn, us]) => ({ fn, ms: us / 1000, pct: (100 * us) / total }));
+  // The filesystem's cost per created file and directory (synchronous, one process).
+  const fsDir = scratch('fscost');
+  const probe = `const fs=require('fs');const d=process.argv[1];const n=1000;const b=Buffer.alloc(4096,120);
+let t=process.hrtime.bigint();for(let i=0;i<n;i++){const fd=fs.openSync(d+'/f'+i,'wx',0o644);fs.writeSync(fd,b);fs.closeSync(fd);}
+const f=Number(process.hrtime.bigint()-t)/1e3/n;t=process.hrtime.bigint();for(let i=0;i<n/2;i++)fs.mkdirSync(d+'/d'+i);
+console.log(f, Number(process.hrtime.bigint()-t)/1e3/(n/2));`;
+  const [createFileUs, mkdirUs] = must('node', ['-e', probe, fsDir], { env: SCRUBBED_ENV }).trim().split(' ').map(Number);
+  removeTreeSafely(fsDir);
+  removeTreeSafely(profDir);
+  return { wallMs, sampledMs: total / 1000, top, createFileUs: createFileUs ?? NaN, mkdirUs: mkdirUs ?? NaN, files, dirs };
 }
 
 // ------------------------------------------------------------------ issue 2: disk use
@@ -948,6 +1028,18 @@ function report(r: Results): string {
       '',
     );
   }
+  if (r.fetchProfile) {
+    const fp = r.fetchProfile;
+    md.push(
+      `## Issue 2 — where tspod fetch's time goes (one fetch under \`node --cpu-prof\`: ${fmtMs(fp.wallMs)} wall, ${fmtMs(fp.sampledMs)} sampled on the main thread)`,
+      '',
+      table(['main thread, self time', 'ms', 'share'], fp.top.map((t) => [`\`${t.fn}\``, fp.top.length ? t.ms.toFixed(0) : '', `${t.pct.toFixed(1)} %`])),
+      '',
+      `The stored image has ${fp.files} files and ${fp.dirs} directories. On this filesystem, creating one 4 KiB file costs ` +
+        `${fp.createFileUs.toFixed(0)} µs and one directory ${fp.mkdirUs.toFixed(0)} µs (a synchronous loop in one process), whichever tool does it.`,
+      '',
+    );
+  }
   if (r.disk) {
     const rows = Object.entries(r.disk).map(([k, v]) => {
       const d = v as DiskPair;
@@ -1098,6 +1190,10 @@ async function main(): Promise<number> {
     await part('fetch', async () => {
       r.fetch = await benchFetch(images, o);
       r.fetchCpu = Object.fromEntries(Object.entries(fetchCpu).map(([k, v]) => [k, stat(v)]));
+    });
+    await part('profile', async () => {
+      log('profiling one tspod fetch (node --cpu-prof)');
+      r.fetchProfile = profileFetch(images);
     });
     await part('disk', async () => {
       r.disk = await benchDisk(images, r.errors);
