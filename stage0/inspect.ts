@@ -58,19 +58,21 @@ export function podStatus(pod: Pod): PodStatus {
   const manifest = readManifest(pod);
   const exited = state === 'exited' || state === 'exited garbage' || state === 'exited deleting';
   const running = state === 'running';
+  const podStarted = running || exited ? mtime(path.join(dir, POD_FILES.pid)) : undefined;
   const apps: AppStatus[] = (manifest?.apps ?? []).map((a) => ({
     name: a.name,
     imageName: a.image.name ? `${a.image.name}${versionOf(a.image.labels)}` : undefined,
     imageId: a.image.id,
     exitCode: running ? undefined : readExitCode(dir, a.name),
-    startedAt: mtime(path.join(dir, POD_FILES.appPid(a.name))),
+    // An app that exited before the helper published its pid has no pid file: the pod's start then.
+    startedAt: mtime(path.join(dir, POD_FILES.appPid(a.name))) ?? podStarted,
     finishedAt: mtime(path.join(dir, POD_FILES.appStatus(a.name))),
   }));
   return {
     uuid: pod.uuid,
     state,
     createdAt: pod.createdAt(),
-    startedAt: running || exited ? mtime(path.join(dir, POD_FILES.pid)) : undefined,
+    startedAt: podStarted,
     pid: running || exited ? readPid(dir) : undefined,
     exited,
     apps,

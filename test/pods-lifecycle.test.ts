@@ -74,6 +74,12 @@ describe('pod life', { skip: SKIP, concurrency: true }, () => {
     assert.equal(st.get('app-fails'), '5');
     assert.equal(st.get('app-sleeper'), '143', 'the other apps were stopped (SIGTERM)');
     assert.equal(st.get('app-late'), '6', 'an app that fails after the first one does not decide the code');
+    const json = JSON.parse((await ok(dd, ['status', '--format=json', multi.uuid])).stdout) as { apps: Array<{ name: string; state: string; exit_code: number; started_at: number; finished_at: number }> };
+    for (const a of json.apps) {
+      assert.equal(a.state, 'exited', a.name);
+      assert.ok(a.started_at > 0 && a.finished_at >= a.started_at, `${a.name}: started_at and finished_at (ns): ${JSON.stringify(a)}`);
+    }
+    assert.deepEqual(json.apps.map((a) => [a.name, a.exit_code]), [['ok', 0], ['fails', 5], ['sleeper', 143], ['late', 6]]);
     assert.equal(stage1Failure.code, 254, describeResult(stage1Failure));
     assert.equal(stage1Failure.stderr.trim().split('\n').length, 1, `one line:\n${stage1Failure.stderr}`);
     assert.match(stage1Failure.stderr, /--net=bogus/);
