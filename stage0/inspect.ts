@@ -59,15 +59,22 @@ export function podStatus(pod: Pod): PodStatus {
   const exited = state === 'exited' || state === 'exited garbage' || state === 'exited deleting';
   const running = state === 'running';
   const podStarted = running || exited ? mtime(path.join(dir, POD_FILES.pid)) : undefined;
-  const apps: AppStatus[] = (manifest?.apps ?? []).map((a) => ({
-    name: a.name,
-    imageName: a.image.name ? `${a.image.name}${versionOf(a.image.labels)}` : undefined,
-    imageId: a.image.id,
-    exitCode: running ? undefined : readExitCode(dir, a.name),
-    // An app that exited before the helper published its pid has no pid file: the pod's start then.
-    startedAt: mtime(path.join(dir, POD_FILES.appPid(a.name))) ?? podStarted,
-    finishedAt: mtime(path.join(dir, POD_FILES.appStatus(a.name))),
-  }));
+  const apps: AppStatus[] = (manifest?.apps ?? []).map((a) => {
+    const finishedAt = mtime(path.join(dir, POD_FILES.appStatus(a.name)));
+    // The helper publishes the apps' pids (and then the pod's) once every app is
+    // up: an app that exited before has no pid file, and it started no later than
+    // it finished.
+    let startedAt = mtime(path.join(dir, POD_FILES.appPid(a.name))) ?? podStarted;
+    if (startedAt !== undefined && finishedAt !== undefined) startedAt = Math.min(startedAt, finishedAt);
+    return {
+      name: a.name,
+      imageName: a.image.name ? `${a.image.name}${versionOf(a.image.labels)}` : undefined,
+      imageId: a.image.id,
+      exitCode: running ? undefined : readExitCode(dir, a.name),
+      startedAt,
+      finishedAt,
+    };
+  });
   return {
     uuid: pod.uuid,
     state,
