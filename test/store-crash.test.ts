@@ -27,7 +27,7 @@ import {
   incompleteLayers,
   layerIds,
   ok,
-  registryRequests,
+  registryLog,
   scratchLeft,
   spawnTspod,
   startProxy,
@@ -216,7 +216,7 @@ describe('concurrent fetches', () => {
     assert.equal(layerIds(dd.path).length, 4, 'one directory per layer');
     assert.deepEqual(incompleteLayers(dd.path), []);
     assert.deepEqual(scratchLeft(dd.path), [], 'no scratch left behind');
-    const gets = blobGets(registryRequests(reg));
+    const gets = blobGets((await registryLog(reg)));
     for (const d of layerDigests()) assert.equal(gets.filter((g) => g === d).length, 1, `layer ${d} downloaded once (${gets.length} blob GETs)`);
     ok(await dd.tspod(['image', 'verify', imageIds(dd.path)[0]!]));
     const out = tempDir(t, 'concurrent-render');

@@ -30,7 +30,7 @@ import {
   layerIds,
   ok,
   oneLineError,
-  registryRequests,
+  registryLog,
   scratchLeft,
   startFileServer,
   startProxy,
@@ -133,18 +133,18 @@ describe('image IDs and one copy of everything', () => {
     const dd = makeDataDir(t);
 
     const id1 = fetchedId(await dd.tspod([HTTP, 'fetch', busybox]));
-    const afterFirst = registryRequests(reg).length;
+    const afterFirst = (await registryLog(reg)).length;
     const layersAfterOne = layerIds(dd.path);
     assert.equal(layersAfterOne.length, 1);
     const id2 = fetchedId(await dd.tspod([HTTP, 'fetch', busybox]));
     assert.equal(id2, id1);
     assert.deepEqual(imageIds(dd.path).length, 1, 'one image record');
     assert.deepEqual(layerIds(dd.path), layersAfterOne, 'one layer directory');
-    assert.deepEqual(blobGets(registryRequests(reg).slice(afterFirst)), [], 'the second fetch downloaded no blob');
+    assert.deepEqual(blobGets((await registryLog(reg)).slice(afterFirst)), [], 'the second fetch downloaded no blob');
 
-    const before = registryRequests(reg).length;
+    const before = (await registryLog(reg)).length;
     const idm = fetchedId(await dd.tspod([HTTP, 'fetch', multi]));
-    const downloaded = blobGets(registryRequests(reg).slice(before));
+    const downloaded = blobGets((await registryLog(reg)).slice(before));
     const multiManifest = readLayoutImage('multi');
     const busyboxManifest = readLayoutImage('busybox');
     const shared = busyboxManifest.manifest.layers![0]!.digest;
@@ -167,13 +167,13 @@ describe('image IDs and one copy of everything', () => {
     const ref = await reg.pushFixture('busybox');
     const dd = makeDataDir(t);
     const id = fetchedId(await dd.tspod([HTTP, 'fetch', ref]));
-    const n = registryRequests(reg).length;
+    const n = (await registryLog(reg)).length;
     assert.equal(fetchedId(await dd.tspod(['fetch', id.slice(0, 'sha256-'.length + 4)])), id, 'by an ID prefix');
     assert.equal(fetchedId(await dd.tspod(['fetch', id])), id, 'by the 32-digit ID');
     assert.equal(fetchedId(await dd.tspod(['fetch', `${reg.host}/busybox:latest`])), id, 'by name host/repo:tag');
     assert.equal(fetchedId(await dd.tspod(['fetch', `${reg.host}/busybox`])), id, 'by name without tag');
     assert.equal(fetchedId(await dd.tspod(['fetch', 'busybox:latest'])), id, 'by short name');
-    assert.equal(registryRequests(reg).length, n, 'none of these asked the registry');
+    assert.equal((await registryLog(reg)).length, n, 'none of these asked the registry');
   });
 });
 
@@ -182,27 +182,27 @@ describe("pull policies (rkt's new, update, never)", () => {
     const reg = await startRegistry({ t });
     const ref = await reg.pushFixture('busybox');
     const dd = makeDataDir(t);
-    const count = () => registryRequests(reg).length;
+    const count = async () => (await registryLog(reg)).length;
 
     oneLineError(await dd.tspod([HTTP, 'fetch', '--pull-policy=never', ref]), /not in the store and --pull-policy=never/);
-    assert.equal(count(), 0, 'never did not ask the registry');
+    assert.equal(await count(), 0, 'never did not ask the registry');
     assert.deepEqual(imageIds(dd.path), []);
 
     const id = fetchedId(await dd.tspod([HTTP, 'fetch', '--pull-policy=new', ref]));
-    assert.ok(blobGets(registryRequests(reg)).length > 0, 'new fetched what was missing');
+    assert.ok(blobGets((await registryLog(reg))).length > 0, 'new fetched what was missing');
 
-    let n = count();
+    let n = await count();
     const r = await dd.tspod([HTTP, 'fetch', '--pull-policy=new', ref]);
     assert.equal(fetchedId(r), id);
     assert.match(r.stderr, /using image from local store for image name/);
-    assert.equal(count(), n, 'new with the image stored did not ask the registry');
+    assert.equal(await count(), n, 'new with the image stored did not ask the registry');
 
     assert.equal(fetchedId(await dd.tspod([HTTP, 'fetch', '--pull-policy=never', ref])), id);
-    assert.equal(count(), n, 'never did not ask the registry');
+    assert.equal(await count(), n, 'never did not ask the registry');
 
-    n = count();
+    n = await count();
     assert.equal(fetchedId(await dd.tspod([HTTP, 'fetch', ref])), id, 'update is the default');
-    const upd = registryRequests(reg).slice(n);
+    const upd = (await registryLog(reg)).slice(n);
     assert.ok(upd.some((q) => /\/manifests\/latest$/.test(q.uri)), 'update asked for the manifest');
     assert.deepEqual(blobGets(upd), [], 'update downloaded nothing it had');
 
@@ -247,7 +247,7 @@ describe('auth, TLS and plain http', () => {
     const dd = makeDataDir(t);
     const home = tempDir(t, 'home');
     fetchedId(await dd.tspod([HTTP, 'fetch', ref], { env: isolatedEnv(home, {}) }));
-    assert.ok(registryRequests(reg).every((q) => q.status !== 401));
+    assert.ok((await registryLog(reg)).every((q) => q.status !== 401));
   });
 
   test('htpasswd basic auth: credentials from a docker config.json, from $REGISTRY_AUTH_FILE, from ~/.docker/config.json', async (t) => {
@@ -268,7 +268,7 @@ describe('auth, TLS and plain http', () => {
     authFile(home, '.docker/config.json', `http://${reg.host}`, username, password);
     fetchedId(await c.tspod([HTTP, 'fetch', ref], { env: isolatedEnv(home, {}) }));
 
-    const authed = registryRequests(reg).filter((q) => /\/blobs\//.test(q.uri));
+    const authed = (await registryLog(reg)).filter((q) => /\/blobs\//.test(q.uri));
     assert.ok(authed.length >= 6 && authed.every((q) => q.status === 200), 'every blob came with the credentials');
   });
 

@@ -18,7 +18,7 @@ import {
   type DataDir,
   type Registry,
 } from './harness/index.js';
-import { fetchedId, imageIds, layerIds, ok, oneLineError, registryRequests, sha256, suiteHost, tempDir } from './store-util.js';
+import { fetchedId, imageIds, layerIds, ok, oneLineError, registryLog, sha256, suiteHost, tempDir } from './store-util.js';
 
 const HTTP = '--insecure-options=http';
 const ACCEPT = [
@@ -342,7 +342,7 @@ describe('cat-manifest, export, extract/render, verify, and the converted manife
     assert.ok(Buffer.from(idxOut.stdout).equals(idxServed.body), 'the index, byte-equal');
     const childServed = await reg.request(`/v2/index/manifests/${idx.replace('-', ':')}`, { headers: { accept: ACCEPT } });
     assert.ok(Buffer.from(ok(await dd.tspod(['image', 'cat-manifest', '--original=manifest', idx])).stdout).equals(childServed.body));
-    assert.equal(registryRequests(reg).filter((q) => q.uri.includes('/manifests/')).length >= 3, true);
+    assert.equal((await registryLog(reg)).filter((q) => q.uri.includes('/manifests/')).length >= 3, true);
   });
 
   test('export writes an ACI that fetch takes back with the same rootfs', async () => {

@@ -222,6 +222,21 @@ export function registryRequests(reg: Registry, onlyTspod = true): LoggedRequest
   return out;
 }
 
+/**
+ * registryRequests once the log has settled: the registry writes a request's line
+ * after its response went out, so a client that has just exited may not be in it
+ * yet. Reads until two reads 150 ms apart agree.
+ */
+export async function registryLog(reg: Registry, onlyTspod = true): Promise<LoggedRequest[]> {
+  let last = registryRequests(reg, false).length;
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 150));
+    const now = registryRequests(reg, false).length;
+    if (now === last) return registryRequests(reg, onlyTspod);
+    last = now;
+  }
+}
+
 /** The blob digests tspod GETs from the registry (in log order). */
 export function blobGets(reqs: LoggedRequest[]): string[] {
   return reqs.filter((r) => r.method === 'GET' && /\/blobs\/sha256:/.test(r.uri)).map((r) => r.uri.slice(r.uri.lastIndexOf('/') + 1));
