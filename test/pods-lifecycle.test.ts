@@ -26,9 +26,9 @@ after(async () => {
 const TRAPS = `trap 'echo got-TERM; exit 10' TERM; trap 'echo got-INT; exit 11' INT; trap 'echo got-HUP' HUP; echo ready; while :; do sleep 0.05; done`;
 
 /** `run` in the background with --uuid-file-save; resolves once stdout matches `ready`. */
-async function startRun(podArgs: string[], ready = /^ready$/m): Promise<{ bg: BackgroundPod; uuid: string; uuidFile: string }> {
-  const uuidFile = path.join(dd.path, `uuid-${Math.random().toString(36).slice(2)}`);
-  const bg = startTspod(dd, ['run', `--uuid-file-save=${uuidFile}`, ...podArgs]);
+async function startRun(podArgs: string[], d = dd, ready = /^ready$/m): Promise<{ bg: BackgroundPod; uuid: string; uuidFile: string }> {
+  const uuidFile = path.join(d.path, `uuid-${Math.random().toString(36).slice(2)}`);
+  const bg = startTspod(d, ['run', `--uuid-file-save=${uuidFile}`, ...podArgs]);
   try {
     await bg.waitOutput(ready);
   } catch (e) {
@@ -275,16 +275,19 @@ echo "left=$(cat /tmp/left)"`;
     assert.equal(gone.stderr, `tspod: no matches found for "${short}": see tspod list\n`);
   });
 
-  test('states and gc: SIGKILLed helper is exited at once; gc never removes a running pod; --mark-only, --grace-period, --expire-prepared; a pod whose mounts are gone is cleaned', async () => {
+  test('states and gc: SIGKILLed helper is exited at once; gc never removes a running pod; --mark-only, --grace-period, --expire-prepared; a pod whose mounts are gone is cleaned', async (t) => {
+    // Its own data directory: gc here must not sweep the other tests' pods.
+    const gd = makeDataDir(t, 'pods-gc');
+    await ok(gd, ['fetch', BUSYBOX]);
     const loop = [BUSYBOX, '--exec=/bin/sh', '--', '-c', 'echo ready; exec sleep 3600'];
-    const running = await startRun(loop);
-    const killed = await startRun(loop);
+    const running = await startRun(loop, gd);
+    const killed = await startRun(loop, gd);
     try {
-      const exited = (await ok(dd, ['run', `--uuid-file-save=${path.join(dd.path, 'uuid-gc-exited')}`, BUSYBOX, '--exec=/bin/true'])) && fs.readFileSync(path.join(dd.path, 'uuid-gc-exited'), 'utf8').trim();
-      const prepared = (await ok(dd, ['prepare', '--quiet', BUSYBOX])).stdout.trim();
+      const exited = (await ok(gd, ['run', `--uuid-file-save=${path.join(gd.path, 'uuid-gc-exited')}`, BUSYBOX, '--exec=/bin/true'])) && fs.readFileSync(path.join(gd.path, 'uuid-gc-exited'), 'utf8').trim();
+      const prepared = (await ok(gd, ['prepare', '--quiet', BUSYBOX])).stdout.trim();
 
       // SIGKILL the helper (outer process and pod pid 1): the pod is exited at once.
-      const killedDir = path.join(dd.path, 'pods/run', killed.uuid);
+      const killedDir = path.join(gd.path, 'pods/run', killed.uuid);
       const pid1 = Number(fs.readFileSync(path.join(killedDir, 'pid'), 'utf8'));
       const tree = descendants(killed.bg.pid);
       assert.ok(tree.some((p) => p.pid === pid1));
@@ -292,12 +295,12 @@ echo "left=$(cat /tmp/left)"`;
       process.kill(pid1, 'SIGKILL');
       await killed.bg.exited;
       await waitFor(() => !fs.existsSync(`/proc/${pid1}`), 'pid 1 to be gone');
-      const st = statusLines(await ok(dd, ['status', killed.uuid]));
+      const st = statusLines(await ok(gd, ['status', killed.uuid]));
       assert.equal(st.get('state'), 'exited', 'no lock holder: exited, with no waiting');
       assert.deepEqual(mountsUnder([killedDir]), [], 'no mount of the pod is left on the host');
 
-      const where = () => new Map(podsTree(dd.path).filter((p) => !p.startsWith('uuids/')).map((p) => [p.split('/')[1], p.split('/')[0]]));
-      const markOnly = await ok(dd, ['gc', '--mark-only']);
+      const where = () => new Map(podsTree(gd.path).filter((p) => !p.startsWith('uuids/')).map((p) => [p.split('/')[1], p.split('/')[0]]));
+      const markOnly = await ok(gd, ['gc', '--mark-only']);
       let w = where();
       assert.equal(w.get(running.uuid), 'run', 'a running pod is never marked');
       assert.equal(w.get(exited), 'exited-garbage');
@@ -306,13 +309,13 @@ echo "left=$(cat /tmp/left)"`;
       assert.match(markOnly.stderr, new RegExp(`moving pod "${exited}" to garbage`));
       assert.equal(markOnly.stdout, '', '--mark-only deletes nothing');
 
-      const graced = await ok(dd, ['gc']);
+      const graced = await ok(gd, ['gc']);
       assert.match(graced.stderr, new RegExp(`pod "${exited}" not removed: still within grace period \\(30m0s\\)`));
       w = where();
       assert.equal(w.get(exited), 'exited-garbage');
       assert.equal(w.get(prepared), 'prepared', 'prepared pods expire after 24h by default');
 
-      const swept = await ok(dd, ['gc', '--grace-period=0s']);
+      const swept = await ok(gd, ['gc', '--grace-period=0s']);
       assert.match(swept.stdout, new RegExp(`Garbage collecting pod "${exited}"`));
       assert.match(swept.stdout, new RegExp(`Garbage collecting pod "${killed.uuid}"`));
       w = where();
@@ -320,22 +323,22 @@ echo "left=$(cat /tmp/left)"`;
       assert.equal(w.get(running.uuid), 'run');
       assert.equal(w.get(prepared), 'prepared');
 
-      await ok(dd, ['gc', '--grace-period=0s', '--expire-prepared=0s']);
+      await ok(gd, ['gc', '--grace-period=0s', '--expire-prepared=0s']);
       w = where();
       assert.ok(!w.has(prepared), '--expire-prepared=0s removes prepared pods');
       assert.equal(w.get(running.uuid), 'run', 'never a running pod');
-      assert.equal(statusLines(await ok(dd, ['status', running.uuid])).get('state'), 'running');
+      assert.equal(statusLines(await ok(gd, ['status', running.uuid])).get('state'), 'running');
       assert.deepEqual(
-        podsTree(dd.path).filter((p) => p.startsWith('uuids/')).map((p) => p.split('/')[2]).filter((u) => [exited, killed.uuid, prepared].includes(u)),
+        podsTree(gd.path).filter((p) => p.startsWith('uuids/')).map((p) => p.split('/')[2]).filter((u) => [exited, killed.uuid, prepared].includes(u)),
         [],
         'UUID markers go with the pods',
       );
     } finally {
-      await stopAndWait(dd, running.bg, running.uuid);
-      await stopAndWait(dd, killed.bg, undefined, true);
+      await stopAndWait(gd, running.bg, running.uuid);
+      await stopAndWait(gd, killed.bg, undefined, true);
     }
-    await ok(dd, ['gc', '--grace-period=0s']);
-    assert.ok(!fs.existsSync(path.join(dd.path, 'pods/exited-garbage', running.uuid)) && !fs.existsSync(path.join(dd.path, 'pods/run', running.uuid)));
+    await ok(gd, ['gc', '--grace-period=0s']);
+    assert.ok(!fs.existsSync(path.join(gd.path, 'pods/exited-garbage', running.uuid)) && !fs.existsSync(path.join(gd.path, 'pods/run', running.uuid)));
   });
 
   test("export: an exited pod's app as an ACI that fetch takes back, with the app's changes", async () => {
