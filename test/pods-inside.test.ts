@@ -208,8 +208,16 @@ describe('inside a pod', { skip: SKIP, concurrency: true }, () => {
     );
   });
 
-  test("working directory: the image's, and --working-dir; --hostname", async () => {
+  test("working directory: the image's, and --working-dir; --hostname; --net=none", async () => {
     await Promise.all([
+      withProbedPod(dd, { podFlags: ['--net=none'], extra: 'p links "$(ls /sys/class/net | tr \'\\n\' \' \')"' }, async (pod) => {
+        const enter = await pod.enter(undefined, 'p links "$(ls /sys/class/net | tr \'\\n\' \' \')"');
+        for (const [who, p] of views(pod.run, enter)) {
+          assert.notEqual(p.get('ns.net'), hostNs('net'), `${who}: --net=none: its own network namespace`);
+          assert.equal(p.get('links'), 'lo ', `${who}: only loopback`);
+        }
+        assertEnterMatchesApp(pod.run, enter);
+      }),
       withProbedPod(dd, { image: MULTI, appFlags: ['--name=multi'] }, async (pod) => {
         const enter = await pod.enter();
         for (const [who, p] of views(pod.run, enter)) {
