@@ -45,6 +45,11 @@ function statusLines(r: RunResult): Map<string, string> {
 
 describe('pod life', { skip: SKIP, concurrency: true }, () => {
   test("exit codes: the app's, 128+N for a signal, the first failing app's in a multi-app pod (the others stopped), 254 for tspod's own failures", async () => {
+    const viaUuidFile = (async () => {
+      const file = path.join(dd.path, 'uuid-run-prepared');
+      await ok(dd, ['prepare', '--quiet', `--uuid-file-save=${file}`, BUSYBOX, '--exec=/bin/sh', '--', '-c', 'exit 4']);
+      return dd.tspod(['run-prepared', `--uuid-file=${file}`]);
+    })();
     const [seven, killed, multi, stage1Failure] = await Promise.all([
       dd.tspod(['run', BUSYBOX, '--exec=/bin/sh', '--', '-c', 'exit 7']),
       dd.tspod(['run', BUSYBOX, '--exec=/bin/sh', '--', '-c', 'kill -9 $$']),
@@ -66,6 +71,8 @@ describe('pod life', { skip: SKIP, concurrency: true }, () => {
       dd.tspod(['run', '--net=bogus', BUSYBOX, '--exec=/bin/true']),
     ]);
     assert.equal(seven.code, 7, describeResult(seven));
+    const rp = await viaUuidFile;
+    assert.equal(rp.code, 4, `run-prepared --uuid-file: the app's code\n${describeResult(rp)}`);
     assert.equal(killed.code, 137, `killed by SIGKILL: 128+9\n${describeResult(killed)}`);
     assert.equal(multi.r.code, 5, `the first failing app's code\n${describeResult(multi.r)}`);
     const st = statusLines(await ok(dd, ['status', multi.uuid]));
