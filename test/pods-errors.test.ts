@@ -5,8 +5,8 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { describeResult, makeDataDir, makeTempDir, type DataDir } from './harness/index.js';
-import { BUSYBOX, SKIP, ok, podsTree, startTspod, stopAndWait, type BackgroundPod } from './pods-util.js';
+import { describeResult, makeDataDir, type DataDir } from './harness/index.js';
+import { BUSYBOX, SKIP, ok, podsTree, removeScratchDirs, scratchDir, startTspod, stopAndWait, type BackgroundPod } from './pods-util.js';
 
 let dd: DataDir;
 let exitedUuid = '';
@@ -38,6 +38,7 @@ before(async () => {
 });
 after(async () => {
   if (running) await stopAndWait(dd, running, runningUuid);
+  removeScratchDirs();
   if (dd) await dd.remove();
 });
 
@@ -50,7 +51,7 @@ interface Case {
 describe('bad input', { skip: SKIP }, () => {
   test('each gets one line on stderr, exit 254, and leaves no pod behind', async () => {
     const missing = path.join(dd.path, 'no-such-dir');
-    const manifests = makeTempDir('bad-manifests');
+    const manifests = scratchDir('bad-manifests');
     const noApps = path.join(manifests, 'no-apps.json');
     fs.writeFileSync(noApps, JSON.stringify({ acKind: 'PodManifest', acVersion: '0.8.11', apps: [] }));
     const notJson = path.join(manifests, 'not-json.json');

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { describeResult, makeDataDir, makeTempDir, type DataDir } from './harness/index.js';
+import { describeResult, makeDataDir, type DataDir } from './harness/index.js';
 import {
   BUSYBOX,
   DEFAULT_CAPS,
@@ -24,6 +24,8 @@ import {
   withProbedPod,
   withoutShellVars,
   type Probe,
+  removeScratchDirs,
+  scratchDir,
 } from './pods-util.js';
 
 let dd: DataDir;
@@ -40,6 +42,7 @@ before(async () => {
   busyboxId = images.find((i) => i.name.endsWith(':busybox'))!.id;
 });
 after(async () => {
+  removeScratchDirs();
   if (dd) await dd.remove();
 });
 
@@ -240,7 +243,7 @@ describe('inside a pod', { skip: SKIP, concurrency: true }, () => {
   });
 
   test('host volumes: read-write, readOnly (submounts too), recursive and not', async () => {
-    const host = makeTempDir('host-volume');
+    const host = scratchDir('host-volume');
     fs.writeFileSync(path.join(host, 'f'), 'top');
     fs.mkdirSync(path.join(host, 'sub'));
     const mounted = spawnSync('mount', ['-t', 'tmpfs', 'tspod-test-sub', path.join(host, 'sub')]);
@@ -347,7 +350,7 @@ p nonrec-sub "$(ls -A /nonrec/sub | tr '\\n' ' ')"`;
   });
 
   test('image mountPoints: matched to a volume by name, else an implicit empty volume pre-filled from the (OCI) image', async () => {
-    const host = makeTempDir('mountpoint-volume');
+    const host = scratchDir('mountpoint-volume');
     fs.chmodSync(host, 0o755); // the app runs as uid 1000
     fs.writeFileSync(path.join(host, 'hostfile'), 'h');
     const extra = 'p vol "$(ls /data/vol | tr \'\\n\' \' \')"; p opaque "$(ls /data/opaque | tr \'\\n\' \' \')"; p opaque-new "$(cat /data/opaque/new)"';
@@ -411,7 +414,7 @@ p nonrec-sub "$(ls -A /nonrec/sub | tr '\\n' ' ')"`;
   });
 
   test('--pod-manifest: the app section replaces the image one; pre-start and post-stop event handlers', async () => {
-    const host = makeTempDir('event-handlers');
+    const host = scratchDir('event-handlers');
     fs.chmodSync(host, 0o777);
     const manifestFile = path.join(dd.path, 'events.json');
     fs.writeFileSync(

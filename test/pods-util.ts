@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describeResult, fixture, onExit, REPO_ROOT, TSPOD_BIN, type DataDir, type RunResult } from './harness/index.js';
+import { describeResult, fixture, makeTempDir, onExit, removeTreeSafely, REPO_ROOT, TSPOD_BIN, type DataDir, type RunResult } from './harness/index.js';
 
 export const BUSYBOX = fixture('busybox').source;
 export const MULTI = fixture('multi').source;
@@ -14,6 +14,22 @@ export const SKIP = !IS_ROOT ? 'needs root' : !fs.existsSync(TSPOD_BIN) || !fs.e
 
 /** appc's 14 default capabilities as /proc/self/status prints a set. */
 export const DEFAULT_CAPS = '00000000a80425fb';
+
+// ---------------------------------------------------------------- scratch directories
+
+const scratchDirs: string[] = [];
+
+/** A scratch directory (host volume sources, manifests) that removeScratchDirs() removes. */
+export function scratchDir(name: string): string {
+  const dir = makeTempDir(name);
+  scratchDirs.push(dir);
+  return dir;
+}
+
+/** Removes every scratch directory (never across a mount point). */
+export function removeScratchDirs(): void {
+  for (const dir of scratchDirs.splice(0)) removeTreeSafely(dir);
+}
 
 // ---------------------------------------------------------------- the probe
 
