@@ -20,7 +20,7 @@ import { renderLayers, visibleLayers } from '../store/layers/render.js';
 import type { Store } from '../store/store.js';
 import { mergeEnvironment, readEnvFile } from './env.js';
 import { PodsDir, type Pod } from './pods.js';
-import { RUNTIME_DEFAULTS_FILE, type AppSpec, type PodSpec, type RuntimeFlags } from './spec.js';
+import { checkNet, RUNTIME_DEFAULTS_FILE, type AppSpec, type PodSpec, type RuntimeFlags } from './spec.js';
 import { resolveStage1 } from './stage1.js';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -283,6 +283,7 @@ function addImplicitVolumes(manifest: PodManifest, apps: ResolvedApp[]): void {
 }
 
 function validatePod(manifest: PodManifest, apps: ResolvedApp[], runtime: RuntimeFlags): void {
+  checkNet(runtime.net);
   const volumes = manifest.volumes ?? [];
   const names = new Set<string>();
   for (const v of volumes) {

@@ -8,7 +8,7 @@ import { execve } from '../native/libc.js';
 import { annotationValue, type AppcImageManifest } from '../stage1/contract/appc.js';
 import { POD_FILES, STAGE1_ANNOTATIONS } from '../stage1/contract/pod.js';
 import { PodsDir, type Pod } from './pods.js';
-import { RUNTIME_DEFAULTS_FILE, type RuntimeFlags } from './spec.js';
+import { checkNet, RUNTIME_DEFAULTS_FILE, type RuntimeFlags } from './spec.js';
 
 export interface RunOptions extends RuntimeFlags {
   debug: boolean;
@@ -16,6 +16,7 @@ export interface RunOptions extends RuntimeFlags {
 
 /** `run-prepared UUID`: lock the prepared pod, move it to run/, exec stage1. */
 export function runPrepared(podsRoot: string, uuidPrefix: string, opts: RunOptions): never {
+  checkNet(opts.net);
   const pods = new PodsDir(podsRoot);
   const uuid = pods.resolve(uuidPrefix);
   const pod = pods.open(uuid);

@@ -1,5 +1,6 @@
 // What a user asked for with `prepare`/`run`: the pod and its apps, before any
 // image is looked at. cmd/podargs.ts builds it from rkt's command line.
+import { TspodError, ErrorCode } from '../native/errors.js';
 import type { PodVolume } from '../stage1/contract/pod.js';
 
 export interface MountSpec {
@@ -50,3 +51,14 @@ export interface RuntimeFlags {
 
 /** Run-time defaults recorded at prepare (run-prepared's flags override them), in the pod directory. */
 export const RUNTIME_DEFAULTS_FILE = 'runtime-defaults.json';
+
+/** The networks this version knows: `host` (the default; `default` means it too until the private network exists) and `none`. */
+export function checkNet(net: string | undefined): void {
+  if (net === undefined) return;
+  for (const n of net.split(',')) {
+    if (n !== 'host' && n !== 'none' && n !== 'default') {
+      throw new TspodError(ErrorCode.BadInput, `--net=${net}: unknown network ${JSON.stringify(n)}`, { hint: 'use --net=host or --net=none' });
+    }
+  }
+  if (net.includes(',')) throw new TspodError(ErrorCode.BadInput, `--net=${net}: give one network`, { hint: 'use --net=host or --net=none' });
+}
