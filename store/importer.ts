@@ -75,6 +75,9 @@ async function importOci(store: Store, c: OciCandidate, progress: Progress): Pro
     const missing = new Set(reservation.missing);
     const staged = new Map<string, { work: string; result: LayerResult }>();
     const tasks: Array<() => Promise<void>> = [];
+    // The first layer that fails stops the others' downloads: its error is the one reported.
+    const cancel = new AbortController();
+    let firstError: unknown;
     manifest.layers.forEach((ref, i) => {
       const layerId = layerIds[i];
       if (!missing.has(layerId)) {
@@ -83,14 +86,21 @@ async function importOci(store: Store, c: OciCandidate, progress: Progress): Pro
       }
       missing.delete(layerId); // the same layer twice in one image: unpacked once
       tasks.push(async () => {
-        staged.set(layerId, await stageOciLayer(store, c, ref, diffIds[i], progress));
+        if (cancel.signal.aborted) return;
+        try {
+          staged.set(layerId, await stageOciLayer(store, c, ref, diffIds[i], progress, cancel.signal));
+        } catch (e) {
+          if (firstError === undefined && !cancel.signal.aborted) firstError = e;
+          cancel.abort();
+          throw e;
+        }
       });
     });
     try {
       await runLimited(tasks, LAYER_CONCURRENCY);
     } catch (e) {
       for (const { work } of staged.values()) fs.rmSync(work, { recursive: true, force: true });
-      throw e;
+      throw firstError ?? e;
     }
     for (const [layerId, { work, result }] of staged) reservation.commit(layerId, work, result);
 
@@ -124,6 +134,7 @@ async function stageOciLayer(
   ref: BlobRef,
   diffId: string,
   progress: Progress,
+  signal: AbortSignal,
 ): Promise<{ work: string; result: LayerResult }> {
   const key = ref.digest;
   const label = ref.digest.slice(ref.digest.indexOf(':') + 1, ref.digest.indexOf(':') + 13);
@@ -133,7 +144,11 @@ async function stageOciLayer(
   const rootfs = path.join(work, 'rootfs');
   try {
     fs.mkdirSync(rootfs, { recursive: true, mode: 0o755 });
-    const source = await c.openBlob(ref);
+    const source = await c.openBlob(ref, signal);
+    const stop = () => source.destroy(new TspodError(ErrorCode.System, `download of ${ref.digest} was cancelled: another layer failed`));
+    if (signal.aborted) stop();
+    else signal.addEventListener('abort', stop, { once: true });
+    source.once('close', () => signal.removeEventListener('abort', stop));
     const counted = countingStream((n) => progress.update(key, n));
     const compressed = new Verifier({ digest: ref.digest, size: ref.size, what: `layer ${ref.digest} of ${c.source}` });
     const uncompressed = new Verifier({ digest: diffId, what: `uncompressed layer ${ref.digest} (diff_id ${diffId}) of ${c.source}` });

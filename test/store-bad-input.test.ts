@@ -157,6 +157,18 @@ describe('bad input leaves one line, exit 254 and an unchanged store', () => {
     await refused([HTTP, 'fetch', cut], new RegExp(`${layer.digest}.*(truncated|connection (reset|closed)|premature|ended before)`, 'i'));
   });
 
+  test('one bad layer of four fails the fetch at once, while another layer is still downloading', async (t) => {
+    const multiRef = await reg.pushFixture('multi');
+    const layers = readLayoutImage('multi').manifest.layers!;
+    const [base, last] = [layers[0]!, layers[layers.length - 1]!];
+    const proxy = await startProxy(reg.url, t, (req, up) => {
+      if (isBlob(base.digest)(req.url)) return { hold: true, cutAfter: 1000 }; // never finishes by itself
+      if (isBlob(last.digest)(req.url)) return { body: flipByte(up.body) };
+      return undefined;
+    });
+    await refused([HTTP, 'fetch', multiRef.replace(reg.host, proxy.host)], new RegExp(`layer ${last.digest} of .*: content has digest sha256:[0-9a-f]{64}, expected ${last.digest}`));
+  });
+
   test('an unknown media type, and malformed JSON (with a consistent digest header)', async (t) => {
     const serve = (body: Buffer, contentType: string) => ({ body, headers: { 'content-type': contentType, 'docker-content-digest': sha256(body) } });
     const { ref } = await viaProxy(t, (req, up) => {
