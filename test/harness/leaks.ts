@@ -65,15 +65,36 @@ export function takeSnapshot(root: string): Snapshot {
   };
 }
 
+/**
+ * Scratch roots of other test runs that are still going (test/data/run-…-PID or
+ * adhoc-PID with PID alive): what lives there is theirs, not this run's leak.
+ */
+function otherLiveRoots(): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(TEST_DATA_DIR);
+  } catch {
+    return [];
+  }
+  return names
+    .map((n) => ({ n, pid: Number(/^(?:run-.*|adhoc)-(\d+)$/.exec(n)?.[1]) }))
+    .filter(({ pid }) => pid && pid !== process.pid && pid !== process.ppid && fs.existsSync(`/proc/${pid}`))
+    .map(({ n }) => path.join(TEST_DATA_DIR, n));
+}
+
 /** Everything that appeared since `before` and is still there. */
 export function findLeaks(before: Snapshot): Leak[] {
   const leaks: Leak[] = [];
   const had = <T>(xs: T[]): Set<T> => new Set(xs);
+  const others = otherLiveRoots();
+  const theirs = (text: string) => others.some((r) => text.includes(`${r}/`) || text.endsWith(r));
   const oldMounts = had(before.mounts);
   for (const m of mountsUnder(before.patterns)) {
+    if (theirs(m.mountPoint)) continue;
     if (!oldMounts.has(m.mountPoint)) leaks.push({ kind: 'mount', detail: `${m.mountPoint} (${m.fsType} from ${m.source})`, target: m.mountPoint });
   }
   for (const p of processesReferencing(before.patterns, had(before.pids))) {
+    if (theirs(`${p.why} ${p.cmdline}`)) continue;
     leaks.push({ kind: 'process', detail: `pid ${p.pid} (${p.why}): ${p.cmdline.slice(0, 300)}`, target: p.pid });
   }
   const oldNetns = had(before.netns);
