@@ -211,7 +211,16 @@ export class ImageStore {
         hint: 'give the full name with registry and tag, or an image ID',
       });
     }
-    return hits.size === 1 ? [...hits][0] : undefined;
+    if (hits.size === 1) return [...hits][0];
+    // appc's rule: a name without a version matches any version of that exact
+    // name (`tspod/stage1` finds `tspod/stage1:0.1.0`); the latest import wins.
+    if (!hasTag(name)) {
+      const versions = this.allNames().filter((r) => r.name.startsWith(`${name}:`) && this.has(r.id));
+      if (versions.length) {
+        return versions.map((r) => this.get(r.id)).sort((a, b) => b.record.importTime - a.record.importTime)[0].record.id;
+      }
+    }
+    return undefined;
   }
 }
 
