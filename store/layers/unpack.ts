@@ -60,6 +60,17 @@ export interface UnpackResult {
   warnings: string[];
 }
 
+/**
+ * A hardlink whose target is in neither this layer nor `lowerRootfs` (BadFormat).
+ * The importer, which unpacks layers concurrently without lowers, retries such a
+ * layer once the layers below it are unpacked.
+ */
+export class MissingLinkTargetError extends TspodError {
+  constructor(message: string) {
+    super(ErrorCode.BadFormat, message);
+  }
+}
+
 export interface UnpackOptions {
   /** Names the input in errors and warnings ("layer sha256:…"). */
   what?: string;
@@ -884,7 +895,7 @@ class Unpacker implements EntryHandler {
       return;
     }
     const lower = found.kind === 'absent' && found.lowerVisible ? this.findInLowers(tcomps, label) : undefined;
-    if (!lower) throw this.bad(`${label} does not exist in this layer${this.lowers.length ? ' or the layers below it' : ''}`);
+    if (!lower) throw new MissingLinkTargetError(`${this.what}: ${label} does not exist in this layer${this.lowers.length ? ' or the layers below it' : ''}`);
     this.clear(key, parent);
     this.copyIn(lower, key, parent, raw);
     this.warn(`${label} is in a lower layer; stored as a copy`);
