@@ -16,7 +16,8 @@ import { TspodError, ErrorCode, errnoCode } from '../native/errors.js';
 import { lgetxattr, llistxattr } from '../native/libc.js';
 import { log } from '../native/log.js';
 import type { AppcImageManifest } from './manifest/appc.js';
-import { encodeTarHeader, TAR_END, tarEntry, tarPadding, type TarEntry } from './sources/aci.js';
+import type { TarEntry } from './tar/entry.js';
+import { encodeTarHeader, TAR_END, tarEntry, tarPadding } from './tar/writer.js';
 
 export interface ExportAciOptions {
   manifest: AppcImageManifest;
@@ -172,7 +173,7 @@ class AciWriter {
       uid: Number(st.uid),
       gid: Number(st.gid),
       mtime: Number(st.mtimeNs / 1_000_000_000n),
-      pax: this.xattrs(full),
+      xattrs: this.xattrs(full),
     };
     let e: TarEntry;
     if (st.isDirectory()) {
@@ -238,7 +239,7 @@ class AciWriter {
     for (const name of names.sort()) {
       if (!keepXattr(name)) continue;
       const value = lgetxattr(full, name);
-      if (value !== undefined) out.set(`SCHILY.xattr.${name}`, Buffer.from(value));
+      if (value !== undefined) out.set(name, Buffer.from(value));
     }
     return out;
   }

@@ -14,7 +14,9 @@ import { Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import { TspodError, ErrorCode } from '../native/errors.js';
 import { parseImageConfig, parseManifestBytes } from '../store/manifest/oci.js';
-import { checkAciPlatform, parseAciStream, TarReader, validateAciManifest, type TarEntry } from '../store/sources/aci.js';
+import { checkAciPlatform, parseAciStream, validateAciManifest } from '../store/sources/aci.js';
+import type { TarEntry } from '../store/tar/entry.js';
+import { TarParser, readTar } from '../store/tar/reader.js';
 import { openAci } from '../store/sources/aci.js';
 import { openDockerArchive } from '../store/sources/docker-archive.js';
 import { openOciArchive } from '../store/sources/oci-archive.js';
@@ -474,14 +476,14 @@ interface Seen {
 }
 
 async function tarEntries(stream: Readable): Promise<Seen[]> {
-  const r = new TarReader(stream);
   const out: Seen[] = [];
-  for (let e = await r.next(); e; e = await r.next()) {
-    const parts: Buffer[] = [];
-    for await (const c of r.data()) parts.push(c);
-    out.push({ entry: e, data: Buffer.concat(parts) });
-  }
-  await r.drainRest();
+  const parser = new TarParser({
+    entry: (entry) => {
+      const parts: Buffer[] = [];
+      return { write: (d) => parts.push(Buffer.from(d)), end: () => out.push({ entry, data: Buffer.concat(parts) }) };
+    },
+  });
+  await readTar(stream, parser);
   return out;
 }
 
@@ -781,8 +783,7 @@ describe('ACI export', () => {
         const rdev = (BigInt(e.devmajor & 0xfff) << 8n) | BigInt(e.devminor & 0xff) | (BigInt(e.devminor & ~0xff) << 12n);
         n.rdev = String(rdev);
       }
-      const xattrs = [...e.pax].filter(([k]) => k.startsWith('SCHILY.xattr.'));
-      if (xattrs.length) n.xattrs = Object.fromEntries(xattrs.map(([k, v]) => [k.slice(13), v.toString()]));
+      if (e.xattrs.size) n.xattrs = Object.fromEntries([...e.xattrs].map(([k, v]) => [k, v.toString()]));
       got.set(p, n);
     }
     for (const [p, n] of want) {

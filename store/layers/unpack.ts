@@ -27,18 +27,16 @@
 // and `.wh...` refuse the layer. xattrs in overlayfs's namespaces
 // (trusted.overlay.*, user.overlay.*) are never taken from a tar.
 //
-// The tar reader is tspod's own (node-tar drops PAX xattrs and decodes PAX
-// records as text, which breaks binary values like security.capability): ustar,
-// GNU (long names, base-256 numbers) and PAX (local and global headers,
-// SCHILY.xattr.*, LIBARCHIVE.xattr.*; global headers are ignored, as Go's
-// archive/tar does). Sparse files are refused as Unsupported.
+// Tar is read by store/tar/reader.ts (ustar, GNU, PAX with binary xattr values;
+// sparse files refused as Unsupported).
 import fs from 'node:fs';
 import path from 'node:path';
-import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { TspodError, ErrorCode, isTspodError, errnoCode } from '../../native/errors.js';
 import { mknod, makedev, lsetxattr, fsetxattr, lremovexattr, lxattrs, S_IFCHR, S_IFBLK, S_IFIFO } from '../../native/libc.js';
+import type { TarEntry } from '../tar/entry.js';
+import { TarParser, readTar, type TarBodySink, type TarEntryHandler } from '../tar/reader.js';
 import { treeDigest, typeOf, devMajor, devMinor, type TreeEntry } from './treehash.js';
 import {
   classifyName,
@@ -87,12 +85,9 @@ export interface UnpackOptions {
 export async function unpackLayer(tar: Readable, rootfs: string, opts: UnpackOptions = {}): Promise<UnpackResult> {
   const what = opts.what ?? 'layer';
   const unpacker = new Unpacker(path.resolve(rootfs), what, (opts.lowerRootfs ?? []).map((p) => path.resolve(p)));
-  const parser = new TarParser(unpacker, what);
+  const parser = new TarParser(unpacker, { what, warn: (msg) => unpacker.warn(msg) });
   try {
-    for await (const chunk of tar.iterator({ destroyOnReturn: false })) {
-      parser.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
-    }
-    parser.end();
+    await readTar(tar, parser);
     unpacker.finish();
   } catch (e) {
     unpacker.abort();
@@ -105,374 +100,8 @@ export async function unpackLayer(tar: Readable, rootfs: string, opts: UnpackOpt
   return unpacker.result();
 }
 
-// ---------------------------------------------------------------------------
-// Reading tar
-
-type EntryKind = 'file' | 'dir' | 'symlink' | 'link' | 'char' | 'block' | 'fifo';
-
-interface TarEntry {
-  kind: EntryKind;
-  path: string;
-  linkpath: string;
-  size: number;
-  mode: number;
-  uid: number;
-  gid: number;
-  mtime: number;
-  atime: number;
-  devmajor: number;
-  devminor: number;
-  xattrs: Array<[string, Buffer]>;
-}
-
-interface BodySink {
-  write(data: Buffer): void;
-  end(): void;
-}
-
-interface EntryHandler {
-  entry(e: TarEntry): BodySink | null;
-  warn(msg: string): void;
-}
-
-const BLOCK = 512;
-const MAX_META = 16 << 20;
-const DISCARD: BodySink = { write() {}, end() {} };
-
 function q(s: string): string {
   return JSON.stringify(s);
-}
-
-function cstr(block: Buffer, off: number, len: number): Buffer {
-  const field = block.subarray(off, off + len);
-  const nul = field.indexOf(0);
-  return nul < 0 ? field : field.subarray(0, nul);
-}
-
-function isZeroBlock(block: Buffer): boolean {
-  for (let i = 0; i < BLOCK; i++) if (block[i] !== 0) return false;
-  return true;
-}
-
-class TarParser {
-  private partial: Buffer | null = null;
-  private state: 'header' | 'body' | 'eof' = 'header';
-  private remain = 0;
-  private size = 0;
-  private pad = 0;
-  private sink: BodySink | null = null;
-  private meta: { type: string; bufs: Buffer[] } | null = null;
-  private localPax = new Map<string, Buffer>();
-  private longName?: Buffer;
-  private longLink?: Buffer;
-  private sawZeroBlock = false;
-  private offset = 0;
-  /** Path of the entry being read, for error messages. */
-  current?: string;
-
-  constructor(
-    private readonly handler: EntryHandler,
-    private readonly what: string,
-  ) {}
-
-  private bad(msg: string): TspodError {
-    return new TspodError(ErrorCode.BadFormat, `${this.what}: ${msg}`);
-  }
-
-  push(chunk: Buffer): void {
-    let pos = 0;
-    const n = chunk.length;
-    while (pos < n) {
-      if (this.state === 'eof') return; // padding after the end-of-archive blocks
-      if (this.state === 'header') {
-        let block: Buffer;
-        if (this.partial) {
-          const take = Math.min(BLOCK - this.partial.length, n - pos);
-          this.partial = Buffer.concat([this.partial, chunk.subarray(pos, pos + take)]);
-          pos += take;
-          if (this.partial.length < BLOCK) return;
-          block = this.partial;
-          this.partial = null;
-        } else if (n - pos >= BLOCK) {
-          block = chunk.subarray(pos, pos + BLOCK);
-          pos += BLOCK;
-        } else {
-          this.partial = Buffer.from(chunk.subarray(pos));
-          return;
-        }
-        this.header(block);
-        this.offset += BLOCK;
-        continue;
-      }
-      if (this.remain > 0) {
-        const take = Math.min(this.remain, n - pos);
-        const data = chunk.subarray(pos, pos + take);
-        pos += take;
-        this.remain -= take;
-        this.offset += take;
-        if (this.meta) this.meta.bufs.push(Buffer.from(data));
-        else this.sink!.write(data);
-        if (this.remain === 0) this.bodyDone();
-      } else {
-        const take = Math.min(this.pad, n - pos);
-        pos += take;
-        this.pad -= take;
-        this.offset += take;
-        if (this.pad === 0) this.state = 'header';
-      }
-    }
-  }
-
-  end(): void {
-    if (this.state === 'body' && (this.remain > 0 || this.meta)) {
-      throw this.bad(`truncated tar: entry ${q(this.current ?? '')} ends after ${this.size - this.remain} of its ${this.size} bytes`);
-    }
-    if (this.partial && !this.partial.every((b) => b === 0)) {
-      throw this.bad(`truncated tar: incomplete header at byte ${this.offset}`);
-    }
-  }
-
-  private startBody(size: number, sink: BodySink | null): void {
-    this.size = size;
-    this.remain = size;
-    this.pad = (BLOCK - (size % BLOCK)) % BLOCK;
-    this.sink = sink;
-    if (size === 0) this.bodyDone();
-    else this.state = 'body';
-  }
-
-  private bodyDone(): void {
-    if (this.meta) {
-      const { type, bufs } = this.meta;
-      this.meta = null;
-      this.metaDone(type, Buffer.concat(bufs));
-    } else {
-      const sink = this.sink!;
-      this.sink = null;
-      sink.end();
-    }
-    this.state = this.pad > 0 ? 'body' : 'header';
-  }
-
-  private header(block: Buffer): void {
-    if (isZeroBlock(block)) {
-      if (this.sawZeroBlock) this.state = 'eof';
-      this.sawZeroBlock = true;
-      return;
-    }
-    if (this.sawZeroBlock) throw this.bad(`not a valid tar archive: data after an end-of-archive block at byte ${this.offset}`);
-    // The checksum treats its own field as spaces; some old tars summed signed bytes.
-    let sum = 8 * 0x20;
-    let ssum = 8 * 0x20;
-    for (let i = 0; i < BLOCK; i++) {
-      if (i === 148) i = 156;
-      const b = block[i];
-      sum += b;
-      if (b > 127) ssum += b - 256;
-      else ssum += b;
-    }
-    let stored: number;
-    try {
-      stored = this.number(block, 148, 8);
-    } catch {
-      stored = -1;
-    }
-    if (stored !== sum && stored !== ssum) {
-      throw this.bad(
-        this.offset === 0
-          ? 'not a tar archive (or compressed in a format tspod does not know)'
-          : `not a valid tar archive: bad header checksum at byte ${this.offset}`,
-      );
-    }
-    const flag = block[156];
-    const type = flag === 0 ? '0' : String.fromCharCode(flag);
-    const ustar = block.toString('latin1', 257, 263) === 'ustar\0';
-    let headerSize = this.number(block, 124, 12);
-
-    if (type === 'x' || type === 'g' || type === 'L' || type === 'K') {
-      if (headerSize > MAX_META) throw this.bad(`tar ${type} header of ${headerSize} bytes is too large`);
-      this.meta = { type, bufs: [] };
-      this.startBody(headerSize, null);
-      return;
-    }
-
-    const pax = (key: string): Buffer | undefined => {
-      const v = this.localPax.get(key);
-      return v !== undefined && v.length > 0 ? v : undefined;
-    };
-    let nameBuf = cstr(block, 0, 100);
-    if (ustar) {
-      const prefix = cstr(block, 345, 155);
-      if (prefix.length > 0) nameBuf = Buffer.concat([prefix, Buffer.from('/'), nameBuf]);
-    }
-    const name = this.text(pax('path') ?? this.longName ?? nameBuf, 'entry name');
-    const linkpath = this.text(pax('linkpath') ?? this.longLink ?? cstr(block, 157, 100), 'link target');
-    this.current = name;
-    const paxNum = (key: string): number | undefined => {
-      const v = pax(key);
-      if (v === undefined) return undefined;
-      const x = Number(v.toString('latin1'));
-      if (!Number.isFinite(x)) throw this.bad(`entry ${q(name)}: invalid PAX ${key} ${q(v.toString('latin1'))}`);
-      return x;
-    };
-    const size = paxNum('size') ?? headerSize;
-    headerSize = size;
-    const mtime = paxNum('mtime') ?? this.number(block, 136, 12);
-    const entry: TarEntry = {
-      kind: 'file',
-      path: name,
-      linkpath,
-      size,
-      mode: this.number(block, 100, 8) & 0o7777,
-      uid: paxNum('uid') ?? this.number(block, 108, 8),
-      gid: paxNum('gid') ?? this.number(block, 116, 8),
-      mtime,
-      atime: paxNum('atime') ?? mtime,
-      devmajor: 0,
-      devminor: 0,
-      xattrs: this.xattrs(name),
-    };
-    this.localPax = new Map();
-    this.longName = undefined;
-    this.longLink = undefined;
-
-    let hasBody = true;
-    switch (type) {
-      case '0':
-      case '7':
-        entry.kind = flag === 0 && name.endsWith('/') ? 'dir' : 'file';
-        break;
-      case '1':
-        entry.kind = 'link';
-        hasBody = false;
-        break;
-      case '2':
-        entry.kind = 'symlink';
-        hasBody = false;
-        break;
-      case '3':
-      case '4':
-        entry.kind = type === '3' ? 'char' : 'block';
-        entry.devmajor = this.number(block, 329, 8);
-        entry.devminor = this.number(block, 337, 8);
-        hasBody = false;
-        break;
-      case '5':
-        entry.kind = 'dir';
-        hasBody = false;
-        break;
-      case '6':
-        entry.kind = 'fifo';
-        hasBody = false;
-        break;
-      case 'D': // GNU dumpdir: a directory whose body lists its contents
-        entry.kind = 'dir';
-        break;
-      case 'S':
-      case 'M':
-      case 'N':
-        throw new TspodError(
-          ErrorCode.Unsupported,
-          `${this.what}: entry ${q(name)} is a GNU ${type === 'S' ? 'sparse file' : type === 'M' ? 'multi-volume continuation' : 'long-name (old format)'} entry, which tspod does not support`,
-        );
-      default:
-        this.handler.warn(`entry ${q(name)} has unknown tar type ${q(type)}; skipped`);
-        this.startBody(size, DISCARD);
-        return;
-    }
-    const sink = this.handler.entry(entry);
-    if (entry.kind === 'file') {
-      this.startBody(size, sink ?? DISCARD);
-    } else {
-      if (sink) sink.end();
-      this.startBody(hasBody ? size : 0, DISCARD);
-    }
-  }
-
-  private metaDone(type: string, body: Buffer): void {
-    if (type === 'L') this.longName = cstr(body, 0, body.length);
-    else if (type === 'K') this.longLink = cstr(body, 0, body.length);
-    else {
-      const records = this.paxRecords(body);
-      // Global headers ('g') are checked but not applied, as Go's archive/tar
-      // (and so Docker, containerd and podman) does.
-      if (type === 'g') return;
-      for (const [k, v] of records) {
-        if (k.startsWith('GNU.sparse.')) {
-          throw new TspodError(ErrorCode.Unsupported, `${this.what}: the layer has a sparse file (PAX ${k}), which tspod does not support`);
-        }
-        this.localPax.set(k, v);
-      }
-    }
-  }
-
-  /** PAX extended header records: "<len> <key>=<value>\n", value kept as bytes. */
-  private paxRecords(body: Buffer): Array<[string, Buffer]> {
-    const out: Array<[string, Buffer]> = [];
-    let i = 0;
-    while (i < body.length) {
-      if (body[i] === 0) break; // NUL padding
-      const sp = body.indexOf(0x20, i);
-      const lenText = sp < 0 ? '' : body.toString('latin1', i, sp);
-      const len = /^[0-9]{1,8}$/.test(lenText) ? parseInt(lenText, 10) : NaN;
-      if (!(len > 0) || i + len > body.length || body[i + len - 1] !== 0x0a) {
-        throw this.bad(`malformed PAX extended header at byte ${this.offset}`);
-      }
-      const rec = body.subarray(sp + 1, i + len - 1);
-      const eq = rec.indexOf(0x3d);
-      if (eq <= 0) throw this.bad(`malformed PAX record at byte ${this.offset}`);
-      out.push([rec.toString('utf8', 0, eq), Buffer.from(rec.subarray(eq + 1))]);
-      i += len;
-    }
-    return out;
-  }
-
-  private xattrs(name: string): Array<[string, Buffer]> {
-    const found = new Map<string, Buffer>();
-    for (const [k, v] of this.localPax) {
-      if (k.startsWith('SCHILY.xattr.')) {
-        found.set(k.slice('SCHILY.xattr.'.length), v);
-      } else if (k.startsWith('LIBARCHIVE.xattr.')) {
-        let xname: string;
-        try {
-          xname = decodeURIComponent(k.slice('LIBARCHIVE.xattr.'.length));
-        } catch {
-          throw this.bad(`entry ${q(name)}: malformed PAX record ${q(k)}`);
-        }
-        if (!found.has(xname)) found.set(xname, Buffer.from(v.toString('latin1'), 'base64'));
-      }
-    }
-    // (an empty SCHILY.xattr value is a real, empty attribute value)
-    return [...found].filter(([n]) => n.length > 0);
-  }
-
-  private text(b: Buffer, what: string): string {
-    if (b.includes(0)) throw this.bad(`${what} contains a NUL byte`);
-    if (!isUtf8(b)) this.handler.warn(`${what} ${q(b.toString('latin1'))} is not UTF-8; written with replacement characters`);
-    return b.toString('utf8');
-  }
-
-  /** A numeric header field: octal text, or GNU base-256 (high bit set). */
-  private number(block: Buffer, off: number, len: number): number {
-    const first = block[off];
-    if (first & 0x80) {
-      let v = BigInt(first & 0x7f) - (first & 0x40 ? 0x80n : 0n); // 0xff... is negative
-      for (let i = 1; i < len; i++) v = (v << 8n) | BigInt(block[off + i]);
-      if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < -BigInt(Number.MAX_SAFE_INTEGER)) throw this.bad(`number out of range in tar header at byte ${this.offset}`);
-      return Number(v);
-    }
-    let i = off;
-    const end = off + len;
-    while (i < end && (block[i] === 0x20 || block[i] === 0)) i++;
-    let v = 0;
-    while (i < end && block[i] >= 0x30 && block[i] <= 0x37) {
-      v = v * 8 + (block[i] - 0x30);
-      i++;
-    }
-    while (i < end && (block[i] === 0x20 || block[i] === 0)) i++;
-    if (i !== end) throw this.bad(`invalid number in tar header at byte ${this.offset}`);
-    return v;
-  }
 }
 
 // ---------------------------------------------------------------------------
@@ -499,7 +128,7 @@ const O_CREATE_NEW = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants
 
 type TargetLookup = { kind: 'here'; node: Node } | { kind: 'absent'; lowerVisible: boolean } | { kind: 'deleted' };
 
-class Unpacker implements EntryHandler {
+class Unpacker implements TarEntryHandler {
   private readonly nodes = new Map<string, Node>();
   private readonly rootNode: Node;
   private readonly warnings: string[] = [];
@@ -557,11 +186,11 @@ class Unpacker implements EntryHandler {
     return clean ? out : out.filter((c) => c !== '' && c !== '.');
   }
 
-  entry(e: TarEntry): BodySink | null {
+  entry(e: TarEntry): TarBodySink | null {
     const raw = e.path;
     const comps = this.components(raw, () => `entry ${q(raw)}`);
     if (comps.length === 0) {
-      if (e.kind !== 'dir') throw this.bad(`entry ${q(raw)} would replace the layer's root directory with a ${e.kind}`);
+      if (e.type !== 'dir') throw this.bad(`entry ${q(raw)} would replace the layer's root directory with a ${e.type}`);
       this.updateDir(this.rootNode, e, raw);
       return null;
     }
@@ -585,7 +214,7 @@ class Unpacker implements EntryHandler {
     }
     const parent = this.parentOf(comps, raw);
     const key = comps.join('/');
-    switch (e.kind) {
+    switch (e.type) {
       case 'dir':
         this.dir(key, parent, e, raw);
         return null;
@@ -594,7 +223,7 @@ class Unpacker implements EntryHandler {
       case 'symlink':
         this.symlink(key, parent, e, raw);
         return null;
-      case 'link':
+      case 'hardlink':
         this.hardlink(key, parent, e, raw);
         return null;
       case 'char':
@@ -747,7 +376,7 @@ class Unpacker implements EntryHandler {
 
   /** The xattrs of an entry that tspod applies; warns about the others. */
   private wantedXattrs(e: TarEntry, raw: string): Array<[string, Buffer]> {
-    return e.xattrs.filter(([name]) => {
+    return [...e.xattrs].filter(([name]) => {
       if (isOverlayXattr(name)) {
         this.warn(`entry ${q(raw)}: overlayfs xattr ${name} ignored`);
         return false;
@@ -818,7 +447,7 @@ class Unpacker implements EntryHandler {
     n.atime = e.atime;
   }
 
-  private file(key: string, parent: Node, e: TarEntry, raw: string): BodySink {
+  private file(key: string, parent: Node, e: TarEntry, raw: string): TarBodySink {
     this.clear(key, parent);
     const fd = fs.openSync(this.abs(key), O_CREATE_NEW, 0o600);
     this.openFd = fd;
@@ -863,14 +492,14 @@ class Unpacker implements EntryHandler {
   private device(key: string, parent: Node, e: TarEntry, raw: string): void {
     this.clear(key, parent);
     const abs = this.abs(key);
-    const typeBits = e.kind === 'char' ? S_IFCHR : e.kind === 'block' ? S_IFBLK : S_IFIFO;
-    const isDev = e.kind !== 'fifo';
+    const typeBits = e.type === 'char' ? S_IFCHR : e.type === 'block' ? S_IFBLK : S_IFIFO;
+    const isDev = e.type !== 'fifo';
     mknod(abs, typeBits | e.mode, isDev ? makedev(e.devmajor, e.devminor) : 0n);
     fs.lchownSync(abs, e.uid, e.gid);
     fs.chmodSync(abs, e.mode); // mknod's mode went through the umask
-    const type = e.kind === 'char' ? 'c' : e.kind === 'block' ? 'b' : 'p';
+    const type = e.type === 'char' ? 'c' : e.type === 'block' ? 'b' : 'p';
     const n = this.add(key, this.newNode(key, type, e.mode, e.uid, e.gid, isDev ? `${e.devmajor}:${e.devminor}` : ''), parent);
-    if (e.kind === 'char' && e.devmajor === 0 && e.devminor === 0) n.whiteout = true;
+    if (e.type === 'char' && e.devmajor === 0 && e.devminor === 0) n.whiteout = true;
     this.applyXattrs(n, this.wantedXattrs(e, raw), raw);
     fs.lutimesSync(abs, e.atime, e.mtime);
   }

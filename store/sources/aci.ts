@@ -1,15 +1,14 @@
 // appc images (ACIs): opening them from files and URLs, reading them as one
-// stream, validating their manifests, and the small tar codec that ACI reading
-// and writing (store/export-aci.ts) share.
+// stream, and validating their manifests.
 //
 // An ACI is a tar with exactly two top-level entries, `manifest` and `rootfs/`
 // (RKT-REFERENCE 6.2). The importer streams an ACI once: file → decompress →
 // sha512 → parseAciStream, which hands on the `rootfs/` entries as a tar of their
 // own (prefix stripped) for the layer unpacker and keeps the manifest.
 //
-// The tar codec is ours rather than node-tar's because entries must be re-emitted
-// with every PAX record intact (xattrs as SCHILY.xattr.*, sub-second times, long
-// names), which node-tar's writer drops.
+// Tar is read by store/tar/reader.ts and the rootfs entries re-encoded by
+// store/tar/writer.ts, with every PAX record intact (xattrs, sub-second times,
+// long names), which node-tar's writer would drop.
 import fs from 'node:fs';
 import https from 'node:https';
 import http from 'node:http';
@@ -24,6 +23,9 @@ import type { InsecureOptions } from '../insecure.js';
 import type { AppcImageManifest } from '../manifest/appc.js';
 import type { AciCandidate } from './source.js';
 import { trustedCertificates } from './tls.js';
+import type { TarEntry } from '../tar/entry.js';
+import { TarParser, readTar, type TarEntryHandler } from '../tar/reader.js';
+import { encodeTarHeader, tarPadding, TAR_END } from '../tar/writer.js';
 
 // ---------------------------------------------------------------------------
 // Opening an ACI
@@ -185,36 +187,42 @@ export function parseAciStream(tar: Readable, source?: string): AciStream {
   out.on('error', () => undefined); // the manifest promise carries every error: an unread stream must not crash
 
   const run = async () => {
-    const reader = new TarReader(tar);
     let manifestBytes: Buffer | undefined;
+    let sawManifest = false;
     let sawRootfs = false;
-    for (;;) {
-      const entry = await reader.next();
-      if (!entry) break;
-      const p = topLevelPath(entry.path);
-      if (p === '') continue; // `./`, the archive's own root
-      if (p === 'manifest') {
-        if (manifestBytes) throw new TspodError(ErrorCode.BadFormat, `${aci} has more than one manifest entry`);
-        if (entry.type !== 'file') throw new TspodError(ErrorCode.BadFormat, `${aci}: its manifest is not a regular file`);
-        if (entry.size > MAX_MANIFEST_BYTES) {
-          throw new TspodError(ErrorCode.BadFormat, `${aci}: its manifest is ${entry.size} bytes; refusing manifests over ${MAX_MANIFEST_BYTES}`);
+    const write = (chunk: Buffer): void => {
+      if (out.destroyed) throw new Error('rootfs reader closed');
+      out.write(chunk);
+    };
+    const handler: TarEntryHandler = {
+      entry: (entry) => {
+        const p = topLevelPath(entry.path);
+        if (p === '') return null; // `./`, the archive's own root
+        if (p === 'manifest') {
+          if (sawManifest) throw new TspodError(ErrorCode.BadFormat, `${aci} has more than one manifest entry`);
+          sawManifest = true;
+          if (entry.type !== 'file') throw new TspodError(ErrorCode.BadFormat, `${aci}: its manifest is not a regular file`);
+          if (entry.size > MAX_MANIFEST_BYTES) {
+            throw new TspodError(ErrorCode.BadFormat, `${aci}: its manifest is ${entry.size} bytes; refusing manifests over ${MAX_MANIFEST_BYTES}`);
+          }
+          const parts: Buffer[] = [];
+          return { write: (data) => parts.push(Buffer.from(data)), end: () => (manifestBytes = Buffer.concat(parts)) };
         }
-        manifestBytes = await collect(reader.data());
-        continue;
-      }
-      if (p === 'rootfs' || p.startsWith('rootfs/')) {
-        sawRootfs = true;
-        await writeOut(out, rootfsHeader(entry, p, aci));
-        for await (const chunk of reader.data()) await writeOut(out, chunk);
-        const pad = tarPadding(entry.size);
-        if (pad.length) await writeOut(out, pad);
-        continue;
-      }
-      const top = p.split('/')[0];
-      throw new TspodError(ErrorCode.BadFormat, `${aci} has an unexpected top-level entry ${JSON.stringify(top)}`, {
-        hint: 'an ACI holds only manifest and rootfs/',
-      });
-    }
+        if (p === 'rootfs' || p.startsWith('rootfs/')) {
+          sawRootfs = true;
+          write(rootfsHeader(entry, p, aci));
+          const pad = tarPadding(entry.size);
+          return { write, end: () => pad.length > 0 && write(pad) };
+        }
+        const top = p.split('/')[0];
+        throw new TspodError(ErrorCode.BadFormat, `${aci} has an unexpected top-level entry ${JSON.stringify(top)}`, {
+          hint: 'an ACI holds only manifest and rootfs/',
+        });
+      },
+    };
+    const parser = new TarParser(handler, { what: aci, warn: (msg) => log().warn(`${aci}: ${msg}`) });
+    await readTar(tar, parser, () => drained(out));
+    if (parser.offset === 0) throw new TspodError(ErrorCode.BadFormat, `${aci}: not a valid tar archive: the input is empty`);
     if (!manifestBytes) throw new TspodError(ErrorCode.BadFormat, `${aci} has no manifest`);
     if (!sawRootfs) throw new TspodError(ErrorCode.BadFormat, `${aci} has no rootfs/ directory`);
     let raw: unknown;
@@ -224,9 +232,8 @@ export function parseAciStream(tar: Readable, source?: string): AciStream {
       throw new TspodError(ErrorCode.BadFormat, `${aci}: its manifest is not valid JSON (${(e as Error).message})`);
     }
     const m = validateAciManifest(raw, source ?? 'the ACI');
-    await writeOut(out, TAR_END);
+    write(TAR_END);
     out.end();
-    await reader.drainRest();
     resolveManifest(m);
   };
   run().catch((e: unknown) => {
@@ -270,16 +277,10 @@ function rootfsHeader(entry: TarEntry, p: string, source: string): Buffer {
   return encodeTarHeader({ ...entry, path: inner, linkpath });
 }
 
-async function collect(chunks: AsyncIterable<Buffer>): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const c of chunks) parts.push(c);
-  return Buffer.concat(parts);
-}
-
-/** Writes with backpressure; fails instead of hanging when the reader went away. */
-function writeOut(out: PassThrough, chunk: Buffer): Promise<void> {
+/** Waits until `out` wants more; fails instead of hanging when its reader went away. */
+function drained(out: PassThrough): Promise<void> {
   if (out.destroyed) return Promise.reject(new Error('rootfs reader closed'));
-  if (out.write(chunk)) return Promise.resolve();
+  if (!out.writableNeedDrain) return Promise.resolve();
   return new Promise((resolve, reject) => {
     const done = (err?: Error) => {
       out.off('drain', onDrain);
@@ -481,568 +482,4 @@ export function checkAciPlatform(m: Pick<AppcImageManifest, 'labels'>, source?: 
   if (!labels.has('arch')) throw new TspodError(ErrorCode.Platform, `missing arch label in the image manifest${where}`);
   const problem = checkOsArch(labels, { linux: hostAppcArches() });
   if (problem) throw new TspodError(ErrorCode.Platform, `${problem}${where}`);
-}
-
-// ---------------------------------------------------------------------------
-// Tar codec
-// ---------------------------------------------------------------------------
-
-export type TarType = 'file' | 'hardlink' | 'symlink' | 'char' | 'block' | 'dir' | 'fifo';
-
-export interface TarEntry {
-  /** As written in the archive (directories usually end in `/`). */
-  path: string;
-  type: TarType;
-  /** Permission bits, setuid/setgid/sticky included. */
-  mode: number;
-  uid: number;
-  gid: number;
-  /** Bytes of data that follow the header. */
-  size: number;
-  /** Seconds since the epoch (fractional when a PAX record said so). */
-  mtime: number;
-  /** Symlink target, or the hard link's target path in the archive. */
-  linkpath: string;
-  uname: string;
-  gname: string;
-  devmajor: number;
-  devminor: number;
-  /**
-   * PAX records carried as they are (xattrs as SCHILY.xattr.*, atime, ctime, an
-   * exact mtime, …). path, linkpath, size, uid, gid, uname and gname are not
-   * here: they are the fields above.
-   */
-  pax: Map<string, Buffer>;
-}
-
-const TYPE_FROM_FLAG: Record<string, TarType> = {
-  '0': 'file',
-  '\0': 'file',
-  '7': 'file',
-  '1': 'hardlink',
-  '2': 'symlink',
-  '3': 'char',
-  '4': 'block',
-  '5': 'dir',
-  '6': 'fifo',
-};
-
-const FLAG_FROM_TYPE: Record<TarType, string> = {
-  file: '0',
-  hardlink: '1',
-  symlink: '2',
-  char: '3',
-  block: '4',
-  dir: '5',
-  fifo: '6',
-};
-
-/** Keys that are TarEntry fields rather than carried PAX records. */
-const FIELD_KEYS = new Set(['path', 'linkpath', 'size', 'uid', 'gid', 'uname', 'gname']);
-
-export const TAR_BLOCK = 512;
-/** The two zero blocks that end an archive. */
-export const TAR_END: Buffer = Buffer.alloc(2 * TAR_BLOCK);
-
-/** Zeros that pad `size` bytes of data to a whole block. */
-export function tarPadding(size: number): Buffer {
-  const rem = size % TAR_BLOCK;
-  return rem === 0 ? Buffer.alloc(0) : Buffer.alloc(TAR_BLOCK - rem);
-}
-
-export function tarPaddedSize(size: number): number {
-  return Math.ceil(size / TAR_BLOCK) * TAR_BLOCK;
-}
-
-function badTar(detail: string): TspodError {
-  return new TspodError(ErrorCode.BadFormat, `not a valid tar archive: ${detail}`);
-}
-
-function readString(block: Buffer, off: number, len: number): string {
-  const end = block.indexOf(0, off);
-  return block.toString('utf8', off, end < 0 || end > off + len ? off + len : end);
-}
-
-function readNumber(block: Buffer, off: number, len: number, field: string): number {
-  if (block[off] & 0x80) {
-    // base-256 (GNU/star): big-endian two's complement, high bit of the first byte set
-    if (block[off] === 0xff) throw badTar(`negative ${field}`);
-    let n = block[off] & 0x7f;
-    for (let i = 1; i < len; i++) n = n * 256 + block[off + i];
-    if (!Number.isSafeInteger(n)) throw badTar(`${field} out of range`);
-    return n;
-  }
-  const raw = block.toString('latin1', off, off + len);
-  const t = raw.replace(/^ +/, '').replace(/[\0 ].*$/s, '');
-  if (t === '') return 0;
-  if (!/^[0-7]+$/.test(t)) throw badTar(`bad ${field} field ${JSON.stringify(raw)}`);
-  return parseInt(t, 8);
-}
-
-function checksumOk(block: Buffer): boolean {
-  let stored: number;
-  try {
-    stored = readNumber(block, 148, 8, 'checksum');
-  } catch {
-    return false;
-  }
-  let unsigned = 0;
-  let signed = 0;
-  for (let i = 0; i < TAR_BLOCK; i++) {
-    const b = i >= 148 && i < 156 ? 0x20 : block[i];
-    unsigned += b;
-    signed += b > 127 ? b - 256 : b;
-  }
-  return stored === unsigned || stored === signed;
-}
-
-function isZeroBlock(block: Buffer): boolean {
-  for (let i = 0; i < TAR_BLOCK; i++) if (block[i] !== 0) return false;
-  return true;
-}
-
-interface RawHeader {
-  flag: string;
-  path: string;
-  linkpath: string;
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  mtime: number;
-  uname: string;
-  gname: string;
-  devmajor: number;
-  devminor: number;
-}
-
-function decodeHeader(block: Buffer): RawHeader {
-  if (!checksumOk(block)) throw badTar('bad header checksum');
-  const magic = block.toString('latin1', 257, 263);
-  const name = readString(block, 0, 100);
-  const prefix = magic === 'ustar\0' ? readString(block, 345, 155) : '';
-  return {
-    flag: String.fromCharCode(block[156]),
-    path: prefix ? `${prefix}/${name}` : name,
-    linkpath: readString(block, 157, 100),
-    mode: readNumber(block, 100, 8, 'mode') & 0o7777,
-    uid: readNumber(block, 108, 8, 'uid'),
-    gid: readNumber(block, 116, 8, 'gid'),
-    size: readNumber(block, 124, 12, 'size'),
-    mtime: readNumber(block, 136, 12, 'mtime'),
-    uname: magic.startsWith('ustar') ? readString(block, 265, 32) : '',
-    gname: magic.startsWith('ustar') ? readString(block, 297, 32) : '',
-    devmajor: magic.startsWith('ustar') ? readNumber(block, 329, 8, 'devmajor') : 0,
-    devminor: magic.startsWith('ustar') ? readNumber(block, 337, 8, 'devminor') : 0,
-  };
-}
-
-/** Parses PAX extended header data: `<len> <key>=<value>\n` records. */
-export function parsePaxRecords(data: Buffer): Map<string, Buffer> {
-  const out = new Map<string, Buffer>();
-  let pos = 0;
-  while (pos < data.length) {
-    if (data[pos] === 0) break; // padding some writers leave
-    const sp = data.indexOf(0x20, pos);
-    if (sp < 0) throw badTar('bad PAX record');
-    const len = Number(data.toString('latin1', pos, sp));
-    if (!Number.isInteger(len) || len <= sp - pos + 1 || pos + len > data.length) throw badTar('bad PAX record length');
-    const rec = data.subarray(sp + 1, pos + len);
-    if (rec[rec.length - 1] !== 0x0a) throw badTar('PAX record not ended by a newline');
-    const eq = rec.indexOf(0x3d);
-    if (eq <= 0) throw badTar('PAX record without a key');
-    out.set(rec.toString('utf8', 0, eq), Buffer.from(rec.subarray(eq + 1, rec.length - 1)));
-    pos += len;
-  }
-  return out;
-}
-
-function paxNumber(v: Buffer, key: string): number {
-  const s = v.toString('latin1');
-  const n = Number(s);
-  if (s === '' || !Number.isFinite(n)) throw badTar(`bad PAX ${key} ${JSON.stringify(s)}`);
-  return n;
-}
-
-/** Header state spanning several blocks: GNU long names and PAX headers apply to the next entry. */
-export class TarHeaderState {
-  private global = new Map<string, Buffer>();
-  private local?: Map<string, Buffer>;
-  private longName?: string;
-  private longLink?: string;
-
-  /**
-   * Feeds one header block. Returns 'meta' when the block announces metadata
-   * for the next entry (the caller reads `size` bytes of data and passes them to
-   * `meta`), or the finished entry.
-   */
-  header(block: Buffer): { kind: 'meta'; flag: string; size: number } | { kind: 'entry'; entry: TarEntry } {
-    const h = decodeHeader(block);
-    switch (h.flag) {
-      case 'x':
-      case 'g':
-      case 'L':
-      case 'K':
-        return { kind: 'meta', flag: h.flag, size: h.size };
-    }
-    const type = TYPE_FROM_FLAG[h.flag];
-    if (!type) {
-      const what = h.flag === 'S' ? 'GNU sparse file' : h.flag === 'V' ? 'volume label' : `entry type ${JSON.stringify(h.flag)}`;
-      throw new TspodError(ErrorCode.Unsupported, `tar entry ${JSON.stringify(h.path)}: unsupported ${what}`);
-    }
-    const pax = new Map(this.global);
-    for (const [k, v] of this.local ?? []) pax.set(k, v);
-    const entry: TarEntry = {
-      path: this.longName ?? h.path,
-      type,
-      mode: h.mode,
-      uid: h.uid,
-      gid: h.gid,
-      size: h.size,
-      mtime: h.mtime,
-      linkpath: this.longLink ?? h.linkpath,
-      uname: h.uname,
-      gname: h.gname,
-      devmajor: h.devmajor,
-      devminor: h.devminor,
-      pax: new Map(),
-    };
-    for (const [k, v] of pax) {
-      if (v.length === 0) continue; // an empty value unsets a global one
-      switch (k) {
-        case 'path':
-          entry.path = v.toString('utf8');
-          break;
-        case 'linkpath':
-          entry.linkpath = v.toString('utf8');
-          break;
-        case 'size':
-          entry.size = paxNumber(v, k);
-          break;
-        case 'uid':
-          entry.uid = paxNumber(v, k);
-          break;
-        case 'gid':
-          entry.gid = paxNumber(v, k);
-          break;
-        case 'uname':
-          entry.uname = v.toString('utf8');
-          break;
-        case 'gname':
-          entry.gname = v.toString('utf8');
-          break;
-        case 'mtime':
-          entry.mtime = paxNumber(v, k);
-          entry.pax.set(k, v);
-          break;
-        default:
-          if (k.startsWith('GNU.sparse.')) {
-            throw new TspodError(ErrorCode.Unsupported, `tar entry ${JSON.stringify(entry.path)}: unsupported GNU sparse file`);
-          }
-          entry.pax.set(k, v);
-      }
-    }
-    if (!Number.isSafeInteger(entry.size) || entry.size < 0) throw badTar(`bad size for ${JSON.stringify(entry.path)}`);
-    this.local = undefined;
-    this.longName = undefined;
-    this.longLink = undefined;
-    return { kind: 'entry', entry };
-  }
-
-  /** The data of a metadata header announced by `header`. */
-  meta(flag: string, data: Buffer): void {
-    switch (flag) {
-      case 'x':
-        this.local = parsePaxRecords(data);
-        break;
-      case 'g':
-        for (const [k, v] of parsePaxRecords(data)) this.global.set(k, v);
-        break;
-      case 'L':
-        this.longName = readString(data, 0, data.length);
-        break;
-      case 'K':
-        this.longLink = readString(data, 0, data.length);
-        break;
-    }
-  }
-}
-
-/** Metadata headers larger than this are refused (a PAX header is normally tiny). */
-const MAX_META_BYTES = 8 << 20;
-
-/**
- * Reads a tar stream entry by entry. `data()` yields the current entry's data;
- * `next()` skips what the caller did not read.
- */
-export class TarReader {
-  private readonly it: AsyncIterator<Buffer>;
-  private chunks: Buffer[] = [];
-  private buffered = 0;
-  private eof = false;
-  private remaining = 0;
-  private padding = 0;
-  private readonly state = new TarHeaderState();
-  private ended = false;
-  private first = true;
-
-  constructor(src: Readable) {
-    this.it = (src as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
-  }
-
-  private async fill(n: number): Promise<boolean> {
-    while (this.buffered < n && !this.eof) {
-      const r = await this.it.next();
-      if (r.done) {
-        this.eof = true;
-        break;
-      }
-      const b = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
-      if (b.length === 0) continue;
-      this.chunks.push(b);
-      this.buffered += b.length;
-    }
-    return this.buffered >= n;
-  }
-
-  /** Up to n bytes from the front, at least one; undefined at the end of the input. */
-  private async take(n: number): Promise<Buffer | undefined> {
-    if (!(await this.fill(1))) return undefined;
-    const head = this.chunks[0];
-    if (head.length <= n) {
-      this.chunks.shift();
-      this.buffered -= head.length;
-      return head;
-    }
-    this.chunks[0] = head.subarray(n);
-    this.buffered -= n;
-    return head.subarray(0, n);
-  }
-
-  private async readExact(n: number, what: string): Promise<Buffer> {
-    if (!(await this.fill(n))) throw badTar(`truncated ${what}`);
-    if (this.chunks[0].length >= n) return (await this.take(n))!;
-    const parts: Buffer[] = [];
-    let got = 0;
-    while (got < n) {
-      const b = (await this.take(n - got))!;
-      parts.push(b);
-      got += b.length;
-    }
-    return Buffer.concat(parts, n);
-  }
-
-  private async skip(n: number, what: string): Promise<void> {
-    let left = n;
-    while (left > 0) {
-      const b = await this.take(left);
-      if (!b) throw badTar(`truncated ${what}`);
-      left -= b.length;
-    }
-  }
-
-  /** The next entry, or null at the end of the archive. */
-  async next(): Promise<TarEntry | null> {
-    if (this.ended) return null;
-    await this.skip(this.remaining + this.padding, 'entry data');
-    this.remaining = 0;
-    this.padding = 0;
-    for (;;) {
-      if (!(await this.fill(TAR_BLOCK))) {
-        if (this.buffered === 0 && !this.first) {
-          // No end-of-archive blocks: accepted, as GNU tar does.
-          this.ended = true;
-          return null;
-        }
-        throw badTar(this.first && this.buffered === 0 ? 'the input is empty' : 'truncated header');
-      }
-      const block = await this.readExact(TAR_BLOCK, 'header');
-      if (isZeroBlock(block)) {
-        this.ended = true;
-        return null;
-      }
-      if (this.first && !checksumOk(block)) throw badTar('it does not start with a tar header');
-      this.first = false;
-      const r = this.state.header(block);
-      if (r.kind === 'entry') {
-        this.remaining = r.entry.size;
-        this.padding = tarPaddedSize(r.entry.size) - r.entry.size;
-        return r.entry;
-      }
-      if (r.size > MAX_META_BYTES) throw badTar(`a ${r.size}-byte extended header`);
-      const data = await this.readExact(r.size, 'extended header');
-      await this.skip(tarPaddedSize(r.size) - r.size, 'extended header');
-      this.state.meta(r.flag, data);
-    }
-  }
-
-  /** The current entry's data, in chunks as they arrive. */
-  async *data(): AsyncGenerator<Buffer> {
-    while (this.remaining > 0) {
-      const b = await this.take(this.remaining);
-      if (!b) throw badTar('truncated entry data');
-      this.remaining -= b.length;
-      yield b;
-    }
-  }
-
-  /** Reads and drops everything left in the input (after the end of the archive). */
-  async drainRest(): Promise<void> {
-    this.chunks = [];
-    this.buffered = 0;
-    while (!this.eof) {
-      const r = await this.it.next();
-      if (r.done) this.eof = true;
-    }
-  }
-}
-
-// ---- writing ----
-
-const OCTAL_MAX_8 = 0o7777777;
-const OCTAL_MAX_12 = 0o77777777777;
-
-function isAscii(s: string): boolean {
-  return /^[\x00-\x7f]*$/.test(s);
-}
-
-function writeString(block: Buffer, off: number, len: number, s: string): void {
-  const b = Buffer.from(s, 'utf8');
-  b.copy(block, off, 0, Math.min(b.length, len));
-}
-
-function writeNumber(block: Buffer, off: number, len: number, n: number): void {
-  const v = Math.max(0, Math.floor(n));
-  if (v <= (len === 12 ? OCTAL_MAX_12 : OCTAL_MAX_8)) {
-    block.write(v.toString(8).padStart(len - 1, '0'), off, len - 1, 'latin1');
-    block[off + len - 1] = 0;
-    return;
-  }
-  // base-256
-  let x = v;
-  for (let i = len - 1; i > 0; i--) {
-    block[off + i] = x % 256;
-    x = Math.floor(x / 256);
-  }
-  block[off] = 0x80;
-}
-
-function paxRecord(key: string, value: Buffer): Buffer {
-  const body = Buffer.concat([Buffer.from(` ${key}=`, 'utf8'), value, Buffer.from('\n')]);
-  // The length counts its own digits.
-  let digits = String(body.length).length;
-  if (String(body.length + digits).length > digits) digits++;
-  return Buffer.concat([Buffer.from(String(body.length + digits), 'latin1'), body]);
-}
-
-/** Splits a path into ustar's prefix (155) and name (100), or undefined if it cannot. */
-function splitUstarPath(p: string): { prefix: string; name: string } | undefined {
-  const bytes = Buffer.byteLength(p);
-  if (bytes <= 100) return { prefix: '', name: p };
-  if (bytes > 256) return undefined;
-  for (let i = p.indexOf('/'); i >= 0; i = p.indexOf('/', i + 1)) {
-    const prefix = p.slice(0, i);
-    const name = p.slice(i + 1);
-    if (name === '') return undefined;
-    if (Buffer.byteLength(prefix) <= 155 && Buffer.byteLength(name) <= 100) return { prefix, name };
-  }
-  return undefined;
-}
-
-function ustarBlock(e: TarEntry, flag: string, pathField: { prefix: string; name: string }, linkField: string, size: number): Buffer {
-  const block = Buffer.alloc(TAR_BLOCK);
-  writeString(block, 0, 100, pathField.name);
-  writeNumber(block, 100, 8, e.mode & 0o7777);
-  writeNumber(block, 108, 8, e.uid);
-  writeNumber(block, 116, 8, e.gid);
-  writeNumber(block, 124, 12, size);
-  writeNumber(block, 136, 12, e.mtime);
-  block[156] = flag.charCodeAt(0);
-  writeString(block, 157, 100, linkField);
-  block.write('ustar\0', 257, 'latin1');
-  block.write('00', 263, 'latin1');
-  writeString(block, 265, 32, e.uname);
-  writeString(block, 297, 32, e.gname);
-  if (e.type === 'char' || e.type === 'block') {
-    writeNumber(block, 329, 8, e.devmajor);
-    writeNumber(block, 337, 8, e.devminor);
-  }
-  writeString(block, 345, 155, pathField.prefix);
-  block.fill(0x20, 148, 156);
-  let sum = 0;
-  for (let i = 0; i < TAR_BLOCK; i++) sum += block[i];
-  block.write(sum.toString(8).padStart(6, '0'), 148, 6, 'latin1');
-  block[154] = 0;
-  block[155] = 0x20;
-  return block;
-}
-
-/**
- * The header block(s) for one entry: a PAX header first when something does not
- * fit ustar (long or non-ASCII names, big numbers, fractional times) or when the
- * entry carries PAX records (xattrs). The caller writes `size` bytes of data and
- * tarPadding(size) after it.
- */
-export function encodeTarHeader(e: TarEntry): Buffer {
-  const records: Buffer[] = [];
-  let pathField = isAscii(e.path) ? splitUstarPath(e.path) : undefined;
-  if (!pathField) {
-    records.push(paxRecord('path', Buffer.from(e.path, 'utf8')));
-    const ascii = e.path.replace(/[^\x20-\x7e]/g, '_');
-    pathField = { prefix: '', name: ascii.slice(Math.max(0, ascii.length - 100)) };
-  }
-  let linkField = e.linkpath;
-  if (Buffer.byteLength(e.linkpath) > 100 || !isAscii(e.linkpath)) {
-    records.push(paxRecord('linkpath', Buffer.from(e.linkpath, 'utf8')));
-    linkField = '';
-  }
-  if (e.size > OCTAL_MAX_12) records.push(paxRecord('size', Buffer.from(String(e.size))));
-  if (e.uid > OCTAL_MAX_8) records.push(paxRecord('uid', Buffer.from(String(e.uid))));
-  if (e.gid > OCTAL_MAX_8) records.push(paxRecord('gid', Buffer.from(String(e.gid))));
-  for (const [key, value] of [
-    ['uname', e.uname],
-    ['gname', e.gname],
-  ] as const) {
-    if (Buffer.byteLength(value) > 32 || !isAscii(value)) records.push(paxRecord(key, Buffer.from(value, 'utf8')));
-  }
-  if (!e.pax.has('mtime') && (!Number.isInteger(e.mtime) || e.mtime < 0 || e.mtime > OCTAL_MAX_12)) {
-    records.push(paxRecord('mtime', Buffer.from(String(e.mtime))));
-  }
-  for (const [key, value] of [...e.pax].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    if (FIELD_KEYS.has(key)) continue;
-    records.push(paxRecord(key, value));
-  }
-  const header = ustarBlock(e, FLAG_FROM_TYPE[e.type], pathField, linkField, e.size);
-  if (records.length === 0) return header;
-  const data = Buffer.concat(records);
-  const base = path.posix.basename(e.path.replace(/\/+$/, '')).replace(/[^\x20-\x7e]/g, '_') || 'root';
-  const paxHeaderEntry: TarEntry = {
-    ...e,
-    path: `PaxHeaders.0/${base}`.slice(0, 100),
-    type: 'file',
-    mode: 0o644,
-    size: data.length,
-    linkpath: '',
-    pax: new Map(),
-  };
-  const paxHeader = ustarBlock(paxHeaderEntry, 'x', { prefix: '', name: paxHeaderEntry.path }, '', data.length);
-  return Buffer.concat([paxHeader, data, tarPadding(data.length), header]);
-}
-
-/** A fresh entry with sensible defaults, for writers. */
-export function tarEntry(fields: Partial<TarEntry> & Pick<TarEntry, 'path' | 'type'>): TarEntry {
-  return {
-    mode: fields.type === 'dir' ? 0o755 : 0o644,
-    uid: 0,
-    gid: 0,
-    size: 0,
-    mtime: 0,
-    linkpath: '',
-    uname: '',
-    gname: '',
-    devmajor: 0,
-    devminor: 0,
-    pax: new Map(),
-    ...fields,
-  };
 }

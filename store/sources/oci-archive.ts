@@ -14,7 +14,8 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { TspodError, ErrorCode, errnoCode } from '../../native/errors.js';
 import { decompress, sniffCompression, SNIFF_BYTES } from '../layers/decompress.js';
-import { TAR_BLOCK, TarHeaderState, tarPaddedSize, type TarType } from './aci.js';
+import { TAR_BLOCK, tarPaddedSize, type TarType } from '../tar/entry.js';
+import { TarHeaderDecoder, isZeroBlock, type TarHeader } from '../tar/reader.js';
 import { openLayout, tooBig, type LayoutOptions } from './oci-layout.js';
 import type { OciCandidate } from './source.js';
 
@@ -152,7 +153,7 @@ export class TarIndex {
 
   private async scan(fh: FileHandle): Promise<void> {
     const size = (await fh.stat()).size;
-    const state = new TarHeaderState();
+    const decoder = new TarHeaderDecoder({ what: this.what });
     const block = Buffer.alloc(TAR_BLOCK);
     let pos = 0;
     let first = true;
@@ -162,32 +163,29 @@ export class TarIndex {
         throw this.notTar(first ? 'it is empty or not a tar archive' : 'it is truncated');
       }
       await readFully(fh, block, pos);
-      if (block.every((b) => b === 0)) return;
-      let r: ReturnType<TarHeaderState['header']>;
+      if (isZeroBlock(block)) return;
+      let h: TarHeader;
       try {
-        r = state.header(block);
+        h = decoder.header(block, pos);
       } catch (e) {
         if (first) throw this.notTar('it is not a tar archive');
         throw e;
       }
       first = false;
       const dataStart = pos + TAR_BLOCK;
-      if (r.kind === 'meta') {
-        if (r.size > 8 << 20) throw this.notTar(`it has a ${r.size}-byte extended header`);
-        const data = Buffer.alloc(r.size);
-        if (dataStart + r.size > size) throw this.notTar('it is truncated');
+      if (dataStart + h.bodySize > size) throw this.notTar('it is truncated');
+      if (h.kind === 'meta') {
+        const data = Buffer.alloc(h.bodySize);
         await readFully(fh, data, dataStart);
-        state.meta(r.flag, data);
-        pos = dataStart + tarPaddedSize(r.size);
-        continue;
+        decoder.meta(data, pos);
+      } else if (h.kind === 'entry') {
+        const e = h.entry;
+        const p = normalizeMemberPath(e.path);
+        if (p !== undefined && p !== '') {
+          this.members.set(p, { path: p, type: e.type, offset: dataStart, size: e.size, linkpath: e.linkpath });
+        }
       }
-      const e = r.entry;
-      if (dataStart + e.size > size) throw this.notTar('it is truncated');
-      const p = normalizeMemberPath(e.path);
-      if (p !== undefined && p !== '') {
-        this.members.set(p, { path: p, type: e.type, offset: dataStart, size: e.size, linkpath: e.linkpath });
-      }
-      pos = dataStart + tarPaddedSize(e.size);
+      pos = dataStart + tarPaddedSize(h.bodySize);
     }
   }
 
