@@ -34,11 +34,12 @@ build: bin/tspod build/.tsc bin/stage1.aci bin/tspod-helper
 
 # The CLI: bundled ES modules split per command set (each command loads only what
 # it needs: run-prepared starts without the argument library), koffi from
-# node_modules, and bin/tspod, a sh launcher (cmd/tspod.sh).
+# node_modules, and bin/tspod, a sh launcher (cmd/tspod.sh). unpack-worker.js is the
+# entry of the importer's layer-unpacking worker threads (store/layers/unpack-thread.ts).
 bin/tspod: node_modules/.installed $(TS_SOURCES) cmd/tspod.sh
 	@mkdir -p bin
 	rm -rf bin/tspod-js bin/tspod.mjs
-	node_modules/.bin/esbuild cmd/main.ts --bundle --splitting --platform=node --target=node20 --format=esm \
+	node_modules/.bin/esbuild cmd/main.ts store/layers/unpack-worker.ts --bundle --splitting --platform=node --target=node20 --format=esm \
 	  --external:koffi --outdir=bin/tspod-js --entry-names=[name] --chunk-names=chunks/[name]-[hash] --log-level=warning \
 	  --banner:js="import { createRequire as __tspodCreateRequire } from 'node:module'; const require = __tspodCreateRequire(import.meta.url);"
 	install -m 0755 cmd/tspod.sh bin/tspod

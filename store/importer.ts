@@ -3,14 +3,15 @@
 // and configs against their descriptors, compressed layers against their digest
 // and size, uncompressed layers against the config's diff_ids. Layers are fetched
 // and unpacked concurrently, and a layer already in the store is not fetched.
-import { PassThrough, Transform, Writable, type Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import fs from 'node:fs';
 import path from 'node:path';
 import { TspodError, ErrorCode, isTspodError } from '../native/errors.js';
 import { digestToId } from './digest.js';
 import { decompress } from './layers/decompress.js';
-import { unpackLayer, type UnpackResult } from './layers/unpack.js';
+import { unpackLayer, MissingLinkTargetError, type UnpackResult } from './layers/unpack.js';
+import { UnpackThread, deserializeError, type UnpackJob } from './layers/unpack-thread.js';
 import type { LayerResult } from './layers/store.js';
 import { ociConfigToAppc } from './manifest/convert.js';
 import { layerCompression, parseImageConfig, parseManifestBytes, type ImageConfig } from './manifest/oci.js';
@@ -30,6 +31,7 @@ export interface ImportResult {
 
 const MAX_CONFIG_BYTES = 8 << 20;
 const LAYER_CONCURRENCY = 4;
+const MAX_WARNINGS_LOGGED = 10;
 
 export async function importCandidate(store: Store, candidate: ImageCandidate, progress: Progress = silentProgress): Promise<ImportResult> {
   try {
@@ -78,6 +80,10 @@ async function importOci(store: Store, c: OciCandidate, progress: Progress): Pro
     // The first layer that fails stops the others' downloads: its error is the one reported.
     const cancel = new AbortController();
     let firstError: unknown;
+    // Layers unpack concurrently, each into an empty directory, so a hardlink into
+    // a lower layer finds nothing: such a layer is unpacked again once the others
+    // are, with the layers below it (nearest first) as lowerRootfs.
+    const deferred: number[] = [];
     manifest.layers.forEach((ref, i) => {
       const layerId = layerIds[i];
       if (!missing.has(layerId)) {
@@ -88,8 +94,13 @@ async function importOci(store: Store, c: OciCandidate, progress: Progress): Pro
       tasks.push(async () => {
         if (cancel.signal.aborted) return;
         try {
-          staged.set(layerId, await stageOciLayer(store, c, ref, diffIds[i], progress, cancel.signal));
+          staged.set(layerId, await stageOciLayer(store, c, ref, diffIds[i], progress, cancel.signal, { retryable: i > 0 }));
         } catch (e) {
+          if (i > 0 && e instanceof MissingLinkTargetError && !cancel.signal.aborted) {
+            log().debug(`layer ${ref.digest} links into a lower layer: unpacking it again after the others`);
+            deferred.push(i);
+            return;
+          }
           if (firstError === undefined && !cancel.signal.aborted) firstError = e;
           cancel.abort();
           throw e;
@@ -98,6 +109,15 @@ async function importOci(store: Store, c: OciCandidate, progress: Progress): Pro
     });
     try {
       await runLimited(tasks, LAYER_CONCURRENCY);
+      const rootfsOf = (id: string) => {
+        const s = staged.get(id);
+        return s ? path.join(s.work, 'rootfs') : store.layers.rootfs(id);
+      };
+      for (const i of deferred.sort((a, b) => a - b)) {
+        const lowerRootfs = layerIds.slice(0, i).reverse().map(rootfsOf);
+        const staging = stageOciLayer(store, c, manifest.layers[i], diffIds[i], progress, cancel.signal, { lowerRootfs });
+        staged.set(layerIds[i], await staging);
+      }
     } catch (e) {
       for (const { work } of staged.values()) fs.rmSync(work, { recursive: true, force: true });
       throw firstError ?? e;
@@ -135,7 +155,9 @@ async function stageOciLayer(
   diffId: string,
   progress: Progress,
   signal: AbortSignal,
+  opts: { lowerRootfs?: string[]; retryable?: boolean } = {},
 ): Promise<{ work: string; result: LayerResult }> {
+  const { lowerRootfs, retryable = false } = opts;
   const key = ref.digest;
   const label = ref.digest.slice(ref.digest.indexOf(':') + 1, ref.digest.indexOf(':') + 13);
   const compression = layerCompression(ref.mediaType);
@@ -151,81 +173,63 @@ async function stageOciLayer(
     source.once('close', () => signal.removeEventListener('abort', stop));
     const counted = countingStream((n) => progress.update(key, n));
     const compressed = new Verifier({ digest: ref.digest, size: ref.size, what: `layer ${ref.digest} of ${c.source}` });
-    const uncompressed = new Verifier({ digest: diffId, what: `uncompressed layer ${ref.digest} (diff_id ${diffId}) of ${c.source}` });
-    const result = await unpackVerified(source, counted, compressed, compression, uncompressed, rootfs, `layer ${ref.digest}`);
+    const result = await unpackVerified(source, counted, compressed, {
+      rootfs,
+      what: `layer ${ref.digest}`,
+      verifyWhat: `uncompressed layer ${ref.digest} (diff_id ${diffId}) of ${c.source}`,
+      diffId,
+      compression,
+      lowerRootfs,
+    });
+    logWarnings(result.warnings);
     progress.done(key, 'stored');
     return { work, result: { diffId, treeHash: result.treeHash, size: result.size, entries: result.entries } };
   } catch (e) {
-    progress.done(key, 'failed');
+    if (!(retryable && e instanceof MissingLinkTargetError)) progress.done(key, 'failed');
     fs.rmSync(work, { recursive: true, force: true });
     throw e;
   }
 }
 
 /**
- * source → counter → compressed-digest check → sink ⇢ decompressor → diff_id
- * check → unpacker. The download always runs to its end through the compressed
- * verifier, even when the unpacker gives up early on damaged data, so that a
- * digest mismatch (the real cause) is what gets reported.
+ * source → counter → compressed-digest check → UnpackThread's sink ⇢ (worker thread)
+ * decompressor → diff_id check → unpacker. The download always runs to its end
+ * through the compressed verifier, even when the unpacker gives up early on damaged
+ * data, so that a digest mismatch (the real cause) is what gets reported.
  */
 async function unpackVerified(
   source: Readable,
   counter: Transform,
   compressed: Verifier,
-  compression: ReturnType<typeof layerCompression>,
-  uncompressed: Verifier,
-  rootfs: string,
-  what: string,
+  job: UnpackJob,
 ): Promise<UnpackResult> {
-  const toDecompressor = new PassThrough({ highWaterMark: 1 << 20 });
-  let abandoned = false;
-  let waiting: (() => void) | undefined;
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      if (abandoned || toDecompressor.write(chunk)) return cb();
-      waiting = cb;
-      toDecompressor.once('drain', () => {
-        waiting = undefined;
-        cb();
-      });
-    },
-    final(cb) {
-      if (!abandoned) toDecompressor.end();
-      cb();
-    },
-  });
-  const feeding = pipeline(source, counter, compressed, sink);
-  const out = new PassThrough({ highWaterMark: 1 << 20 });
-  const unpacking = pipeline(decompress(toDecompressor, compression), uncompressed, out);
-  // Both are awaited below, but one may fail while the unpacker still runs: handled
-  // here so that an early failure is not an unhandled rejection (which kills tspod).
-  unpacking.catch(() => undefined);
-  // A download that fails (cut, stalled, too long) must also stop the decompressor,
-  // or the unpacker would wait for the rest of the stream forever.
-  feeding.catch((e: unknown) => {
-    if (!toDecompressor.destroyed) toDecompressor.destroy(e instanceof Error ? e : new Error(String(e)));
-  });
-  let unpackError: unknown;
-  let result: UnpackResult | undefined;
+  const thread = new UnpackThread(job);
   try {
-    result = await unpackLayer(out, rootfs, { what });
-    out.resume(); // tar padding after the end-of-archive blocks
-  } catch (e) {
-    unpackError = e;
-    abandoned = true;
-    waiting?.();
-    toDecompressor.destroy();
-    out.destroy();
+    const feeding = pipeline(source, counter, compressed, thread.sink);
+    // A download that fails (cut, stalled, too long) must also stop the worker's
+    // decompressor, or its unpacker would wait for the rest of the stream forever.
+    feeding.catch((e: unknown) => thread.abort(e));
+    const outcome = await thread.outcome;
+    const [fed] = await Promise.allSettled([feeding]);
+    const unpackError = outcome.unpackError && deserializeError(outcome.unpackError);
+    const unpackingError = outcome.unpackingError && deserializeError(outcome.unpackingError);
+    const errors = [fed.status === 'rejected' ? (fed.reason as unknown) : undefined, unpackingError].filter((e) => e !== undefined);
+    const mismatch = errors.find((e) => isTspodError(e) && e.code === ErrorCode.DigestMismatch);
+    if (mismatch) throw mismatch;
+    // A failed download is the cause of whatever the unpacker then said.
+    if (fed.status === 'rejected') throw fed.reason;
+    if (unpackError) throw unpackError;
+    if (errors.length) throw errors.find(isTspodError) ?? errors[0];
+    return outcome.result!;
+  } finally {
+    await thread.close();
   }
-  const [fed, unpacked] = await Promise.allSettled([feeding, unpackError ? unpacking.catch(() => undefined) : unpacking]);
-  const errors = [fed, unpacked].filter((s): s is PromiseRejectedResult => s.status === 'rejected').map((s) => s.reason as unknown);
-  const mismatch = errors.find((e) => isTspodError(e) && e.code === ErrorCode.DigestMismatch);
-  if (mismatch) throw mismatch;
-  // A failed download is the cause of whatever the unpacker then said.
-  if (fed.status === 'rejected') throw fed.reason;
-  if (unpackError) throw unpackError;
-  if (errors.length) throw errors.find(isTspodError) ?? errors[0];
-  return result!;
+}
+
+/** Logs an unpacker's warnings, one line each, at most MAX_WARNINGS_LOGGED. */
+function logWarnings(warnings: string[]): void {
+  for (const w of warnings.slice(0, MAX_WARNINGS_LOGGED)) log().warn(w);
+  if (warnings.length > MAX_WARNINGS_LOGGED) log().warn(`… and ${warnings.length - MAX_WARNINGS_LOGGED} more warnings`);
 }
 
 function countingStream(report: (n: number) => void): Transform {
@@ -271,7 +275,7 @@ async function importAci(store: Store, c: AciCandidate, progress: Progress): Pro
   const raw = await c.open();
   const counted = countingStream((n) => progress.update(key, n));
   const whole = new Verifier({ what: `ACI ${c.source}` }, 'sha512');
-  const decompressed = decompress(counted, 'auto');
+  const decompressed = decompress(counted, 'auto', `ACI ${c.source}`);
   const feeding = pipeline(raw, counted);
   const hashing = pipeline(decompressed, whole);
   const aci = parseAciStream(whole, c.source);
@@ -279,6 +283,7 @@ async function importAci(store: Store, c: AciCandidate, progress: Progress): Pro
   try {
     const [r] = await Promise.all([unpackLayer(aci.rootfsTar, rootfs, { what: `ACI ${c.source}` }), feeding, hashing]);
     result = r;
+    logWarnings(result.warnings);
   } catch (e) {
     progress.done(key, 'failed');
     raw.destroy();
