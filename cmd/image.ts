@@ -160,7 +160,8 @@ function gcCommand(): CommandModule<GlobalArgs, GlobalArgs & { 'grace-period': s
         for (const id of report.keptInUse) process.stderr.write(`tspod: image "${id}" not removed: used by a pod\n`);
         for (const id of report.removedLayers) process.stdout.write(`removed layer "${id}"\n`);
         if (report.removedImages.length) process.stdout.write(`${report.removedImages.length} image(s) successfully removed\n`);
-        if (!report.removedImages.length && !report.removedLayers.length) {
+        // Images kept because a pod uses them were named above: that is the answer, not this line.
+        if (!report.removedImages.length && !report.removedLayers.length && !report.keptInUse.length) {
           process.stderr.write(`tspod: no images unused for more than ${formatDuration(grace)}\n`);
         }
       });
