@@ -29,6 +29,8 @@ export interface TarReadOptions {
   warn?: (msg: string) => void;
 }
 
+const NOT_TAR = 'not a tar archive (or compressed in a format tspod does not know)';
+
 /** A metadata header's data (PAX, GNU long name) larger than this is refused. */
 const MAX_META = 16 << 20;
 
@@ -108,7 +110,7 @@ export class TarHeaderDecoder {
     if (stored !== sum && stored !== ssum) {
       throw this.bad(
         offset === 0
-          ? 'not a tar archive (or compressed in a format tspod does not know): its first block is not a valid tar archive header'
+          ? `${NOT_TAR}: its first block is not a valid tar archive header`
           : `not a valid tar archive: bad header checksum at byte ${offset}`,
       );
     }
@@ -372,7 +374,11 @@ export class TarParser {
       throw this.decoder.bad(`truncated tar: entry ${q(this.current ?? '')} ends after ${this.size - this.remain} of its ${this.size} bytes`);
     }
     if (this.partial && !this.partial.every((b) => b === 0)) {
-      throw this.decoder.bad(`truncated tar: incomplete header at byte ${this.offset}`);
+      throw this.decoder.bad(
+        this.offset === 0
+          ? `${NOT_TAR}: its ${this.partial.length} bytes are not a valid tar archive`
+          : `truncated tar: incomplete header at byte ${this.offset}`,
+      );
     }
   }
 
