@@ -6,7 +6,7 @@ SHELL := /bin/bash
 # only as root. docker-registry's own service is kept from starting (policy-rc.d).
 DEB_PACKAGES := docker-registry skopeo umoci busybox-static musl-tools zstd xz-utils bzip2 \
                 iproute2 util-linux systemd podman runc apache2-utils openssl strace time
-TS_SOURCES := $(shell find cmd stage0 stage1 store native test -name '*.ts' 2>/dev/null)
+TS_SOURCES := $(shell find cmd stage0 stage1 store native test -path test/data -prune -o -name '*.ts' -print 2>/dev/null)
 
 .PHONY: all deps build test unit bench demo clean typecheck stage1
 
