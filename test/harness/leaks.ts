@@ -70,6 +70,7 @@ export function takeSnapshot(root: string): Snapshot {
  * adhoc-PID with PID alive): what lives there is theirs, not this run's leak.
  */
 function otherLiveRoots(): string[] {
+  const ownRoot = process.env.TSPOD_TEST_ROOT ? path.resolve(process.env.TSPOD_TEST_ROOT) : undefined;
   let names: string[];
   try {
     names = fs.readdirSync(TEST_DATA_DIR);
@@ -79,7 +80,8 @@ function otherLiveRoots(): string[] {
   return names
     .map((n) => ({ n, pid: Number(/^(?:run-.*|adhoc)-(\d+)$/.exec(n)?.[1]) }))
     .filter(({ pid }) => pid && pid !== process.pid && pid !== process.ppid && fs.existsSync(`/proc/${pid}`))
-    .map(({ n }) => path.join(TEST_DATA_DIR, n));
+    .map(({ n }) => path.join(TEST_DATA_DIR, n))
+    .filter((r) => !ownRoot || path.resolve(r) !== ownRoot);
 }
 
 /** Everything that appeared since `before` and is still there. */
