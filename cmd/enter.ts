@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import { TspodError, ErrorCode } from '../native/errors.js';
 import { requireRoot } from '../native/libc.js';
 import { enterPod } from '../stage0/enter.js';
+import { StorePaths } from '../store/paths.js';
 import type { GlobalArgs } from './global.js';
 
 export const ENTER_USAGE = `Usage: tspod enter [--app=NAME] UUID|--uuid-file=FILE [CMD [ARGS...]]
@@ -53,5 +54,5 @@ export async function enterCommand(rest: string[], globals: GlobalArgs): Promise
   let cmd = rest.slice(i);
   if (cmd[0] === '--') cmd = cmd.slice(1);
   requireRoot('enter');
-  return enterPod(`${globals.dir}/pods`, uuid, app, cmd, globals.debug);
+  return enterPod(new StorePaths(globals.dir).podsDir, uuid, app, cmd, globals.debug);
 }

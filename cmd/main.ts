@@ -5,8 +5,7 @@
 // other command goes through yargs (cmd/cli.ts). Errors end in cmd/exit.ts.
 import { reportError } from './exit.js';
 import type { GlobalArgs } from './global.js';
-
-const DEFAULT_DIR = '/var/lib/tspod';
+import { DEFAULT_DIR } from '../store/paths.js';
 
 /** Finds the command word after any global flags. */
 export function splitCommand(argv: string[]): { globals: GlobalArgs; command?: string; rest: string[] } {

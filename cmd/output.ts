@@ -1,6 +1,5 @@
 // Formatting shared by the commands: rkt's tab-aligned tables, humanized sizes
 // and times, and --format=json|json-pretty.
-import { TspodError, ErrorCode } from '../native/errors.js';
 
 /**
  * Lays out rows like Go's text/tabwriter with padding 1 and a tab as the pad

@@ -3,6 +3,7 @@
 // undefined and the full CLI handles it.
 import { requireRoot } from '../native/libc.js';
 import { runPrepared } from '../stage0/run.js';
+import { StorePaths } from '../store/paths.js';
 import type { GlobalArgs } from './global.js';
 
 export function fastRunPrepared(rest: string[], globals: GlobalArgs): number | undefined {
@@ -40,5 +41,5 @@ export function fastRunPrepared(rest: string[], globals: GlobalArgs): number | u
   }
   if (flags.uuidFile !== undefined || uuid === undefined) return undefined;
   requireRoot('run-prepared');
-  return runPrepared(`${globals.dir}/pods`, uuid, { net: flags.net, hostname: flags.hostname, interactive: flags.interactive, debug: globals.debug });
+  return runPrepared(new StorePaths(globals.dir).podsDir, uuid, { net: flags.net, hostname: flags.hostname, interactive: flags.interactive, debug: globals.debug });
 }

@@ -36,7 +36,3 @@ export function log(): Logger {
   if (!root) configureLogging({ debug: process.env.TSPOD_DEBUG === '1' });
   return root!;
 }
-
-export function isDebug(): boolean {
-  return debugEnabled;
-}

@@ -1,12 +1,8 @@
 // `enter`: run a command inside a running pod's app, through the pod's stage1
 // /enter entrypoint (which applies the app's own restrictions).
-import fs from 'node:fs';
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TspodError, ErrorCode } from '../native/errors.js';
 import { execve } from '../native/libc.js';
-import type { AppcImageManifest } from '../stage1/contract/appc.js';
-import { POD_FILES } from '../stage1/contract/pod.js';
 import { readManifest, readPid } from './inspect.js';
 import { PodsDir } from './pods.js';
 import { stage1Entrypoint, stage1Environment } from './run.js';
@@ -45,8 +41,7 @@ export async function enterPod(podsRoot: string, uuidPrefix: string, app: string
     process.stderr.write(`tspod: no command specified, assuming "${DEFAULT_ENTER_COMMAND}"\n`);
     command = [DEFAULT_ENTER_COMMAND];
   }
-  const m = JSON.parse(fs.readFileSync(path.join(pod.dir, POD_FILES.stage1Manifest), 'utf8')) as AppcImageManifest;
-  const entry = stage1Entrypoint(pod.dir, m, 'enter');
+  const entry = stage1Entrypoint(pod.dir, 'enter');
   const args = [entry, ...(debug ? ['--debug'] : []), `--pid=${pid}`, `--appname=${appName}`, '--', ...command];
   process.chdir(pod.dir);
   pod.close();

@@ -6,12 +6,9 @@
 // The grace period counts from the mark rename (the directory's ctime).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import path from 'node:path';
 import { TspodError, ErrorCode } from '../native/errors.js';
 import { log } from '../native/log.js';
 import { MNT_DETACH, umount2 } from '../native/libc.js';
-import { POD_FILES } from '../stage1/contract/pod.js';
-import type { AppcImageManifest } from '../stage1/contract/appc.js';
 import { formatDuration } from './duration.js';
 import { PodsDir, type Pod } from './pods.js';
 import { stage1Entrypoint, stage1Environment } from './run.js';
@@ -113,8 +110,7 @@ export function deletePod(pods: PodsDir, pod: Pod, ran: boolean, debug: boolean,
 function runStage1Gc(pod: Pod, debug: boolean, io: GcOutput): void {
   let entry: string;
   try {
-    const m = JSON.parse(fs.readFileSync(path.join(pod.dir, POD_FILES.stage1Manifest), 'utf8')) as AppcImageManifest;
-    entry = stage1Entrypoint(pod.dir, m, 'gc');
+    entry = stage1Entrypoint(pod.dir, 'gc');
   } catch (e) {
     io.err(`pod "${pod.uuid}": skipping stage1 gc: ${e instanceof TspodError ? e.message : String(e)}`);
     return;

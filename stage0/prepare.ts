@@ -9,7 +9,7 @@ import path from 'node:path';
 import { TspodError, ErrorCode } from '../native/errors.js';
 import { log } from '../native/log.js';
 import { AC_VERSION, annotationValue, type AppcApp, type AppcImageManifest, type NameValue } from '../stage1/contract/appc.js';
-import { POD_FILES, type PodApp, type PodManifest, type PodMount, type PodVolume } from '../stage1/contract/pod.js';
+import { DEFAULT_PATH, POD_FILES, type PodApp, type PodManifest, type PodMount, type PodVolume } from '../stage1/contract/pod.js';
 import { fetchImage } from '../store/fetch.js';
 import { POD_STORE_REFS } from '../store/gc.js';
 import { layerDirs } from '../store/image-ops.js';
@@ -23,7 +23,6 @@ import { PodsDir, type Pod } from './pods.js';
 import { checkNet, RUNTIME_DEFAULTS_FILE, type AppSpec, type PodSpec, type RuntimeFlags } from './spec.js';
 import { resolveStage1 } from './stage1.js';
 
-export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 
 interface ResolvedApp {

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { TspodError, ErrorCode } from '../native/errors.js';
 import { execve } from '../native/libc.js';
 import { annotationValue, type AppcImageManifest } from '../stage1/contract/appc.js';
-import { POD_FILES, STAGE1_ANNOTATIONS } from '../stage1/contract/pod.js';
+import { DEFAULT_PATH, POD_FILES, STAGE1_ANNOTATIONS } from '../stage1/contract/pod.js';
 import { PodsDir, type Pod } from './pods.js';
 import { checkNet, RUNTIME_DEFAULTS_FILE, type RuntimeFlags } from './spec.js';
 
@@ -42,8 +42,7 @@ function execStage1(pod: Pod, opts: RunOptions): never {
     hostname: opts.hostname ?? defaults.hostname,
     interactive: opts.interactive ?? defaults.interactive ?? false,
   };
-  const stage1Manifest = JSON.parse(fs.readFileSync(path.join(pod.dir, POD_FILES.stage1Manifest), 'utf8')) as AppcImageManifest;
-  const init = stage1Entrypoint(pod.dir, stage1Manifest, 'init');
+  const init = stage1Entrypoint(pod.dir, 'init');
   const args = [init];
   if (opts.debug) args.push('--debug');
   args.push(`--net=${flags.net}`);
@@ -62,8 +61,12 @@ function readDefaults(dir: string): RuntimeFlags {
   }
 }
 
-/** The host path of a stage1 entrypoint, found in the stage1 image's layers (top first). */
-export function stage1Entrypoint(podDir: string, m: AppcImageManifest, which: 'init' | 'enter' | 'gc' | 'stop'): string {
+/**
+ * The host path of one of the pod's stage1 entrypoints: named by the stage1
+ * manifest's annotation, found in the stage1 image's layers (top first).
+ */
+export function stage1Entrypoint(podDir: string, which: 'init' | 'enter' | 'gc' | 'stop'): string {
+  const m = JSON.parse(fs.readFileSync(path.join(podDir, POD_FILES.stage1Manifest), 'utf8')) as AppcImageManifest;
   const rel = annotationValue(m, STAGE1_ANNOTATIONS[which]);
   if (!rel) throw new TspodError(ErrorCode.Unsupported, `the pod's stage1 has no ${which} entrypoint`);
   const layers = JSON.parse(fs.readFileSync(path.join(podDir, POD_FILES.stage1Layers), 'utf8')) as string[];
@@ -76,7 +79,7 @@ export function stage1Entrypoint(podDir: string, m: AppcImageManifest, which: 'i
 
 /** The environment stage1 gets: nothing of the caller's but PATH and TERM (never NODE_OPTIONS). */
 export function stage1Environment(extra: Record<string, string>): Record<string, string> {
-  const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
+  const env: Record<string, string> = { PATH: process.env.PATH ?? DEFAULT_PATH };
   if (process.env.TERM) env.TERM = process.env.TERM;
   return { ...env, ...extra };
 }

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TspodError, ErrorCode } from '../native/errors.js';
 import { annotationValue, type AppcImageManifest } from '../stage1/contract/appc.js';
-import { STAGE1_ANNOTATIONS, STAGE1_INTERFACE_VERSION } from '../stage1/contract/pod.js';
+import { STAGE1_ANNOTATIONS } from '../stage1/contract/pod.js';
 import { fetchImage } from '../store/fetch.js';
 import type { InsecureOptions } from '../store/insecure.js';
 import type { Store } from '../store/store.js';
@@ -90,14 +90,4 @@ function checkStage1(m: AppcImageManifest, id: string): void {
   if (!annotationValue(m, STAGE1_ANNOTATIONS.init)) {
     throw new TspodError(ErrorCode.BadInput, `image ${id} is not a stage1: its manifest has no ${STAGE1_ANNOTATIONS.init} annotation`);
   }
-}
-
-/** The interface version a stage1 declares (1 when it says nothing, as in rkt). */
-export function stage1InterfaceVersion(m: AppcImageManifest): number {
-  const v = Number(annotationValue(m, STAGE1_ANNOTATIONS.interfaceVersion) ?? '1');
-  return Number.isInteger(v) && v > 0 ? v : 1;
-}
-
-export function supportsInterface(m: AppcImageManifest, needed: number): boolean {
-  return stage1InterfaceVersion(m) >= needed && needed <= STAGE1_INTERFACE_VERSION;
 }

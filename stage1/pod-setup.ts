@@ -4,10 +4,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { AppcApp, AppcImageManifest, NameValue } from './contract/appc.js';
-import { POD_FILES, type AppSecurity, type PodApp, type PodManifest, type PodVolume, type RuntimeConfig } from './contract/pod.js';
+import { DEFAULT_PATH, POD_FILES, type AppSecurity, type PodApp, type PodManifest, type PodVolume, type RuntimeConfig } from './contract/pod.js';
 import { NONE, PlanWriter } from './plan.js';
 
-export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /** appc's default capability bounding set (the 14 capabilities of spec/ace.md). */
 export const DEFAULT_CAPABILITIES = [

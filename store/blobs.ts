@@ -3,13 +3,11 @@
 // place: a blob whose digest does not match is never visible.
 import fs from 'node:fs';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import type { Readable } from 'node:stream';
 import { TspodError, ErrorCode, errnoCode } from '../native/errors.js';
 import { parseDigest } from './digest.js';
 import type { StorePaths } from './paths.js';
 import type { Scratch } from './scratch.js';
-import { Verifier, verifyBytes, type Expected } from './verify.js';
+import { verifyBytes, type Expected } from './verify.js';
 
 export class BlobStore {
   constructor(private readonly paths: StorePaths) {}
@@ -40,25 +38,6 @@ export class BlobStore {
     const fd = fs.openSync(tmp, 'wx', 0o644);
     try {
       fs.writeSync(fd, bytes);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    commitFile(tmp, target);
-  }
-
-  /** Streams a blob into the store, verifying digest and size on the way. */
-  async putStream(input: Readable, expected: Expected & { digest: string }, scratch: Scratch): Promise<void> {
-    const target = this.path(expected.digest);
-    if (fs.existsSync(target)) {
-      input.destroy();
-      return;
-    }
-    const tmp = scratch.path('blob');
-    const out = fs.createWriteStream(tmp, { flags: 'wx', mode: 0o644 });
-    await pipeline(input, new Verifier(expected), out);
-    const fd = fs.openSync(tmp, 'r');
-    try {
       fs.fsyncSync(fd);
     } finally {
       fs.closeSync(fd);

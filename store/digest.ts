@@ -1,6 +1,6 @@
 // Digests as the OCI spec writes them (`sha256:<hex>`) and as tspod shows image
 // and layer IDs (`sha256-<hex>`, file-name safe).
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { TspodError, ErrorCode } from '../native/errors.js';
 
 export type Algorithm = 'sha256' | 'sha512';
@@ -37,19 +37,10 @@ export function digestToId(d: Digest | string): string {
   return `${p.algorithm}-${p.hex}`;
 }
 
-export function idToDigest(id: string): Digest {
-  const i = id.indexOf('-');
-  return parseDigest(`${id.slice(0, i)}:${id.slice(i + 1)}`);
-}
-
 export function hashBytes(algorithm: Algorithm, data: Buffer | string): Digest {
   return { algorithm, hex: createHash(algorithm).update(data).digest('hex') };
 }
 
 export function sha256(data: Buffer | string): string {
   return formatDigest(hashBytes('sha256', data));
-}
-
-export function newHash(algorithm: Algorithm): Hash {
-  return createHash(algorithm);
 }

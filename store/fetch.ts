@@ -46,35 +46,22 @@ export async function fetchImage(store: Store, arg: string, opts: FetchOptions):
     }
     case 'docker': {
       const ref = parseDockerReference(what.reference);
-      if (opts.pullPolicy !== 'update') {
-        const id = store.images.lookupName(ref.name);
-        if (id) {
-          log().info(`using image from local store for image name ${ref.name}`);
-          store.images.touch(id);
-          return { id, fromStore: true };
-        }
-        if (opts.pullPolicy === 'never') {
-          throw new TspodError(ErrorCode.NotFound, `image ${JSON.stringify(ref.name)} is not in the store and --pull-policy=never`, {
-            hint: 'fetch it first, or use --pull-policy=new',
-          });
-        }
-      }
+      const stored = storeFirst(store, opts.pullPolicy, () => store.images.lookupName(ref.name), {
+        found: `using image from local store for image name ${ref.name}`,
+        missing: `image ${JSON.stringify(ref.name)} is not in the store and --pull-policy=never`,
+        hint: 'fetch it first, or use --pull-policy=new',
+      });
+      if (stored) return stored;
       log().debug(`remote fetching from ${what.reference}`);
       const candidate = await resolveRegistryImage(what.reference, { insecure: opts.insecure });
       return finish(store, candidate, progress);
     }
     case 'aci-url': {
-      if (opts.pullPolicy !== 'update') {
-        const known = store.images.all().find((img) => img.record.sources.includes(what.url));
-        if (known) {
-          log().info(`using image from local store for url ${what.url}`);
-          store.images.touch(known.record.id);
-          return { id: known.record.id, fromStore: true };
-        }
-        if (opts.pullPolicy === 'never') {
-          throw new TspodError(ErrorCode.NotFound, `image from ${what.url} is not in the store and --pull-policy=never`);
-        }
-      }
+      const stored = storeFirst(store, opts.pullPolicy, () => store.images.all().find((img) => img.record.sources.includes(what.url))?.record.id, {
+        found: `using image from local store for url ${what.url}`,
+        missing: `image from ${what.url} is not in the store and --pull-policy=never`,
+      });
+      if (stored) return stored;
       return finish(store, await openAci(what.url, { insecure: opts.insecure }), progress);
     }
     case 'aci-file': {
@@ -90,6 +77,27 @@ export async function fetchImage(store: Store, arg: string, opts: FetchOptions):
     case 'docker-archive':
       return finish(store, await openDockerArchive(what.path, what.name, { scratchDir: store.scratch().path('docker-archive') }), progress);
   }
+}
+
+/**
+ * The `new` and `never` policies look in the store first: the stored image if
+ * `lookup` finds one, an error under `never` if not, undefined to go remote.
+ */
+function storeFirst(
+  store: Store,
+  policy: PullPolicy,
+  lookup: () => string | undefined,
+  say: { found: string; missing: string; hint?: string },
+): FetchResult | undefined {
+  if (policy === 'update') return undefined;
+  const id = lookup();
+  if (id) {
+    log().info(say.found);
+    store.images.touch(id);
+    return { id, fromStore: true };
+  }
+  if (policy === 'never') throw new TspodError(ErrorCode.NotFound, say.missing, { hint: say.hint });
+  return undefined;
 }
 
 async function finish(store: Store, candidate: ImageCandidate, progress: Progress): Promise<FetchResult> {

@@ -42,13 +42,3 @@ export class FileLock {
     fs.closeSync(this.fd);
   }
 }
-
-/** Runs fn with the lock held. */
-export async function withLock<T>(file: string, mode: 'shared' | 'exclusive', fn: () => Promise<T>): Promise<T> {
-  const lock = await FileLock.acquire(file, mode);
-  try {
-    return await fn();
-  } finally {
-    lock.release();
-  }
-}

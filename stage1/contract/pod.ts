@@ -14,6 +14,9 @@ export const STAGE1_ANNOTATIONS = {
   interfaceVersion: 'tspod/stage1/interface-version',
 } as const;
 
+/** appc's default PATH for apps (and for stage1 when the caller has none). */
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
 /** Files in a pod directory. */
 export const POD_FILES = {
   /** appc PodManifest (JSON), written at prepare. */

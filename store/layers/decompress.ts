@@ -57,7 +57,7 @@ class Decoder extends Duplex {
   private headLen = 0;
 
   constructor(
-    private readonly kind: Compression | 'auto',
+    kind: Compression | 'auto',
     private readonly what: string,
   ) {
     super({ readableHighWaterMark: OUT_HWM });

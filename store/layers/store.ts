@@ -8,7 +8,6 @@ import { syncfs } from '../../native/libc.js';
 import { commitDir, safeReaddir } from '../blobs.js';
 import { FileLock } from '../lock.js';
 import type { StorePaths } from '../paths.js';
-import type { Scratch } from '../scratch.js';
 
 export interface LayerInfo {
   /** `sha256-<diffID hex>` for OCI layers, `sha512-<64 hex>` for an ACI's rootfs. */
@@ -63,31 +62,6 @@ export class LayerStore {
 
   list(): string[] {
     return safeReaddir(this.paths.layersDir);
-  }
-
-  /**
-   * Makes sure layer `id` exists, calling `produce` to unpack it into a fresh
-   * rootfs directory when it does not. Concurrent callers for one layer (in this
-   * or other processes) wait for each other; only one unpacks.
-   * Returns true if this call unpacked the layer.
-   */
-  async ensure(
-    id: string,
-    scratch: Scratch,
-    produce: (rootfs: string) => Promise<LayerResult>,
-  ): Promise<boolean> {
-    if (this.has(id)) return false;
-    const lock = await FileLock.acquire(this.lockFile(id), 'exclusive');
-    try {
-      if (this.has(id)) return false;
-      const work = scratch.path('layer');
-      fs.mkdirSync(path.join(work, 'rootfs'), { recursive: true, mode: 0o755 });
-      const result = await produce(path.join(work, 'rootfs'));
-      this.commit(id, work, result);
-      return true;
-    } finally {
-      lock.release();
-    }
   }
 
   /**
@@ -165,11 +139,6 @@ export class LayerStore {
     // Drop info.json first: a half-removed layer is then clearly incomplete.
     fs.rmSync(path.join(dir, 'info.json'), { force: true });
     fs.rmSync(dir, { recursive: true, force: true });
-  }
-
-  /** Bytes used on disk by the store's layers, each counted once. */
-  diskUsage(ids: string[]): number {
-    return ids.reduce((sum, id) => sum + (this.has(id) ? this.info(id).size : 0), 0);
   }
 }
 

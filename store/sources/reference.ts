@@ -62,12 +62,11 @@ export function parseDockerReference(input: string): DockerReference {
   if (/\s/.test(s)) throw bad(input, 'contains white space');
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(s)) throw bad(input, 'a URL is not an image name', 'write docker://[REGISTRY/]REPOSITORY[:TAG|@DIGEST]');
 
-  let rest = s;
-  let digest: string | undefined;
-  const at = rest.indexOf('@');
-  if (at >= 0) {
-    digest = rest.slice(at + 1);
-    rest = rest.slice(0, at);
+  const split = splitRef(s);
+  const rest = split.rest;
+  const digest = split.digest;
+  let tag = split.tag;
+  if (digest !== undefined) {
     if (!DIGEST_SHAPE_RE.test(digest)) throw bad(input, `${JSON.stringify(digest)} is not a digest`, 'write @sha256:<64 hex digits>');
     try {
       parseDigest(digest);
@@ -76,13 +75,7 @@ export function parseDockerReference(input: string): DockerReference {
     }
   }
 
-  // A tag is after the last ':' that comes after the last '/'.
-  let tag: string | undefined;
-  const slash = rest.lastIndexOf('/');
-  const colon = rest.lastIndexOf(':');
-  if (colon > slash) {
-    tag = rest.slice(colon + 1);
-    rest = rest.slice(0, colon);
+  if (tag !== undefined) {
     if (!TAG_RE.test(tag)) {
       throw bad(input, tag === '' ? 'empty tag' : `invalid tag ${JSON.stringify(tag)}`, 'a tag is up to 128 letters, digits, "_", "." and "-", not starting with "." or "-"');
     }
@@ -142,7 +135,16 @@ export function parseDockerReference(input: string): DockerReference {
  * name and its tag or digest, without applying Docker's defaults.
  */
 export function splitImageName(name: string): { repoName: string; tag?: string; digest?: string } {
-  let rest = name;
+  const { rest, tag, digest } = splitRef(name);
+  return { repoName: rest, tag: tag || undefined, digest: digest || undefined };
+}
+
+/**
+ * `name[:tag][@digest]` → its parts, as written (a present but empty tag or digest
+ * is ''). A tag is after the last ':' that comes after the last '/'.
+ */
+function splitRef(s: string): { rest: string; tag?: string; digest?: string } {
+  let rest = s;
   let digest: string | undefined;
   const at = rest.indexOf('@');
   if (at >= 0) {
@@ -150,11 +152,10 @@ export function splitImageName(name: string): { repoName: string; tag?: string; 
     rest = rest.slice(0, at);
   }
   let tag: string | undefined;
-  const slash = rest.lastIndexOf('/');
   const colon = rest.lastIndexOf(':');
-  if (colon > slash) {
+  if (colon > rest.lastIndexOf('/')) {
     tag = rest.slice(colon + 1);
     rest = rest.slice(0, colon);
   }
-  return { repoName: rest, tag: tag || undefined, digest: digest || undefined };
+  return { rest, tag, digest };
 }
