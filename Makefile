@@ -2,29 +2,40 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := all
 
-# Debian packages the build and the tests need. Installed only when missing,
-# only as root. docker-registry's own service is kept from starting (policy-rc.d).
-DEB_PACKAGES := docker-registry skopeo umoci busybox-static musl-tools zstd xz-utils bzip2 \
-                iproute2 util-linux systemd podman runc apache2-utils openssl strace time
+# Debian packages, in two sets: what the build and the main job need (`make`),
+# and what only the tests, the demo and the benchmarks need (`make test`, `make
+# demo`, `make bench`). There is no stamp file: every run asks dpkg which are
+# missing (a fraction of a second), so a fresh clone installs what its machine
+# lacks. Installed only as root; docker-registry's own service is kept from
+# starting (policy-rc.d), the tests start their own on 127.0.0.1.
+BUILD_PACKAGES := musl-tools zstd xz-utils bzip2 util-linux
+TEST_PACKAGES := docker-registry skopeo umoci busybox-static iproute2 systemd podman runc \
+                 apache2-utils openssl strace time
 TS_SOURCES := $(shell find cmd stage0 stage1 store native test -path test/data -prune -o -name '*.ts' -print 2>/dev/null)
 
-.PHONY: all deps build test unit bench demo clean typecheck stage1
+.PHONY: all deps deps-build deps-test build test unit bench demo clean typecheck stage1
 
 all: deps build
 
-deps: .deps/apt node_modules/.installed
+deps: deps-build node_modules/.installed
 
-.deps/apt: Makefile
-	@mkdir -p .deps
-	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" != 0 ]; then echo "missing Debian packages: $$missing (run make as root, or apt-get install them)" >&2; exit 1; fi; \
-	  echo "installing Debian packages: $$missing"; \
-	  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; \
-	  trap 'rm -f /usr/sbin/policy-rc.d' EXIT; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
-	fi
-	@touch $@
+# apt_install PACKAGES: installs those that dpkg does not list as installed.
+define apt_install
+@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+if [ -n "$$missing" ]; then \
+  if [ "$$(id -u)" != 0 ]; then echo "missing Debian packages:" $$missing "(run make as root, or apt-get install them)" >&2; exit 1; fi; \
+  echo "installing Debian packages:" $$missing; \
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; \
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT; \
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
+fi
+endef
+
+deps-build:
+	$(call apt_install,$(BUILD_PACKAGES))
+
+deps-test:
+	$(call apt_install,$(TEST_PACKAGES))
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -83,7 +94,7 @@ $(STAGE1_DIR)/launcher: native/launcher/launcher.c
 	$(LAUNCHER_CC) -static -Os -Wall -Wextra -Werror -o $@.tmp $< && strip $@.tmp && mv $@.tmp $@
 
 # The static native helper (native/helper/PLAN.md): musl-gcc -static -Os, else gcc -static.
-bin/tspod-helper: native/helper/Makefile $(wildcard native/helper/*.c native/helper/*.h) | .deps/apt
+bin/tspod-helper: native/helper/Makefile $(wildcard native/helper/*.c native/helper/*.h) | deps-build
 	$(MAKE) --no-print-directory -C native/helper OUT=$(CURDIR)/bin/tspod-helper
 
 bin/stage1.aci: $(STAGE1_DIR)/tspod-stage1 $(STAGE1_DIR)/launcher bin/tspod-helper $(STAGE1_KOFFI) \
@@ -104,7 +115,7 @@ typecheck: node_modules/.installed
 
 # Test fixtures: images built by umoci/skopeo from busybox-static (fixtures/build.sh).
 .PHONY: fixtures
-fixtures: deps
+fixtures: deps deps-test
 	bash fixtures/build.sh
 
 test: all fixtures
@@ -120,4 +131,4 @@ demo: all fixtures
 	bash fixtures/demo.sh
 
 clean:
-	rm -rf bin build .deps test/data fixtures/out
+	rm -rf bin build test/data fixtures/out

@@ -1,6 +1,6 @@
 // OCI / Docker manifest parsing (store/manifest/oci.ts) against the OCI image-spec
-// test vectors (/work/shared/oci-image-spec-vectors.json, or the file named by
-// $TSPOD_OCI_VECTORS), plus the checks tspod adds on top, and platform
+// test vectors (fixtures/oci-image-spec-vectors.json, kept in the repository, or
+// the file named by $TSPOD_OCI_VECTORS), plus the checks tspod adds on top, and platform
 // selection (store/manifest/platform.ts).
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
@@ -43,7 +43,6 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const VECTOR_FILES = [
   process.env.TSPOD_OCI_VECTORS,
   path.resolve(here, '../../fixtures/oci-image-spec-vectors.json'),
-  path.resolve(here, '../../../shared/oci-image-spec-vectors.json'),
 ].filter((f): f is string => !!f);
 const vectorFile = VECTOR_FILES.find((f) => fs.existsSync(f));
 const vectors: Vector[] = vectorFile ? (JSON.parse(fs.readFileSync(vectorFile, 'utf8')) as { vectors: Vector[] }).vectors : [];
@@ -91,7 +90,7 @@ function rejects(fn: () => unknown, code: string, re?: RegExp): void {
 
 describe('OCI image-spec vectors', () => {
   test('the vector file is there', () => {
-    assert.ok(vectorFile, 'the OCI vector file was not found: ../shared/oci-image-spec-vectors.json beside the checkout, or TSPOD_OCI_VECTORS');
+    assert.ok(vectorFile, 'the OCI vector file was not found: fixtures/oci-image-spec-vectors.json, or TSPOD_OCI_VECTORS');
     assert.ok(vectors.length >= 40, `${vectors.length} vectors`);
   });
 
