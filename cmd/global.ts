@@ -1,6 +1,8 @@
 // Flags every command takes (rkt's global flags).
 import type { Options } from 'yargs';
 import { DEFAULT_DIR } from '../store/paths.js';
+import { TspodError, ErrorCode } from '../native/errors.js';
+import { parsePullPolicy, type PullPolicy } from '../store/fetch.js';
 import { parseInsecureOptions, type InsecureOptions } from '../store/insecure.js';
 
 export const globalOptions = {
@@ -11,6 +13,8 @@ export const globalOptions = {
     default: 'none',
     describe: 'comma-separated list of security checks to skip: none, http, tls, image, all-fetch, all',
     global: true,
+    // Given more than once, the lists add up (as rkt's).
+    coerce: (v: string | string[]) => (Array.isArray(v) ? mergeInsecureOptions(v) : v),
   },
 } satisfies Record<string, Options>;
 
@@ -20,6 +24,21 @@ export interface GlobalArgs {
   'insecure-options': string;
 }
 
+/** Several --insecure-options values are one comma list. */
+export function mergeInsecureOptions(values: readonly string[]): string {
+  return values.filter((v) => v !== '').join(',') || 'none';
+}
+
 export function insecureFrom(args: GlobalArgs): InsecureOptions {
   return parseInsecureOptions(args['insecure-options']);
+}
+
+/** --pull-policy, or rkt's older names for it: --no-store (= update) and --store-only (= never). */
+export function pullPolicyFromFlags(f: { pullPolicy?: string; noStore?: boolean; storeOnly?: boolean }, fallback: PullPolicy): PullPolicy {
+  if (f.noStore && f.storeOnly) throw new TspodError(ErrorCode.BadInput, 'both --store-only and --no-store specified');
+  const alias = f.noStore ? 'update' : f.storeOnly ? 'never' : undefined;
+  if (alias && f.pullPolicy !== undefined && f.pullPolicy !== alias) {
+    throw new TspodError(ErrorCode.BadInput, `--${f.noStore ? 'no-store' : 'store-only'} conflicts with --pull-policy=${f.pullPolicy}`, { hint: 'give one of them' });
+  }
+  return parsePullPolicy(f.pullPolicy ?? alias ?? fallback);
 }

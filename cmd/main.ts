@@ -4,19 +4,46 @@
 // `enter` passes everything after the UUID to the command; every
 // other command goes through yargs (cmd/cli.ts). Errors end in cmd/exit.ts.
 import { reportError } from './exit.js';
-import type { GlobalArgs } from './global.js';
+import { mergeInsecureOptions, type GlobalArgs } from './global.js';
 import { DEFAULT_DIR } from '../store/paths.js';
 
-/** Finds the command word after any global flags. */
+/** Every command word (the yargs ones too): a flag before one of these belongs to it. */
+const COMMANDS = new Set([
+  'run', 'prepare', 'run-prepared', 'enter', 'fetch', 'image', 'list', 'status', 'stop', 'rm', 'gc', 'cat-manifest', 'export', 'version',
+]);
+
+/**
+ * Finds the command word after any global flags. As in rkt (cobra), a command's
+ * own flags may also stand before its name (`tspod --net=host run IMAGE`): they
+ * are moved behind it, so that every command parses them as its own. A word
+ * that is not a command name after such a flag is that flag's value.
+ */
 export function splitCommand(argv: string[]): { globals: GlobalArgs; command?: string; rest: string[] } {
   const globals: GlobalArgs = { dir: DEFAULT_DIR, debug: false, 'insecure-options': 'none' };
+  const moved: string[] = [];
+  let insecure: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const tok = argv[i];
     const m = /^--(dir|debug|insecure-options)(?:=(.*))?$/.exec(tok);
-    if (!m) return tok.startsWith('-') ? { globals, rest: argv } : { globals, command: tok, rest: argv.slice(i + 1) };
-    if (m[1] === 'debug') globals.debug = m[2] === undefined ? true : m[2] === 'true';
-    else globals[m[1] as 'dir' | 'insecure-options'] = m[2] ?? argv[++i] ?? '';
+    if (m) {
+      if (m[1] === 'debug') globals.debug = m[2] === undefined ? true : m[2] === 'true';
+      else if (m[1] === 'dir') globals.dir = m[2] ?? argv[++i] ?? '';
+      else insecure = [...insecure, m[2] ?? argv[++i] ?? ''];
+      continue;
+    }
+    if (tok === '--') break;
+    if (tok.startsWith('-')) {
+      moved.push(tok);
+      continue;
+    }
+    if (!COMMANDS.has(tok) && moved.length) {
+      moved.push(tok);
+      continue;
+    }
+    if (insecure.length) globals['insecure-options'] = mergeInsecureOptions(insecure);
+    return { globals, command: tok, rest: [...moved, ...argv.slice(i + 1)] };
   }
+  if (insecure.length) globals['insecure-options'] = mergeInsecureOptions(insecure);
   return { globals, rest: argv };
 }
 

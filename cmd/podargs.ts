@@ -5,6 +5,7 @@
 import { TspodError, ErrorCode } from '../native/errors.js';
 import type { PodVolume } from '../stage1/contract/pod.js';
 import type { AppSpec, MountSpec, PodSpec } from '../stage0/spec.js';
+import { pullPolicyFromFlags } from './global.js';
 
 export interface GlobalFlags {
   dir?: string;
@@ -32,6 +33,9 @@ const POD_FLAGS: Record<string, Kind> = {
   'stage1-name': 'value',
   'stage1-hash': 'value',
   quiet: 'bool',
+  'mds-register': 'bool',
+  'no-store': 'bool',
+  'store-only': 'bool',
 };
 
 const APP_FLAGS: Record<string, Kind> = {
@@ -51,7 +55,7 @@ const APP_FLAGS: Record<string, Kind> = {
 const NOT_YET = [
   'port', 'dns', 'dns-search', 'dns-opt', 'dns-domain', 'hosts-entry', 'memory', 'cpu', 'cpu-shares',
   'caps-retain', 'caps-remove', 'seccomp', 'oom-score-adj', 'user-annotation', 'user-label', 'signature',
-  'private-users', 'mds-register', 'ipc', 'stage1-url', 'stage1-from-dir', 'store-only', 'no-store',
+  'private-users', 'ipc', 'stage1-url', 'stage1-from-dir',
 ];
 
 export interface ParsedPodArgs {
@@ -104,7 +108,8 @@ export function parsePodArgs(tokens: string[], command: 'run' | 'prepare'): Pars
       if (name in GLOBAL_FLAGS) {
         if (name === 'dir') global.dir = String(value);
         else if (name === 'debug') global.debug = Boolean(value);
-        else global.insecureOptions = String(value);
+        // Given more than once, the lists add up.
+        else global.insecureOptions = global.insecureOptions === undefined ? String(value) : `${global.insecureOptions},${String(value)}`;
       } else if (name in APP_FLAGS) {
         if (!current) {
           if (name === 'mount') {
@@ -133,7 +138,10 @@ export function parsePodArgs(tokens: string[], command: 'run' | 'prepare'): Pars
     setEnvFiles: (pod['set-env-file'] as string[]) ?? [],
     podManifestFile: pod['pod-manifest'] as string | undefined,
     noOverlay: Boolean(pod['no-overlay']),
-    pullPolicy: parsePullPolicy((pod['pull-policy'] as string) ?? 'new'),
+    pullPolicy: pullPolicyFromFlags(
+      { pullPolicy: pod['pull-policy'] as string | undefined, noStore: pod['no-store'] === true, storeOnly: pod['store-only'] === true },
+      'new',
+    ),
     stage1: {
       path: pod['stage1-path'] as string | undefined,
       name: pod['stage1-name'] as string | undefined,
@@ -147,17 +155,26 @@ export function parsePodArgs(tokens: string[], command: 'run' | 'prepare'): Pars
     uuidFileSave: pod['uuid-file-save'] as string | undefined,
     quiet: Boolean(pod.quiet),
   };
+  if (pod['mds-register'] === true) {
+    throw new TspodError(ErrorCode.Unsupported, '--mds-register is not supported by this version of tspod (there is no metadata service yet)', {
+      hint: 'leave it out, or give --mds-register=false (the default)',
+    });
+  }
   if (spec.podManifestFile) {
+    // rkt's rule and wording: the pod manifest alone says what the pod is.
     const conflicting =
       spec.apps.length > 0 ||
       spec.volumes.length > 0 ||
       spec.globalMounts.length > 0 ||
       spec.inheritEnv ||
       spec.setEnv.length > 0 ||
-      spec.setEnvFiles.length > 0;
-    if (conflicting) throw new TspodError(ErrorCode.BadInput, 'conflicting flags set with --pod-manifest (see --help)', { hint: 'a pod manifest already names the apps, volumes, mounts and environment' });
+      spec.setEnvFiles.length > 0 ||
+      spec.pullPolicy !== 'new';
+    if (conflicting) throw new TspodError(ErrorCode.BadInput, 'conflicting flags set with --pod-manifest (see --help)');
   } else if (!help && spec.apps.length === 0) {
-    throw new TspodError(ErrorCode.BadInput, 'no image given', { hint: `usage: tspod ${command} IMAGE [app flags] [-- args ---] [IMAGE ...]` });
+    throw new TspodError(ErrorCode.BadInput, 'must provide at least one image or specify the pod manifest', {
+      hint: `usage: tspod ${command} IMAGE [app flags] [-- args ---] [IMAGE ...]`,
+    });
   }
   if (spec.stage1.path && spec.stage1.name) throw new TspodError(ErrorCode.BadInput, '--stage1-path and --stage1-name cannot be combined');
   return { global, spec, help };
@@ -181,11 +198,6 @@ function parseBool(s: string, flag: string): boolean {
   if (/^(true|1|yes)$/i.test(s)) return true;
   if (/^(false|0|no)$/i.test(s)) return false;
   throw new TspodError(ErrorCode.BadInput, `--${flag}: ${JSON.stringify(s)} is not true or false`);
-}
-
-function parsePullPolicy(s: string): PodSpec['pullPolicy'] {
-  if (s === 'new' || s === 'update' || s === 'never') return s;
-  throw new TspodError(ErrorCode.BadInput, `invalid --pull-policy ${JSON.stringify(s)}`, { hint: 'use new, update or never' });
 }
 
 function toAppSpec(image: string, f: Record<string, string | boolean | string[]>, args: string[]): AppSpec {

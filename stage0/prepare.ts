@@ -306,7 +306,7 @@ function validatePod(manifest: PodManifest, apps: ResolvedApp[], runtime: Runtim
     }
   }
   if (runtime.interactive && manifest.apps.length > 1) {
-    throw new TspodError(ErrorCode.BadInput, '--interactive needs a pod with exactly one app', { hint: `this pod has ${manifest.apps.length}` });
+    throw new TspodError(ErrorCode.BadInput, 'interactive option only supports one image', { hint: `this pod has ${manifest.apps.length} apps` });
   }
 }
 

@@ -75,7 +75,7 @@ describe('bad input', { skip: SKIP }, () => {
       // apps
       { args: ['run', BUSYBOX, ...exec, BUSYBOX, ...exec], line: /^multiple apps with name \S+: give each app its own --name/ },
       { args: ['prepare', BUSYBOX, '--name=same', ...exec, BUSYBOX, '--name=same', ...exec], line: /^multiple apps with name same/ },
-      { args: ['run', '--interactive', BUSYBOX, '--name=a', ...exec, BUSYBOX, '--name=b', ...exec], line: /^--interactive needs a pod with exactly one app/ },
+      { args: ['run', '--interactive', BUSYBOX, '--name=a', ...exec, BUSYBOX, '--name=b', ...exec], line: /^interactive option only supports one image/ },
       { args: ['run', BUSYBOX, '--exec=/no/such/program'], line: /^app \S+: executable "\/no\/such\/program" not found in image/ },
       { args: ['run', BUSYBOX, '--exec=no-such-program'], line: /^app \S+: executable "no-such-program" not found in image/ },
       { args: ['run', BUSYBOX, '--user=nosuchuser', ...exec], line: /^app \S+: user "nosuchuser" is not in the image's \/etc\/passwd/ },

@@ -1,0 +1,116 @@
+// rkt's command line where scripts rely on it (issue 7, "Flags anywhere" and
+// "Messages"): a command's flags before the command name, --insecure-options
+// given twice, --mds-register=false, --no-store and --store-only (for prepare,
+// run and fetch), and rkt's wording for the mistakes scripts grep for. Needs root.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describeResult, makeDataDir, type DataDir, type RunResult } from './harness/index.js';
+import { BUSYBOX, SKIP, ok, podsTree, removeScratchDirs, scratchDir } from './pods-util.js';
+
+let dd: DataDir;
+let busyboxName = '';
+
+before(async () => {
+  if (SKIP) return;
+  dd = makeDataDir(undefined, 'compat-cli');
+  await ok(dd, ['fetch', BUSYBOX]);
+  const images = JSON.parse((await ok(dd, ['image', 'list', '--format=json'])).stdout) as Array<{ id: string; name: string }>;
+  busyboxName = images.find((i) => i.name.endsWith(':busybox'))!.name;
+});
+after(async () => {
+  removeScratchDirs();
+  if (dd) await dd.remove();
+});
+
+/** Insists on exit 254 with exactly one stderr line matching `line` (after `tspod: `). */
+function failsWith(r: RunResult, line: RegExp): void {
+  const lines = r.stderr.split('\n').filter(Boolean);
+  assert.equal(r.code, 254, describeResult(r));
+  assert.equal(lines.length, 1, describeResult(r));
+  assert.match(lines[0], /^tspod: /, describeResult(r));
+  assert.match(lines[0].slice('tspod: '.length), line, describeResult(r));
+}
+
+describe('flags before the command name', { skip: SKIP }, () => {
+  test('pod flags before run: --net=none, --set-env, --hostname', async () => {
+    const r = await ok(dd, ['--net=none', '--set-env=A=from-before', '--hostname', 'early', 'run', BUSYBOX, '--exec=/bin/sh', '--', '-c', 'ls /sys/class/net; echo "A=$A"; hostname']);
+    assert.deepEqual(r.stdout.trim().split('\n'), ['lo', 'A=from-before', 'early']);
+  });
+
+  test('run-prepared and status flags before the command name', async () => {
+    const uuid = (await ok(dd, ['prepare', '--quiet', BUSYBOX, '--exec=/bin/hostname'])).stdout.trim();
+    const r = await ok(dd, ['--hostname=before-run-prepared', 'run-prepared', uuid]);
+    assert.equal(r.stdout.trim(), 'before-run-prepared');
+    const s = await ok(dd, ['--format=json', 'status', uuid]);
+    assert.equal((JSON.parse(s.stdout) as { state: string }).state, 'exited');
+  });
+
+  test('prepare flags before the command name (--quiet prints only the UUID)', async () => {
+    const r = await ok(dd, ['--quiet', 'prepare', BUSYBOX, '--exec=/bin/true']);
+    assert.match(r.stdout, /^[0-9a-f-]{36}\n$/);
+    await ok(dd, ['rm', r.stdout.trim()]);
+  });
+});
+
+describe('--insecure-options', { skip: SKIP }, () => {
+  test('given twice, the values add up (run, fetch, image list)', async () => {
+    await ok(dd, ['--insecure-options=image', 'run', '--insecure-options=http', BUSYBOX, '--exec=/bin/true']);
+    await ok(dd, ['run', '--insecure-options=image', '--insecure-options=tls', BUSYBOX, '--exec=/bin/true']);
+    await ok(dd, ['fetch', '--insecure-options=image', '--insecure-options=http', BUSYBOX]);
+    await ok(dd, ['--insecure-options=tls', 'image', 'list', '--insecure-options=image']);
+  });
+
+  test('an unknown value is still refused', async () => {
+    const r = await dd.tspod(['--insecure-options=image', 'run', '--insecure-options=bogus', BUSYBOX, '--exec=/bin/true']);
+    assert.equal(r.code, 2, describeResult(r));
+    assert.match(r.stderr, /unknown --insecure-options value "bogus"/);
+  });
+});
+
+describe("rkt's other pod flags", { skip: SKIP }, () => {
+  test('--mds-register=false (the default) is accepted; --mds-register is refused by name', async () => {
+    await ok(dd, ['run', '--mds-register=false', BUSYBOX, '--exec=/bin/true']);
+    await ok(dd, ['--mds-register=false', 'run', BUSYBOX, '--exec=/bin/true']);
+    failsWith(await dd.tspod(['run', '--mds-register', BUSYBOX, '--exec=/bin/true']), /^--mds-register is not supported/);
+  });
+
+  test('--store-only is --pull-policy=never, --no-store is --pull-policy=update', async () => {
+    // In the store: both work by name.
+    await ok(dd, ['run', '--store-only', busyboxName, '--exec=/bin/true']);
+    await ok(dd, ['run', '--no-store', BUSYBOX, '--exec=/bin/true']);
+    // Not in the store: --store-only never goes out.
+    const missing = 'docker://127.0.0.1:9/nothing/here:1';
+    failsWith(await dd.tspod(['prepare', '--store-only', missing]), /is not in the store and --pull-policy=never/);
+    failsWith(await dd.tspod(['fetch', '--store-only', missing]), /is not in the store and --pull-policy=never/);
+    // fetch --no-store goes to the source (a layout here) as update does.
+    await ok(dd, ['fetch', '--no-store', BUSYBOX]);
+  });
+
+  test('conflicting pull flags are refused', async () => {
+    failsWith(await dd.tspod(['run', '--store-only', '--no-store', BUSYBOX]), /^both --store-only and --no-store specified$/);
+    failsWith(await dd.tspod(['fetch', '--store-only', '--no-store', BUSYBOX]), /^both --store-only and --no-store specified$/);
+    failsWith(await dd.tspod(['run', '--store-only', '--pull-policy=update', BUSYBOX]), /^--store-only conflicts with --pull-policy=update/);
+  });
+});
+
+describe("rkt's messages", { skip: SKIP }, () => {
+  test('the mistakes scripts grep for use rkt wording, exit 254, and leave no pod', async () => {
+    const dir = scratchDir('compat-messages');
+    const manifest = path.join(dir, 'pod.json');
+    const images = JSON.parse((await ok(dd, ['image', 'list', '--format=json'])).stdout) as Array<{ id: string; name: string }>;
+    const id = images.find((i) => i.name === busyboxName)!.id;
+    fs.writeFileSync(manifest, JSON.stringify({ acKind: 'PodManifest', acVersion: '0.8.11', apps: [{ name: 'x', image: { id }, app: { exec: ['/bin/true'], user: '0', group: '0' } }] }));
+    const conflicting = /^conflicting flags set with --pod-manifest \(see --help\)$/;
+    const before = podsTree(dd.path);
+    for (const extra of [['--no-store'], ['--store-only'], ['--pull-policy=update'], ['--pull-policy=never'], [BUSYBOX]]) {
+      failsWith(await dd.tspod(['run', `--pod-manifest=${manifest}`, ...extra]), conflicting);
+      failsWith(await dd.tspod(['prepare', `--pod-manifest=${manifest}`, ...extra]), conflicting);
+    }
+    failsWith(await dd.tspod(['run']), /^must provide at least one image or specify the pod manifest\b/);
+    failsWith(await dd.tspod(['prepare', '--net=none']), /^must provide at least one image or specify the pod manifest\b/);
+    failsWith(await dd.tspod(['run', '--interactive', BUSYBOX, '--name=a', '--exec=/bin/true', BUSYBOX, '--name=b', '--exec=/bin/true']), /^interactive option only supports one image/);
+    assert.deepEqual(podsTree(dd.path).filter((p) => !p.startsWith('prepare/')), before.filter((p) => !p.startsWith('prepare/')));
+  });
+});
