@@ -124,11 +124,21 @@ function rmCommand(setExit: SetExit): CommandModule<GlobalArgs, GlobalArgs & { i
     describe: 'remove images from the store (by ID prefix or name)',
     handler: async (a) => {
       await withStore(a.dir, async (store) => {
-        let removed = 0;
+        // As rkt: every argument is resolved first, so an image named twice (by
+        // name and by ID) is removed once; the count goes to stderr as `rm: N …`.
+        const ids = new Set<string>();
         let failed = 0;
         for (const ref of a.images) {
           try {
-            const id = store.images.resolve(ref);
+            ids.add(store.images.resolve(ref));
+          } catch (e) {
+            failed++;
+            process.stderr.write(`tspod: ${e instanceof TspodError ? e.line : String(e)}\n`);
+          }
+        }
+        let removed = 0;
+        for (const id of ids) {
+          try {
             store.images.remove(id);
             process.stdout.write(`successfully removed aci for image: "${id}"\n`);
             removed++;
@@ -137,7 +147,7 @@ function rmCommand(setExit: SetExit): CommandModule<GlobalArgs, GlobalArgs & { i
             process.stderr.write(`tspod: ${e instanceof TspodError ? e.line : String(e)}\n`);
           }
         }
-        if (removed) process.stdout.write(`${removed} image(s) successfully removed\n`);
+        if (removed) process.stderr.write(`rm: ${removed} image(s) successfully removed\n`);
         if (failed) setExit(254);
       });
     },
