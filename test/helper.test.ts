@@ -222,6 +222,18 @@ function procStatus(pid: number): Record<string, string> {
 }
 
 const nsOf = (pid: number | 'self', ns: string) => fs.readlinkSync(`/proc/${pid}/ns/${ns}`);
+/** The fds of a process that are directories (what `/proc/PID/fd/N/..` could walk up from). */
+function dirFds(pid: number): string[] {
+  const out: string[] = [];
+  for (const n of fs.readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      if (fs.statSync(`/proc/${pid}/fd/${n}`).isDirectory()) out.push(`${n} -> ${fs.readlinkSync(`/proc/${pid}/fd/${n}`)}`);
+    } catch {
+      /* closed meanwhile */
+    }
+  }
+  return out;
+}
 const sh = (script: string) => ['/bin/sh', '-c', script];
 const mountPoints = (mountinfo: string) =>
   mountinfo
@@ -592,7 +604,7 @@ describe('tspod-helper', { skip }, () => {
     assert.equal(r.out, 'got-HUP\ngot-TERM\n');
   });
 
-  test('pid file, app pid files, the lock fd kept by the helper and kept from the app', async () => {
+  test('pid file, app pid files, the lock fd kept by the outer helper only', async () => {
     const lockPath = path.join(DATA, 'lockfile');
     const lockFd = fs.openSync(lockPath, 'w');
     try {
@@ -611,9 +623,10 @@ describe('tspod-helper', { skip }, () => {
       assert.equal(Number(s2.PPid), pid1);
       assert.notEqual(nsOf(app, 'mnt'), nsOf(pid1, 'mnt'), 'each app has its own mount namespace');
       assert.equal(nsOf(app, 'pid'), nsOf(pid1, 'pid'));
-      // The outer helper and pid 1 hold the pod lock; the app does not.
+      // The outer helper alone holds the pod lock: not pid 1 (which the pod sees), not the app.
       assert.equal(fs.readlinkSync(`/proc/${h.child.pid}/fd/7`), lockPath);
-      assert.equal(fs.readlinkSync(`/proc/${pid1}/fd/7`), lockPath);
+      assert.equal(fs.existsSync(`/proc/${pid1}/fd/7`), false, 'pid 1 does not hold the lock');
+      assert.deepEqual(dirFds(pid1), [], 'pid 1 holds no directory');
       await waitFor('the app output', () => h.out().includes('lock-'));
       assert.equal(h.out(), 'lock-not-inherited\n');
       assert.equal(fs.existsSync(`/proc/${app}/fd/7`), false);
@@ -779,6 +792,83 @@ describe('tspod-helper', { skip }, () => {
     assert.deepEqual(fs.readdirSync(outside), [], 'nothing was written outside the rootfs');
     assert.equal(fs.readFileSync(path.join(upper, outside, 'marker'), 'utf8'), 'inside\n');
   });
+
+  // ------------------------------------------------------------------ security
+
+  /** Files named `name` under DATA, except in the pod's own root and upper directories. */
+  function canariesOutside(pod: Pod, name: string): string[] {
+    return (fs.readdirSync(DATA, { recursive: true }) as string[])
+      .filter((rel) => path.basename(rel) === name)
+      .map((rel) => path.join(DATA, rel))
+      .filter((f) => !f.startsWith(pod.root + '/') && !f.startsWith(path.join(pod.dir, 'upper-')));
+  }
+
+  /**
+   * sh that, for a while, writes a canary through every /proc/PID/{fd/N,cwd,root} it
+   * can see and every `..` chain above it, to HOSTDIR (a host path) and in place.
+   */
+  const ATTACK = (hostDir: string, canary: string) => `
+    i=0
+    while [ $i -lt 8 ]; do
+      for f in /proc/[0-9]*/fd/* /proc/[0-9]*/cwd /proc/[0-9]*/root; do
+        for up in '' /.. /../.. /../../.. /../../../.. /../../../../.. /../../../../../.. /../../../../../../.. /../../../../../../../..; do
+          (echo x > "$f$up/${canary}") 2>/dev/null && echo "WROTE $f$up/${canary}"
+          (echo x > "$f$up${hostDir}/${canary}") 2>/dev/null && echo "WROTE $f$up${hostDir}/${canary}"
+        done
+      done
+      i=$((i + 1))
+    done
+    ls -l /proc/[0-9]*/fd/ 2>&1
+    touch /shared/attack-done`;
+
+  for (const [variant, caps] of [
+    ['appc’s default capabilities', 'a80425fb'],
+    ['every capability, CAP_SYS_PTRACE too', undefined],
+  ] as const) {
+    test(`host fds through /proc/PID/fd: a pre-start handler’s background process finds none (${variant})`, async () => {
+      const canary = `canary-${podSeq + 1}`;
+      const hostDir = path.join(DATA, `host-${podSeq + 1}`);
+      fs.mkdirSync(hostDir);
+      fs.chmodSync(hostDir, 0o777);
+      const check = (who: string, pid: string) =>
+        `if readlink ${pid}/fd/0 >/dev/null 2>&1; then echo ${who}-fd-readable; else echo ${who}-fd-denied; fi >> /shared/log`;
+      const pod = writePod({
+        apps: [
+          {
+            name: 'main',
+            caps,
+            exec: sh(`n=0; while [ ! -e /shared/attack-done ] && [ $n -lt 1200 ]; do sleep 0.05; n=$((n+1)); done; ${check('pid1', '/proc/1')}`),
+            pre: [sh(`(${ATTACK(hostDir, canary)}) > /shared/attack.log 2>&1 & ${check('app-child', '/proc/$PPID')}`)],
+            post: [sh(check('post-stop-runner', '/proc/$PPID'))],
+          },
+        ],
+      });
+      const lockFd = fs.openSync(path.join(pod.dir, 'lock'), 'w');
+      let pid1Dirs: string[];
+      try {
+        const h = run(pod, { env: { PATH: '/bin', TSPOD_LOCK_FD: '7' }, extraFd: lockFd });
+        pid1Dirs = dirFds(await podUp(pod));
+        const r = await h.done;
+        assert.equal(r.code, 0, r.err);
+      } finally {
+        fs.closeSync(lockFd);
+      }
+      const attack = fs.readFileSync(path.join(pod.shared, 'attack.log'), 'utf8');
+      // (Through /proc/PID/{cwd,root} it lands in the pod's own root: fine, and checked below.)
+      assert.ok(!attack.split('\n').some((l) => l.startsWith('WROTE') && l.includes(hostDir)), attack);
+      if (caps) assert.doesNotMatch(attack, /^WROTE \/proc\/1\//m, 'pid 1 is out of reach');
+      assert.deepEqual(fs.readdirSync(hostDir), [], 'nothing written to the host directory');
+      assert.deepEqual(canariesOutside(pod, canary), [], 'no canary outside the pod');
+      assert.deepEqual(pid1Dirs, [], 'pid 1 holds no directory fd');
+      const log = fs.readFileSync(path.join(pod.shared, 'log'), 'utf8').split('\n').filter(Boolean).sort();
+      if (caps) {
+        // Not dumpable: without CAP_SYS_PTRACE, the pod cannot even list their fds.
+        assert.deepEqual(log, ['app-child-fd-denied', 'pid1-fd-denied', 'post-stop-runner-fd-denied']);
+      } else {
+        assert.equal(log.length, 3, log.join('\n'));
+      }
+    });
+  }
 
   test('no mount leaked to the host', () => {
     assert.ok(podSeq > 20, 'the pods above ran');

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -233,6 +234,10 @@ int enter_main(int argc, char **argv)
 	sec.nnp = nnp[0] == '1';
 
 	reset_signals();
+	/* The child is visible in the pod until it execs (with the caller's fds until
+	 * it closes them): not dumpable, so no pod process can open its /proc/PID/fd. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		die("PR_SET_DUMPABLE: %s", strerror(errno));
 	char **env = load_env(env_file);
 
 	/* Everything from the host first: namespace fds, the app's root, cgroups. */
@@ -278,9 +283,9 @@ int enter_main(int argc, char **argv)
 		die("fork: %s", strerror(errno));
 	if (child == 0) {
 		reset_signals();
+		close_fds_from(3); /* whatever the caller left open: not for the pod */
 		if (apply_security(&sec) < 0)
 			_exit(EXIT_HELPER);
-		cloexec_from(3);
 		_exit(exec_in_path(cmd, env, ""));
 	}
 	for (;;) {

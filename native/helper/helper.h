@@ -29,8 +29,10 @@ char *read_small_file(int dirfd, const char *path, size_t max, size_t *len);
 /* Writes `data` to dirfd/name through a temp name and a rename. 0 or -1 + errno. */
 int write_file_atomic(int dirfd, const char *name, const char *data, mode_t mode);
 int write_all(int fd, const void *buf, size_t len);
-/* Marks every fd >= 3 close-on-exec (apps inherit exactly 0, 1 and 2). */
-void cloexec_from(int lowfd);
+/* Closes every fd >= lowfd (close_range): nothing of the helper's reaches pod code. */
+void close_fds_from(int lowfd);
+/* Closes every fd >= 3 but those in keep (at most 8). */
+void close_fds_except(const int *keep, int nkeep);
 /* Resets every signal to its default disposition and unblocks all signals. */
 void reset_signals(void);
 int64_t now_ms(void);

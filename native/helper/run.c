@@ -2,12 +2,19 @@
  *
  *   outer helper   host pid ns, host mount ns. Forwards SIGTERM/SIGINT/SIGHUP to
  *                  pid 1, publishes the app pids and the pid file once pid 1 says
- *                  every app is up, exits with pid 1's code. Keeps the lock fd.
+ *                  every app is up, writes the status files pid 1 reports, exits
+ *                  with pid 1's code. The only holder of the lock fd and of every
+ *                  host directory fd: the pod cannot see it.
  *   pid 1          new pid ns; unshares mnt/uts/ipc/net, runs the set-up steps,
  *                  pivot_roots into the pod root, starts the apps, reaps every child,
- *                  stops the others when one fails, writes the status files.
+ *                  stops the others when one fails, reports exit codes. Holds no host
+ *                  directory fd, and is not dumpable (its /proc/PID/fd is closed to
+ *                  the pod's processes), nor are its children until they exec.
  *   app child      own mount ns, pivot_root into its rootfs, pre-start handlers,
  *                  credentials, exec. A post-stop runner is made the same way.
+ *
+ * pid 1 -> outer helper, one line each on the report pipe (untrusted input: pid 1 is
+ * in the pod):  "app <index> <pid in the pod>", "ready", "exit <index> <code>".
  */
 #include "helper.h"
 
@@ -50,7 +57,6 @@ static struct plan P;
 static struct rt *R;
 static int tty_mode;	  /* stdin inherit and stdin is a terminal */
 static int devnull = -1;  /* opened on the host, for the apps' stdin */
-static int status_fd = -1;
 
 /* ------------------------------------------------------------------ app child */
 
@@ -69,11 +75,11 @@ static int run_handler(const struct app *a, char **argv, const char *kind)
 		return EXIT_HELPER;
 	}
 	if (pid == 0) {
+		close_fds_from(3); /* before its credentials: nothing of ours reaches the handler */
 		struct security s;
 		security_of_app(a, &s);
 		if (apply_security(&s) < 0)
 			_exit(EXIT_HELPER);
-		cloexec_from(3);
 		char *what = xasprintf("%s handler ", kind);
 		_exit(exec_in_path(argv, a->env, what));
 	}
@@ -98,6 +104,10 @@ static void __attribute__((noreturn)) app_child(const struct app *a, int nfd)
 	}
 	if (!P.stdin_inherit && dup2(devnull, 0) < 0)
 		child_fail(nfd, EXIT_HELPER);
+	/* Everything pid 1 has open (the report pipe, other apps' exec pipes, /dev/null)
+	 * is closed here, before anything of the app runs; only the exec pipe stays
+	 * (close-on-exec: its EOF tells pid 1 that the app has exec'd). */
+	close_fds_except(&nfd, 1);
 	if (enter_app_root(a) < 0)
 		child_fail(nfd, EXIT_HELPER);
 	for (int i = 0; i < a->npre; i++) {
@@ -111,7 +121,6 @@ static void __attribute__((noreturn)) app_child(const struct app *a, int nfd)
 	security_of_app(a, &s);
 	if (apply_security(&s) < 0)
 		child_fail(nfd, EXIT_HELPER);
-	cloexec_from(3); /* the pod lock fd and anything else inherited: not for the app */
 	child_fail(nfd, exec_in_path(a->exec, a->env, ""));
 }
 
@@ -127,7 +136,10 @@ static pid_t start_post_stop(const struct app *a)
 	reset_signals();
 	g_who = xasprintf("app %s: ", a->name);
 	setpgid(0, 0);
-	if (dup2(devnull, 0) < 0 || enter_app_root(a) < 0)
+	if (dup2(devnull, 0) < 0)
+		_exit(EXIT_HELPER);
+	close_fds_from(3);
+	if (enter_app_root(a) < 0)
 		_exit(EXIT_HELPER);
 	for (int i = 0; i < a->npost; i++) {
 		int code = run_handler(a, a->post[i], "post-stop");
@@ -153,14 +165,15 @@ static void lo_up(void)
 	close(s);
 }
 
+static int report_fd = -1; /* to the outer helper */
+
+/* The outer helper writes the status file: pid 1 holds no host directory. */
 static void write_status(int i, int code)
 {
-	if (status_fd < 0)
-		return;
-	char buf[16];
-	snprintf(buf, sizeof buf, "%d\n", code);
-	if (write_file_atomic(status_fd, P.apps[i].name, buf, 0644) < 0)
-		warnx("writing the status of app %s: %s", P.apps[i].name, strerror(errno));
+	char buf[48];
+	int n = snprintf(buf, sizeof buf, "exit %d %d\n", i, code);
+	if (report_fd >= 0 && write_all(report_fd, buf, (size_t)n) < 0)
+		warnx("reporting the exit code of app %s: %s", P.apps[i].name, strerror(errno));
 }
 
 static int alive(int i)
@@ -245,11 +258,11 @@ static void kill_everything(void)
 	}
 }
 
-static int report_fd = -1;
+static int reported;
 
 static void maybe_report(void)
 {
-	if (report_fd < 0)
+	if (reported || report_fd < 0)
 		return;
 	for (int i = 0; i < P.napps; i++)
 		if (R[i].notify >= 0)
@@ -263,8 +276,7 @@ static void maybe_report(void)
 	n += snprintf(buf + n, cap - n, "ready\n");
 	write_all(report_fd, buf, n);
 	free(buf);
-	close(report_fd);
-	report_fd = -1;
+	reported = 1;
 }
 
 static int all_done(void)
@@ -278,6 +290,14 @@ static int all_done(void)
 static void __attribute__((noreturn)) pid1_main(int rep)
 {
 	report_fd = rep;
+	/* Nothing of the pod has run yet. From here on neither pid 1 nor a child of it
+	 * (until it execs) can be opened through /proc/PID/{fd,cwd,root,mem} by the
+	 * pod's processes (they would need CAP_SYS_PTRACE), and pid 1 keeps no fd
+	 * but the report pipe: not the lock (the outer helper's alone), not a host
+	 * directory, not the outer helper's signalfd. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		die("PR_SET_DUMPABLE: %s", strerror(errno));
+	close_fds_except(&report_fd, 1);
 	sigset_t mask;
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
@@ -293,14 +313,7 @@ static void __attribute__((noreturn)) pid1_main(int rep)
 		setsid();
 	signal(SIGPIPE, SIG_IGN); /* the outer helper may be gone when we report */
 
-	/* Opened on the host, before any mount. */
-	if (P.status_dir) {
-		if (mkdir(P.status_dir, 0755) < 0 && errno != EEXIST)
-			die("status dir %s: %s", P.status_dir, strerror(errno));
-		status_fd = open(P.status_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (status_fd < 0)
-			die("status dir %s: %s", P.status_dir, strerror(errno));
-	}
+	/* Opened on the host, before any mount (a device, not a directory). */
 	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (devnull < 0)
 		die("/dev/null: %s", strerror(errno));
@@ -474,45 +487,103 @@ static int open_dir_of(const char *path, const char **base, int create)
 	return fd;
 }
 
-static void publish(pid_t pid1, char *report)
+/* The outer helper's view of the pod: host directories pid 1 must not hold. */
+static struct {
+	pid_t pid1;
+	int status_fd;	 /* status-dir, or -1 */
+	int apps_pid_fd; /* apps-pid-dir, or -1 (opened when the first app is up) */
+	char line[128];	 /* the report line being read */
+	size_t len;
+	int overlong;
+} O = { 0, -1, -1, "", 0, 0 };
+
+static void write_pid_file(void)
 {
+	const char *name;
 	char buf[32];
-	if (P.apps_pid_dir) {
-		const char *unused;
-		char *inner = xasprintf("%s/x", P.apps_pid_dir);
-		int dfd = open_dir_of(inner, &unused, 1);
-		free(inner);
-		if (dfd < 0)
-			warnx("apps pid dir %s: %s", P.apps_pid_dir, strerror(errno));
-		for (char *save = NULL, *ln = strtok_r(report, "\n", &save); dfd >= 0 && ln;
-		     ln = strtok_r(NULL, "\n", &save)) {
-			/* "app <index> <pid in the pod>" */
-			char *sp = strchr(ln, ' '), *sp2 = sp ? strchr(sp + 1, ' ') : NULL;
-			uint64_t idx, nspid;
-			if (strncmp(ln, "app ", 4) || !sp2)
-				continue;
-			*sp2 = 0;
-			if (parse_uint(sp + 1, 10, (uint64_t)P.napps - 1, &idx) < 0 || parse_uint(sp2 + 1, 10, 1 << 30, &nspid) < 0)
-				continue;
-			pid_t hp = host_pid_of(pid1, (int)nspid);
-			if (hp < 0)
-				continue; /* already gone */
-			snprintf(buf, sizeof buf, "%d\n", (int)hp);
-			if (write_file_atomic(dfd, P.apps[idx].name, buf, 0644) < 0)
-				warnx("writing the pid of app %s: %s", P.apps[idx].name, strerror(errno));
+	int dfd = open_dir_of(P.pid_file, &name, 0);
+	snprintf(buf, sizeof buf, "%d\n", (int)O.pid1);
+	if (dfd < 0 || write_file_atomic(dfd, name, buf, 0644) < 0)
+		warnx("writing the pid file %s: %s", P.pid_file, strerror(errno));
+	if (dfd >= 0)
+		close(dfd);
+}
+
+/* "<index> <number>" with index < napps and number <= max; 0 or -1. */
+static int two_fields(char *s, uint64_t max, uint64_t *idx, uint64_t *num)
+{
+	char *sp = strchr(s, ' ');
+	if (!sp)
+		return -1;
+	*sp = 0;
+	return parse_uint(s, 10, (uint64_t)P.napps - 1, idx) < 0 || parse_uint(sp + 1, 10, max, num) < 0 ? -1 : 0;
+}
+
+/* One line of pid 1's report. Anything malformed is ignored: pid 1 lives in the pod. */
+static void report_line(char *ln)
+{
+	uint64_t idx, v;
+	char buf[32];
+	if (!strncmp(ln, "app ", 4)) {
+		if (!P.apps_pid_dir || two_fields(ln + 4, 1 << 30, &idx, &v) < 0)
+			return;
+		if (O.apps_pid_fd < 0) {
+			const char *unused;
+			char *inner = xasprintf("%s/x", P.apps_pid_dir);
+			O.apps_pid_fd = open_dir_of(inner, &unused, 1);
+			free(inner);
+			if (O.apps_pid_fd < 0) {
+				warnx("apps pid dir %s: %s", P.apps_pid_dir, strerror(errno));
+				return;
+			}
 		}
-		if (dfd >= 0)
-			close(dfd);
+		pid_t hp = host_pid_of(O.pid1, (int)v);
+		if (hp < 0)
+			return; /* already gone */
+		snprintf(buf, sizeof buf, "%d\n", (int)hp);
+		if (write_file_atomic(O.apps_pid_fd, P.apps[idx].name, buf, 0644) < 0)
+			warnx("writing the pid of app %s: %s", P.apps[idx].name, strerror(errno));
+	} else if (!strcmp(ln, "ready")) {
+		if (O.apps_pid_fd >= 0) {
+			close(O.apps_pid_fd);
+			O.apps_pid_fd = -1;
+		}
+		if (P.pid_file)
+			write_pid_file();
+	} else if (!strncmp(ln, "exit ", 5)) {
+		if (O.status_fd < 0 || two_fields(ln + 5, 255, &idx, &v) < 0)
+			return;
+		snprintf(buf, sizeof buf, "%d\n", (int)v);
+		if (write_file_atomic(O.status_fd, P.apps[idx].name, buf, 0644) < 0)
+			warnx("writing the status of app %s: %s", P.apps[idx].name, strerror(errno));
 	}
-	if (P.pid_file) {
-		const char *name;
-		int dfd = open_dir_of(P.pid_file, &name, 0);
-		snprintf(buf, sizeof buf, "%d\n", (int)pid1);
-		if (dfd < 0 || write_file_atomic(dfd, name, buf, 0644) < 0)
-			warnx("writing the pid file %s: %s", P.pid_file, strerror(errno));
-		if (dfd >= 0)
-			close(dfd);
+}
+
+/* Reads what pid 1 reported: 1 if it read something, 2 if there is nothing to read
+ * now, 0 at EOF (or on an error). */
+static int read_report(int fd)
+{
+	char buf[512];
+	ssize_t got = read(fd, buf, sizeof buf);
+	if (got < 0)
+		return errno == EINTR ? 1 : errno == EAGAIN ? 2 : 0;
+	if (got == 0)
+		return 0;
+	for (ssize_t i = 0; i < got; i++) {
+		if (buf[i] != '\n') {
+			if (O.len < sizeof O.line - 1)
+				O.line[O.len++] = buf[i];
+			else
+				O.overlong = 1;
+			continue;
+		}
+		O.line[O.len] = 0;
+		if (!O.overlong)
+			report_line(O.line);
+		O.len = 0;
+		O.overlong = 0;
 	}
+	return 1;
 }
 
 int run_main(int argc, char **argv)
@@ -526,7 +597,14 @@ int run_main(int argc, char **argv)
 		uint64_t fd;
 		if (parse_uint(lock, 10, 1 << 20, &fd) < 0 || fcntl((int)fd, F_GETFD) < 0)
 			die("TSPOD_LOCK_FD=%s is not an open file descriptor", lock);
-		/* kept open here and in pid 1 (no exec); never reaches an app (cloexec_from) */
+		/* kept open here only: pid 1 closes it right after the fork */
+	}
+	if (P.status_dir) {
+		if (mkdir(P.status_dir, 0755) < 0 && errno != EEXIST)
+			die("status dir %s: %s", P.status_dir, strerror(errno));
+		O.status_fd = open(P.status_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (O.status_fd < 0)
+			die("status dir %s: %s", P.status_dir, strerror(errno));
 	}
 
 	reset_signals();
@@ -554,15 +632,13 @@ int run_main(int argc, char **argv)
 	pid_t pid1 = fork();
 	if (pid1 < 0)
 		die("fork: %s", strerror(errno));
-	if (pid1 == 0) {
-		close(sfd);
-		close(rep[0]);
+	if (pid1 == 0)
 		pid1_main(rep[1]);
-	}
+	O.pid1 = pid1;
 	close(rep[1]);
+	if (fcntl(rep[0], F_SETFL, O_NONBLOCK) < 0)
+		die("pipe: %s", strerror(errno));
 
-	size_t cap = 256, len = 0;
-	char *report = xmalloc(cap);
 	int rfd = rep[0], status = 0, done = 0;
 	while (!done) {
 		struct pollfd pf[2] = { { sfd, POLLIN, 0 }, { rfd, POLLIN, 0 } };
@@ -571,22 +647,9 @@ int run_main(int argc, char **argv)
 				continue;
 			die("poll: %s", strerror(errno));
 		}
-		if (rfd >= 0 && pf[1].revents) {
-			if (len + 128 > cap)
-				report = xrealloc(report, cap *= 2);
-			ssize_t got = read(rfd, report + len, cap - len - 1);
-			if (got > 0) {
-				len += got;
-				report[len] = 0;
-				if (strstr(report, "ready\n")) {
-					publish(pid1, report);
-					close(rfd);
-					rfd = -1;
-				}
-			} else if (got == 0 || errno != EINTR) {
-				close(rfd); /* pid 1 failed before the pod was up */
-				rfd = -1;
-			}
+		if (rfd >= 0 && pf[1].revents && !read_report(rfd)) {
+			close(rfd); /* pid 1 is gone */
+			rfd = -1;
 		}
 		if (pf[0].revents) {
 			struct signalfd_siginfo si;
@@ -598,6 +661,9 @@ int run_main(int argc, char **argv)
 				done = 1;
 		}
 	}
+	/* What pid 1 wrote before it exited (every exit code) is still in the pipe. */
+	while (rfd >= 0 && read_report(rfd) == 1)
+		;
 	if (tty_mode && saved_fg > 0) {
 		signal(SIGTTOU, SIG_IGN);
 		tcsetpgrp(0, saved_fg);

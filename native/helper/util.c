@@ -226,31 +226,61 @@ int write_file_atomic(int dirfd, const char *name, const char *data, mode_t mode
 	return 0;
 }
 
-#ifndef CLOSE_RANGE_CLOEXEC
-#define CLOSE_RANGE_CLOEXEC (1U << 2)
-#endif
-
-void cloexec_from(int lowfd)
+/* Closes every fd in [lo, hi]: close_range(2), or one by one on old kernels. */
+static void close_span(unsigned lo, unsigned hi)
 {
-	if (syscall(SYS_close_range, (unsigned)lowfd, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+	if (lo > hi)
 		return;
-	/* Older kernels: walk the fd table. */
+	if (syscall(SYS_close_range, lo, hi, 0U) == 0)
+		return;
+	/* Before Linux 5.9: walk the fd table (or every possible fd when /proc is not there). */
 	DIR *d = opendir("/proc/self/fd");
 	if (d) {
 		int dfd = dirfd(d);
 		struct dirent *e;
+		int *list = NULL, n = 0;
 		while ((e = readdir(d))) {
 			uint64_t v;
-			if (parse_uint(e->d_name, 10, 1 << 30, &v) < 0)
-				continue;
-			if ((int)v >= lowfd && (int)v != dfd)
-				fcntl((int)v, F_SETFD, FD_CLOEXEC);
+			if (parse_uint(e->d_name, 10, 1 << 30, &v) == 0 && (int)v != dfd && v >= lo && v <= hi)
+				*(int *)vec_push(&list, &n, sizeof(int)) = (int)v;
 		}
 		closedir(d);
+		for (int i = 0; i < n; i++)
+			close(list[i]);
+		free(list);
 		return;
 	}
-	for (int fd = lowfd; fd < 4096; fd++)
-		fcntl(fd, F_SETFD, FD_CLOEXEC);
+	long max = sysconf(_SC_OPEN_MAX);
+	for (long fd = lo; fd <= (long)hi && fd < (max > 0 ? max : 65536); fd++)
+		close((int)fd);
+}
+
+void close_fds_except(const int *keep, int nkeep)
+{
+	/* keep is tiny: sort a copy, then close the gaps between the kept fds */
+	int k[8];
+	int n = 0;
+	for (int i = 0; i < nkeep && n < 8; i++)
+		if (keep[i] >= 3)
+			k[n++] = keep[i];
+	for (int i = 1; i < n; i++)
+		for (int j = i; j > 0 && k[j - 1] > k[j]; j--) {
+			int t = k[j];
+			k[j] = k[j - 1];
+			k[j - 1] = t;
+		}
+	unsigned lo = 3;
+	for (int i = 0; i < n; i++) {
+		if ((unsigned)k[i] > lo)
+			close_span(lo, (unsigned)k[i] - 1);
+		lo = (unsigned)k[i] + 1;
+	}
+	close_span(lo, ~0U);
+}
+
+void close_fds_from(int lowfd)
+{
+	close_span((unsigned)lowfd, ~0U);
 }
 
 void reset_signals(void)
