@@ -870,6 +870,54 @@ describe('tspod-helper', { skip }, () => {
     });
   }
 
+  test('a forged report from inside the pod cannot index past the apps (parse_uint limits)', async () => {
+    // An app with every capability (CAP_SYS_PTRACE too) can open pid 1's report pipe
+    // through /proc/1/fd and write lines the outer helper reads. Indices past the apps,
+    // huge numbers and overlong lines must be ignored, not used.
+    const forged = [
+      'app 5 2',
+      'exit 5 0',
+      'exit 9 3',
+      'exit 1 0',
+      'app 18446744073709551615 1',
+      'exit 18446744073709551616 1',
+      'exit 0 256',
+      'exit 0 99999999999999999999999',
+      `exit 0 ${'7'.repeat(300)}`,
+      'app 0 99999999999',
+      'ready',
+    ].join('\n');
+    const pod = writePod({
+      apps: [
+        {
+          name: 'main',
+          exec: sh(
+            `n=0; for f in /proc/1/fd/*; do case "$(readlink $f)" in pipe:*) printf '%s\\n' '${forged.replace(/\n/g, "' '")}' > $f && n=$((n+1));; esac; done; echo forged=$n; sleep 0.3; exit 4`,
+          ),
+        },
+      ],
+    });
+    const r = await run(pod).done;
+    assert.equal(r.code, 4, r.err);
+    assert.match(r.out, /^forged=[1-9]/m, 'the app reached the report pipe');
+    assert.deepEqual(fs.readdirSync(pod.status), ['main']);
+    assert.equal(fs.readFileSync(path.join(pod.status, 'main'), 'utf8'), '4\n');
+    assert.deepEqual(fs.readdirSync(pod.appsPid), ['main']);
+    // Huge values in plan fields are refused too, not wrapped around.
+    for (const [field, value] of [
+      ['app-user', '4294967295'],
+      ['app-user', '18446744073709551617'],
+      ['app-supplementary-gids', '99999999999999999999'],
+      ['app-capabilities', '1ffffffffffffffff'],
+    ]) {
+      const bad = path.join(pod.dir, 'bad-plan');
+      fs.writeFileSync(bad, fs.readFileSync(pod.plan, 'utf8').replace(new RegExp(`^${field} .*$`, 'm'), `${field} ${value}`));
+      const b = await start(['run', bad]).done;
+      assert.equal(b.code, 254, `${field} ${value}: ${b.err}`);
+      assert.match(b.err, /^tspod-helper: plan .* line \d+: bad /, `${field} ${value}`);
+    }
+  });
+
   test('no mount leaked to the host', () => {
     assert.ok(podSeq > 20, 'the pods above ran');
     assert.deepEqual(ourHostMounts(), []);

@@ -127,7 +127,8 @@ int parse_uint(const char *s, int base, uint64_t max, uint64_t *out)
 			return -1;
 		if (d >= base)
 			return -1;
-		if (v > (max - d) / base)
+		/* v * base + d <= max, without wrapping: d itself must fit first */
+		if ((uint64_t)d > max || v > (max - (uint64_t)d) / (uint64_t)base)
 			return -1;
 		v = v * base + d;
 	}
