@@ -3,6 +3,7 @@
 // that image (interspersed flags are off), which yargs cannot express, so these
 // two commands parse their arguments here.
 import { TspodError, ErrorCode } from '../native/errors.js';
+import { imagePathProblem } from '../native/image-fs.js';
 import type { PodVolume } from '../stage1/contract/pod.js';
 import type { AppSpec, MountSpec, PodSpec } from '../stage0/spec.js';
 import { pullPolicyFromFlags } from './global.js';
@@ -303,8 +304,11 @@ export function parseMount(s: string): MountSpec {
   for (const k of Object.keys(kv)) if (k !== 'volume' && k !== 'target') throw badMount(s, `unknown key ${JSON.stringify(k)}`);
   if (!kv.volume) throw badMount(s, 'volume=NAME is missing');
   if (!kv.target) throw badMount(s, 'target=PATH is missing');
-  if (!kv.target.startsWith('/')) throw badMount(s, `target ${JSON.stringify(kv.target)} is not an absolute path`);
-  return { volume: kv.volume, target: kv.target };
+  // A relative target is taken from the app's root (`data` is `/data`); a `..` could only climb out of it.
+  const target = kv.target.startsWith('/') ? kv.target : `/${kv.target}`;
+  const why = imagePathProblem(target);
+  if (why) throw badMount(s, `target ${JSON.stringify(kv.target)} ${why}`);
+  return { volume: kv.volume, target };
 }
 
 function badMount(s: string, why: string): TspodError {

@@ -15,7 +15,9 @@ import { POD_STORE_REFS } from '../store/gc.js';
 import { layerDirs } from '../store/image-ops.js';
 import type { StoredImage } from '../store/images.js';
 import type { InsecureOptions } from '../store/insecure.js';
-import { findExecutable, lookupInLayers, readFileInLayers } from '../store/layers/lookup.js';
+import { imagePathProblem } from '../native/image-fs.js';
+import { AC_NAME, checkAppPaths } from '../store/manifest/appc.js';
+import { findExecutable, ImageFs, lookupInLayers, readFileInLayers } from '../store/layers/lookup.js';
 import { renderLayers, visibleLayers } from '../store/layers/render.js';
 import type { Store } from '../store/store.js';
 import { mergeEnvironment, readEnvFile } from './env.js';
@@ -105,6 +107,8 @@ async function appsFromSpec(store: Store, spec: PodSpec, insecure: InsecureOptio
     }
     if (names.has(name)) throw new TspodError(ErrorCode.BadInput, `multiple apps with name ${name}`, { hint: 'give each app its own --name' });
     names.add(name);
+    // Images fetched before tspod checked their paths (and ACIs) are checked here too.
+    checkAppPaths(image.manifest.app, `image ${JSON.stringify(image.manifest.name)}`);
     const layers = layerDirs(store, image);
     const app = buildApp(image.manifest, a, {
       inherited: spec.inheritEnv ? process.env : undefined,
@@ -160,7 +164,8 @@ function buildApp(
   base.group ||= '0';
   if (a.supplementaryGids) base.supplementaryGIDs = a.supplementaryGids;
   if (a.workingDir !== undefined) {
-    if (!a.workingDir.startsWith('/')) throw new TspodError(ErrorCode.BadInput, `--working-dir ${JSON.stringify(a.workingDir)} is not an absolute path`);
+    const why = imagePathProblem(a.workingDir);
+    if (why) throw new TspodError(ErrorCode.BadInput, `--working-dir ${JSON.stringify(a.workingDir)} ${why}`);
     base.workingDirectory = a.workingDir;
   }
   base.environment = mergeEnvironment({
@@ -214,12 +219,23 @@ function checkCredential(app: string, kind: 'user' | 'group', value: string, lay
   }
 }
 
+/**
+ * A --mount target as a path in the app's rootfs: a relative one is taken from
+ * the root (`data` is `/data`); one with a `..` component is refused.
+ */
+export function mountTarget(target: string, what: string): string {
+  const abs = target.startsWith('/') ? target : `/${target}`;
+  const why = target === '' ? 'is empty' : imagePathProblem(abs);
+  if (why) throw new TspodError(ErrorCode.BadInput, `${what}: target ${JSON.stringify(target)} ${why}`, { hint: 'give a path inside the app, like /data' });
+  return path.posix.normalize(abs);
+}
+
 /** Per-app mounts win over global ones with the same target (first one kept). */
 function mergeMounts(global: Array<{ volume: string; target: string }>, own: Array<{ volume: string; target: string }>): PodMount[] {
   const seen = new Set<string>();
   const out: PodMount[] = [];
   for (const m of [...own, ...global]) {
-    const target = path.posix.normalize(m.target);
+    const target = mountTarget(m.target, `--mount volume=${m.volume}`);
     if (seen.has(target)) continue;
     seen.add(target);
     out.push({ volume: m.volume, path: target });
@@ -241,7 +257,38 @@ function readPodManifestFile(file: string): PodManifest {
     throw new TspodError(ErrorCode.BadInput, `--pod-manifest ${JSON.stringify(file)}: the pod manifest has no apps`);
   }
   m.volumes ??= [];
+  checkPodManifestPaths(m, `--pod-manifest ${JSON.stringify(file)}`);
   return m;
+}
+
+/**
+ * Names and paths of a pod manifest that end up as paths on the host (app and
+ * volume names are directories of the pod) or in an app's rootfs (mount paths,
+ * working directories, mount points): names must be AC Names, paths absolute
+ * without a `..` component.
+ */
+function checkPodManifestPaths(m: PodManifest, what: string): void {
+  if (!Array.isArray(m.volumes)) throw new TspodError(ErrorCode.BadInput, `${what}: volumes must be a list`);
+  for (const v of m.volumes) {
+    if (typeof v?.name !== 'string' || !AC_NAME.test(v.name)) {
+      throw new TspodError(ErrorCode.BadInput, `${what}: volume name ${JSON.stringify(v?.name ?? null)} is not an AC Name (lower-case letters, digits and dashes)`);
+    }
+    if (v.kind !== 'host' && v.kind !== 'empty') throw new TspodError(ErrorCode.BadInput, `${what}: volume ${v.name}: kind must be "host" or "empty"`);
+    if (v.kind === 'host' && (typeof v.source !== 'string' || !v.source.startsWith('/'))) {
+      throw new TspodError(ErrorCode.BadInput, `${what}: volume ${v.name}: source ${JSON.stringify(v.source ?? null)} is not an absolute path`);
+    }
+  }
+  for (const pa of m.apps) {
+    if (typeof pa?.name !== 'string' || !AC_NAME.test(pa.name)) {
+      throw new TspodError(ErrorCode.BadInput, `${what}: app name ${JSON.stringify(pa?.name ?? null)} is not an AC Name (lower-case letters, digits and dashes)`);
+    }
+    if (pa.mounts !== undefined && !Array.isArray(pa.mounts)) throw new TspodError(ErrorCode.BadInput, `${what}: app ${pa.name}: mounts must be a list`);
+    for (const mt of pa.mounts ?? []) {
+      const why = imagePathProblem(mt?.path);
+      if (why) throw new TspodError(ErrorCode.BadInput, `${what}: app ${pa.name}: mount path ${JSON.stringify(mt?.path ?? null)} ${why}`);
+    }
+    checkAppPaths(pa.app, `${what}: app ${pa.name}`, ErrorCode.BadInput);
+  }
 }
 
 async function appsFromManifestFile(store: Store, file: string): Promise<ResolvedApp[]> {
@@ -253,6 +300,7 @@ async function appsFromManifestFile(store: Store, file: string): Promise<Resolve
     names.add(pa.name);
     const id = store.images.resolve(pa.image.id);
     const image = store.images.get(id);
+    checkAppPaths(image.manifest.app, `image ${JSON.stringify(image.manifest.name)}`);
     const layers = layerDirs(store, image);
     const app = pa.app ?? image.manifest.app;
     if (!app?.exec?.length) throw new TspodError(ErrorCode.BadInput, `app ${pa.name}: no exec in the pod manifest or the image`);
@@ -322,11 +370,12 @@ async function prefillImplicitVolumes(podDir: string, manifest: PodManifest, app
       const vol = manifest.volumes?.find((v) => v.name === volName);
       if (!vol || vol.kind !== 'empty') continue;
       const dest = path.join(podDir, POD_FILES.sharedVolume(volName));
-      const found = lookupInLayers(a.layers, mp.path);
+      // The image's own directory at that path, as overlay shows it: symlinks
+      // followed inside the image only, none on the host (native/image-fs.ts).
+      const found = new ImageFs(a.layers).resolve(mp.path);
       fs.mkdirSync(dest, { recursive: true, mode: 0o755 });
       if (!found || !found.stat.isDirectory()) continue;
-      const sub = a.layers.map((l) => path.join(l, found.imagePath)).filter((d) => fs.existsSync(d));
-      await renderLayers(sub, dest);
+      await renderLayers([...found.merged].reverse(), dest);
       const st = found.stat;
       fs.chmodSync(dest, st.mode & 0o7777);
       fs.chownSync(dest, st.uid, st.gid);

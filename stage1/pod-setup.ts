@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { AppcApp, AppcImageManifest, NameValue } from './contract/appc.js';
 import { DEFAULT_PATH, POD_FILES, type AppSecurity, type PodApp, type PodManifest, type PodVolume, type RuntimeConfig } from './contract/pod.js';
 import { NONE, PlanWriter } from './plan.js';
+import { ImageFs } from '../native/image-fs.js';
 
 
 /** appc's default capability bounding set (the 14 capabilities of spec/ace.md). */
@@ -96,17 +97,15 @@ export function appPlans(ctx: PodContext): AppPlan[] {
   });
 }
 
-/** Does the image (its layers, top first) have this path? Whiteouts hide lower layers. */
+/**
+ * Does the image (its layer directories, lowest first) have an entry at `rel`
+ * (relative to its root)? Resolved by overlay rules with native/image-fs.ts:
+ * symlinks on the way are followed inside the image only, never on the host; the
+ * entry itself is not followed, so an /etc/hosts that is a symlink (anywhere, even
+ * out to /proc) counts as there and is never written through.
+ */
 export function imageHas(layers: string[], rel: string): boolean {
-  for (const layer of [...layers].reverse()) {
-    try {
-      const st = fs.lstatSync(path.join(layer, rel));
-      return !(st.isCharacterDevice() && st.rdev === 0);
-    } catch {
-      /* not in this layer */
-    }
-  }
-  return false;
+  return new ImageFs(layers).has(`/${rel}`);
 }
 
 export function hostsFallback(hostname: string): string {
@@ -183,8 +182,9 @@ export function buildPlan(ctx: PodContext, apps: AppPlan[], stdinInherit: boolea
     p.directive('symlink', '/proc/self/fd/1', at('dev/stdout'));
     p.directive('symlink', '/proc/self/fd/2', at('dev/stderr'));
     // /etc plumbing (RKT-REFERENCE.md 1.7): hostname, hosts fallback, mtab.
-    const hasEtc = copied ? fs.existsSync(path.join(copied, 'etc')) : imageHas(a.layers, 'etc');
-    const has = (rel: string) => (copied ? fs.existsSync(path.join(copied, rel)) : imageHas(a.layers, rel));
+    // A copied rootfs (--no-overlay) is one layer of its own: the same rules.
+    const hasEtc = imageHas(copied ? [copied] : a.layers, 'etc');
+    const has = (rel: string) => imageHas(copied ? [copied] : a.layers, rel);
     p.directive('mkdir', at('etc'), '0755');
     p.directive('touch', at('etc/hostname'), '0644');
     p.directive('mount', at('proc/sys/kernel/hostname'), at('etc/hostname'), NONE, 'bind', NONE);

@@ -28,6 +28,11 @@ const COPY_CONCURRENCY = 8;
  * should be empty. A layer path that does not exist is skipped; one that is not a
  * directory hides the layers below it (useful when rendering a sub-path of an
  * image). `dest` takes the mode, owner and xattrs of the topmost layer's root.
+ *
+ * The given paths are used as they are: pass layer directories, or directories
+ * inside them that were reached without following a symlink (ImageEntry.merged
+ * from native/image-fs.ts), never `path.join(layer, imagePath)`, which follows
+ * whatever symlinks a layer has on the way. Below them nothing is followed.
  */
 export async function renderLayers(layerRootfs: string[], dest: string): Promise<void> {
   const roots = topDirs([...layerRootfs].reverse().map((p) => path.resolve(p)));
@@ -72,6 +77,23 @@ function lstatOrUndefined(p: string): fs.BigIntStats | undefined {
     const code = errnoCode(e);
     if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
     throw e;
+  }
+}
+
+/**
+ * Copies the regular file `src` (lstat `st`) to the new file `dest`. The source
+ * is opened with O_NOFOLLOW and must still be the inode that was listed, so a
+ * name that became a symlink in the meantime is never read through.
+ */
+async function copyRegular(src: string, st: fs.BigIntStats, dest: string): Promise<void> {
+  const fh = await fs.promises.open(src, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  try {
+    const now = await fh.stat({ bigint: true });
+    if (!now.isFile() || now.dev !== st.dev || now.ino !== st.ino) throw new Error(`${src} changed while it was being copied`);
+    // The kernel reopens the file through the fd's magic link: no path lookup again.
+    await fs.promises.copyFile(`/proc/self/fd/${fh.fd}`, dest, fs.constants.COPYFILE_EXCL);
+  } finally {
+    await fh.close();
   }
 }
 
@@ -145,7 +167,7 @@ class Renderer {
       }
       while (this.running.size >= COPY_CONCURRENCY) await Promise.race(this.running);
       const copy = (async () => {
-        await fs.promises.copyFile(src, dest, fs.constants.COPYFILE_EXCL);
+        await copyRegular(src, st, dest);
         // chown first (it clears setuid/setgid and file capabilities).
         fs.lchownSync(dest, uid, gid);
         fs.chmodSync(dest, mode);

@@ -12,7 +12,8 @@
 //    a key without a protocol means tcp; sorted by name;
 //  - mountPoints: each Volumes path → name "volume-" + the path sanitised as an appc
 //    name (`/var/lib/data` → `volume-var-lib-data`), duplicates get `-1`, `-2`…;
-//    sorted by name;
+//    sorted by name; a path that is not absolute or has a `..` component (and a
+//    WorkingDir like that) makes the image refused (BadFormat);
 //  - annotations: `created`, `authors`, docker2aci's `appc.io/docker/*` set
 //    (repository, tag, registryurl, originalname, imageid, manifesthash, entrypoint,
 //    cmd), and every config Label as it is (the converter's own annotations win on a
@@ -21,7 +22,8 @@
 // an image has Docker semantics (implicit volumes filled from the image).
 import path from 'node:path';
 import { TspodError, ErrorCode } from '../../native/errors.js';
-import { AC_VERSION, type AppcApp, type AppcImageManifest, type AppcMountPoint, type AppcPort, type NameValue } from './appc.js';
+import { imagePathProblem } from '../../native/image-fs.js';
+import { AC_VERSION, checkAppPaths, type AppcApp, type AppcImageManifest, type AppcMountPoint, type AppcPort, type NameValue } from './appc.js';
 import type { ImageConfig } from './oci.js';
 import { normalizePlatform } from './platform.js';
 import { splitImageName } from '../sources/reference.js';
@@ -99,10 +101,14 @@ function convertPorts(exposed: Record<string, object> | undefined, what: string)
   return ports.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
-function convertVolumes(volumes: Record<string, object> | undefined): AppcMountPoint[] {
+function convertVolumes(volumes: Record<string, object> | undefined, what: string): AppcMountPoint[] {
   const seen = new Map<string, number>();
   const mps: AppcMountPoint[] = [];
   for (const p of Object.keys(volumes ?? {}).sort()) {
+    // A volume is a directory of the container: `/../../tmp/x` or `data` could
+    // only be meant to reach the host (Docker refuses both at run time).
+    const why = imagePathProblem(p);
+    if (why) throw new TspodError(ErrorCode.BadFormat, `${what}: volume ${JSON.stringify(p)} ${why}`, { hint: 'refusing the image' });
     let name = sanitizeAcName(path.posix.join('volume', p));
     const n = seen.get(name);
     if (n !== undefined) {
@@ -111,7 +117,7 @@ function convertVolumes(volumes: Record<string, object> | undefined): AppcMountP
     } else {
       seen.set(name, 1);
     }
-    mps.push({ name, path: p.startsWith('/') ? p : `/${p}` });
+    mps.push({ name, path: p });
   }
   return mps.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
@@ -180,11 +186,16 @@ export function ociConfigToAppc(config: ImageConfig, opts: ConvertOptions): Appc
     if (exec.length) app.exec = exec;
     const env = convertEnv(cc.Env);
     if (env.length) app.environment = env;
-    if (cc.WorkingDir) app.workingDirectory = cc.WorkingDir;
-    const mountPoints = convertVolumes(cc.Volumes);
+    if (cc.WorkingDir) {
+      const why = imagePathProblem(cc.WorkingDir);
+      if (why) throw new TspodError(ErrorCode.BadFormat, `${what}: working directory ${JSON.stringify(cc.WorkingDir)} ${why}`, { hint: 'refusing the image' });
+      app.workingDirectory = cc.WorkingDir;
+    }
+    const mountPoints = convertVolumes(cc.Volumes, what);
     if (mountPoints.length) app.mountPoints = mountPoints;
     const ports = convertPorts(cc.ExposedPorts, what);
     if (ports.length) app.ports = ports;
+    checkAppPaths(app, what);
     manifest.app = app;
     if (cc.Entrypoint?.length) set(DockerAnnotation.entrypoint, JSON.stringify(cc.Entrypoint));
     if (cc.Cmd?.length) set(DockerAnnotation.cmd, JSON.stringify(cc.Cmd));
