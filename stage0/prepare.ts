@@ -21,6 +21,7 @@ import { findExecutable, ImageFs, lookupInLayers, readFileInLayers } from '../st
 import { renderLayers, visibleLayers } from '../store/layers/render.js';
 import type { Store } from '../store/store.js';
 import { mergeEnvironment, readEnvFile } from './env.js';
+import { checkIsolators } from './isolators.js';
 import { PodsDir, type Pod } from './pods.js';
 import { checkNet, RUNTIME_DEFAULTS_FILE, type AppSpec, type PodSpec, type RuntimeFlags } from './spec.js';
 import { resolveStage1 } from './stage1.js';
@@ -51,13 +52,11 @@ export async function preparePod(
   const manifest: PodManifest = spec.podManifestFile
     ? readPodManifestFile(spec.podManifestFile)
     : { acKind: 'PodManifest', acVersion: AC_VERSION, apps: [], volumes: [], annotations: [] };
-  if (!spec.podManifestFile) {
-    manifest.volumes = [...spec.volumes];
-    manifest.apps = apps.map((a) => a.podApp);
-    addImplicitVolumes(manifest, apps);
-  } else {
-    manifest.apps = apps.map((a) => a.podApp);
-  }
+  if (!spec.podManifestFile) manifest.volumes = [...spec.volumes];
+  manifest.apps = apps.map((a) => a.podApp);
+  bindMountPoints(manifest, apps);
+  for (const a of apps) checkIsolators(`app ${a.podApp.name}`, a.podApp.app?.isolators, opts.insecure.isolators);
+  checkIsolators('the pod', manifest.isolators, opts.insecure.isolators);
   validatePod(manifest, apps, spec.runtime);
   const stage1Id = await resolveStage1(store, spec.stage1, opts.insecure);
   const stage1 = store.images.get(stage1Id);
@@ -205,7 +204,8 @@ function dbHas(layers: string[], db: string, entry: string): boolean {
 }
 
 function checkCredential(app: string, kind: 'user' | 'group', value: string, layers: string[], db: string): void {
-  if (/^\d+$/.test(value)) return;
+  // root is 0 even in an image without /etc/passwd or /etc/group (as rkt).
+  if (/^\d+$/.test(value) || value === 'root') return;
   if (value.startsWith('/')) {
     if (!lookupInLayers(layers, value)) {
       throw new TspodError(ErrorCode.BadInput, `app ${app}: ${kind} path ${JSON.stringify(value)} does not exist in the image`);
@@ -311,7 +311,14 @@ async function appsFromManifestFile(store: Store, file: string): Promise<Resolve
 
 // ---- volumes ----
 
-function addImplicitVolumes(manifest: PodManifest, apps: ResolvedApp[]): void {
+/**
+ * rkt's rule for each app's mount points, from the command line or a pod
+ * manifest alike: an explicit mount at that path first, then the pod volume
+ * named like the mount point, else an implicit empty volume `<app>-<name>`.
+ * Whether the mount is read-only is stage1's to decide (the volume's readOnly
+ * if it says, else the mount point's).
+ */
+function bindMountPoints(manifest: PodManifest, apps: ResolvedApp[]): void {
   const volumes = manifest.volumes!;
   for (const a of apps) {
     const mounts = a.podApp.mounts ?? (a.podApp.mounts = []);

@@ -30,7 +30,8 @@ export interface AppPlan {
   env: NameValue[];
   security: AppSecurity;
   readOnlyRootFS: boolean;
-  mounts: Array<{ volume: PodVolume; target: string }>;
+  /** readOnly: the volume's readOnly if it says, else the matching mount point's (rkt's rule). */
+  mounts: Array<{ volume: PodVolume; target: string; readOnly: boolean }>;
 }
 
 export interface PodContext {
@@ -75,7 +76,9 @@ export function appPlans(ctx: PodContext): AppPlan[] {
     const mounts = (pa.mounts ?? []).map((m) => {
       const volume = volumes.get(m.volume);
       if (!volume) throw new Error(`app ${pa.name}: volume ${m.volume} is not in the pod manifest`);
-      return { volume, target: m.path };
+      const target = path.posix.normalize(m.path);
+      const point = app.mountPoints?.find((mp) => path.posix.normalize(mp.path) === target) ?? app.mountPoints?.find((mp) => mp.name === m.volume);
+      return { volume, target: m.path, readOnly: volume.readOnly ?? point?.readOnly ?? false };
     });
     return {
       name: pa.name,
@@ -156,7 +159,7 @@ export function buildPlan(ctx: PodContext, apps: AppPlan[], stdinInherit: boolea
       else p.directive('touch', target, '0644');
       const recursive = m.volume.kind === 'host' ? m.volume.recursive !== false : false;
       p.directive('mount', source, target, NONE, recursive ? 'bind,rec' : 'bind', NONE);
-      if (m.volume.readOnly) p.directive('mount', NONE, target, NONE, `remount,bind,rdonly${recursive ? ',rec' : ''}`, NONE);
+      if (m.readOnly) p.directive('mount', NONE, target, NONE, `remount,bind,rdonly${recursive ? ',rec' : ''}`, NONE);
     }
     p.directive('mkdir', at('proc'), '0555');
     p.directive('mount', 'proc', at('proc'), 'proc', 'nosuid,nodev,noexec', NONE);

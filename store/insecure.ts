@@ -12,6 +12,8 @@ export interface InsecureOptions {
   capabilities: boolean;
   paths: boolean;
   seccomp: boolean;
+  /** Run apps whose isolators this version does not apply yet (stage0/isolators.ts). */
+  isolators: boolean;
 }
 
 const GROUPS: Record<string, (keyof InsecureOptions)[]> = {
@@ -24,13 +26,14 @@ const GROUPS: Record<string, (keyof InsecureOptions)[]> = {
   capabilities: ['capabilities'],
   paths: ['paths'],
   seccomp: ['seccomp'],
+  isolators: ['isolators'],
   'all-fetch': ['http', 'tls', 'image'],
-  'all-run': ['capabilities', 'paths', 'seccomp'],
-  all: ['http', 'tls', 'image', 'capabilities', 'paths', 'seccomp'],
+  'all-run': ['capabilities', 'paths', 'seccomp', 'isolators'],
+  all: ['http', 'tls', 'image', 'capabilities', 'paths', 'seccomp', 'isolators'],
 };
 
 export function parseInsecureOptions(s: string | undefined): InsecureOptions {
-  const out: InsecureOptions = { http: false, tls: false, image: false, capabilities: false, paths: false, seccomp: false };
+  const out: InsecureOptions = { http: false, tls: false, image: false, capabilities: false, paths: false, seccomp: false, isolators: false };
   for (const raw of (s ?? 'none').split(',')) {
     const word = raw.trim().toLowerCase();
     if (!word) continue;
