@@ -15,6 +15,7 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { TspodError, ErrorCode, errnoCode } from '../native/errors.js';
 import { flock, LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN } from '../native/libc.js';
+import { PRIVATE_DIR_MODE, secureDataDir } from '../store/paths.js';
 
 export const STATE_DIRS = ['embryo', 'prepare', 'prepared', 'run', 'exited-garbage', 'garbage'] as const;
 export type StateDir = (typeof STATE_DIRS)[number];
@@ -36,7 +37,10 @@ export type PodState =
 const LOOKUP_DIRS: StateDir[] = ['prepare', 'prepared', 'run', 'exited-garbage'];
 
 export class PodsDir {
-  constructor(readonly root: string) {}
+  /** `root` is $DIR/pods: the data directory is made private first (store/paths.ts). */
+  constructor(readonly root: string) {
+    secureDataDir(path.dirname(root));
+  }
 
   stateDir(state: StateDir): string {
     return path.join(this.root, state);
@@ -51,8 +55,8 @@ export class PodsDir {
   }
 
   ensureLayout(): void {
-    for (const s of STATE_DIRS) fs.mkdirSync(this.stateDir(s), { recursive: true, mode: 0o750 });
-    fs.mkdirSync(path.join(this.root, 'uuids'), { recursive: true, mode: 0o750 });
+    for (const s of STATE_DIRS) fs.mkdirSync(this.stateDir(s), { recursive: true, mode: PRIVATE_DIR_MODE });
+    fs.mkdirSync(path.join(this.root, 'uuids'), { recursive: true, mode: PRIVATE_DIR_MODE });
   }
 
   /** Creates embryo/U, locks it and moves it to prepare/U. */
@@ -60,10 +64,10 @@ export class PodsDir {
     this.ensureLayout();
     const uuid = randomUUID();
     const embryo = this.podDir('embryo', uuid);
-    fs.mkdirSync(embryo, { mode: 0o750 });
+    fs.mkdirSync(embryo, { mode: PRIVATE_DIR_MODE });
     const fd = openDir(embryo);
     if (!flock(fd, LOCK_EX | LOCK_NB)) throw new TspodError(ErrorCode.Conflict, `cannot lock new pod ${uuid}`);
-    fs.mkdirSync(path.dirname(this.markerFile(uuid)), { recursive: true, mode: 0o750 });
+    fs.mkdirSync(path.dirname(this.markerFile(uuid)), { recursive: true, mode: PRIVATE_DIR_MODE });
     fs.writeFileSync(this.markerFile(uuid), '');
     const pod = new Pod(this, uuid, 'embryo', fd);
     pod.moveTo('prepare');

@@ -7,20 +7,41 @@ import { exportAci } from './export-aci.js';
 import { AC_IDENTIFIER } from './sources/aci.js';
 import type { StoredImage } from './images.js';
 import { hashTree } from './layers/treehash.js';
+import { chainIds, chainLayerId, sharedLayerId } from './layers/store.js';
+import { parseImageConfig } from './manifest/oci.js';
 import { renderLayers } from './layers/render.js';
 import type { Store } from './store.js';
 import { verifyBytes } from './verify.js';
 
-/** The image's layer rootfs directories, lowest first; fails clearly if one is missing. */
+/**
+ * The image's layer rootfs directories, lowest first; fails clearly if one is
+ * missing. This is the one place an image's layer list becomes directories
+ * (overlay lowerdir, render, export, lookups in the image), and a layer listed
+ * more than once appears once, at its topmost position: overlayfs refuses a
+ * repeated lower directory, and the result is the same. (A lookup walks the
+ * layers from the top and stops at the first that decides a name; where the
+ * lower copy of a layer would be reached, the upper copy, with the same
+ * entries, has already been passed without deciding, so the lower copy decides
+ * nothing either: it has no entry there, or only a directory that merges
+ * again, whose children the upper copy has already given. An opaque root
+ * hides it in any case.)
+ */
 export function layerDirs(store: Store, img: StoredImage): string[] {
-  return img.record.layers.map((l) => {
+  const ids = img.record.layers;
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (let i = ids.length - 1; i >= 0; i--) {
+    const l = ids[i];
+    if (seen.has(l)) continue;
+    seen.add(l);
     if (!store.layers.has(l)) {
       throw new TspodError(ErrorCode.NotFound, `layer ${l} of image ${img.record.id} is missing from the store`, {
         hint: 'remove the image and fetch it again',
       });
     }
-    return store.layers.rootfs(l);
-  });
+    out.push(store.layers.rootfs(l));
+  }
+  return out.reverse();
 }
 
 export interface ExtractOptions {
@@ -98,11 +119,16 @@ export function exportableManifest(m: StoredImage['manifest']): StoredImage['man
   return { ...m, name: name || 'image' };
 }
 
-/** Re-hashes every unpacked layer and stored manifest; returns what no longer matches. */
+/**
+ * Re-hashes every unpacked layer and stored manifest, and checks that each layer
+ * is the one the image's config names at its position (its diff_id, and for a
+ * layer made over the layers below it, this image's chain of them); returns
+ * what no longer matches.
+ */
 export async function verifyImage(store: Store, id: string): Promise<string[]> {
   const img = store.images.get(id);
   const problems: string[] = [];
-  for (const layer of img.record.layers) {
+  for (const layer of new Set(img.record.layers)) {
     if (!store.layers.has(layer)) {
       problems.push(`layer ${layer} is missing`);
       continue;
@@ -111,6 +137,7 @@ export async function verifyImage(store: Store, id: string): Promise<string[]> {
     const actual = await hashTree(store.layers.rootfs(layer));
     if (actual !== info.treeHash) problems.push(`layer ${layer} was modified after it was unpacked (tree hash ${actual}, recorded ${info.treeHash})`);
   }
+  let configOk = true;
   for (const [what, digest] of [
     ['manifest', img.record.manifestDigest],
     ['config', img.record.configDigest],
@@ -120,9 +147,35 @@ export async function verifyImage(store: Store, id: string): Promise<string[]> {
     try {
       verifyBytes(store.blobs.read(digest), { digest, what });
     } catch (e) {
+      if (what === 'config') configOk = false;
       problems.push(e instanceof TspodError ? e.message : `${what} ${digest}: ${String(e)}`);
     }
   }
+  if (img.record.kind === 'oci' && img.record.configDigest && configOk) problems.push(...checkLayerKeys(store, img));
+  return problems;
+}
+
+/** Each layer of an OCI image against the config's diff_ids and their chain IDs. */
+function checkLayerKeys(store: Store, img: StoredImage): string[] {
+  let diffIds: string[];
+  try {
+    diffIds = parseImageConfig(store.blobs.read(img.record.configDigest!)).rootfs.diff_ids;
+  } catch (e) {
+    return [e instanceof TspodError ? e.message : `config ${img.record.configDigest}: ${String(e)}`];
+  }
+  const layers = img.record.layers;
+  if (diffIds.length !== layers.length) return [`the image lists ${layers.length} layers but its config has ${diffIds.length} diff_ids`];
+  const chains = chainIds(diffIds);
+  const problems: string[] = [];
+  layers.forEach((layer, i) => {
+    if (!store.layers.has(layer)) return;
+    const info = store.layers.info(layer);
+    if (info.diffId !== diffIds[i]) {
+      problems.push(`layer ${layer} at position ${i} has diff_id ${info.diffId}, the image's config says ${diffIds[i]}`);
+    } else if (info.chainId !== undefined ? layer !== chainLayerId(chains[i]) || info.chainId !== chains[i] : layer !== sharedLayerId(diffIds[i])) {
+      problems.push(`layer ${layer} at position ${i} was made over other layers (chain ID ${info.chainId ?? 'none'}) than this image's (chain ID ${chains[i]})`);
+    }
+  });
   return problems;
 }
 

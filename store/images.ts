@@ -1,13 +1,25 @@
 // Image records: cas/images/<id>/{record.json, manifest, lastused} and name
-// references cas/names/<escaped name> holding an image ID. Every file is small and
+// references, one small file per name holding an image ID. Every file is small and
 // written temp-then-rename; removing an image never rewrites a shared index.
+//
+// Names come in two kinds, kept apart (store/paths.ts):
+//  - docker names (`registry/repository:tag`, cas/names/), recorded only by
+//    docker://, docker-archive and OCI layout/archive fetches. A docker://
+//    reference is looked up among these alone (lookupName), so an image can claim
+//    a registry's name only by coming from a source that speaks for it.
+//  - appc names (`name:version`, cas/appc-names/), recorded for ACIs from their
+//    own manifests, which anyone can write: found only by name lookups without a
+//    transport (resolveName), with appc's rules (the exact name and version; a
+//    name without a version finds the latest import of any version).
+// A store made before the split may hold an ACI's name among the docker names: a
+// docker name that points at an ACI is treated as an appc name.
 import fs from 'node:fs';
 import path from 'node:path';
 import { TspodError, ErrorCode } from '../native/errors.js';
 import { FileLock } from './lock.js';
 import { commitDir, safeReaddir } from './blobs.js';
 import type { AppcImageManifest } from './manifest/appc.js';
-import type { StorePaths } from './paths.js';
+import { PRIVATE_DIR_MODE, type StorePaths } from './paths.js';
 import type { Scratch } from './scratch.js';
 import type { ImageRecord } from './sources/source.js';
 
@@ -20,6 +32,15 @@ export interface StoredImage {
 }
 
 const ID_RE = /^(sha256|sha512)-([0-9a-f]+)$/;
+
+/** docker: registry names (docker://, docker-archive, OCI sources); appc: an ACI's own name. */
+export type NameKind = 'docker' | 'appc';
+
+export interface NameRef {
+  name: string;
+  id: string;
+  kind: NameKind;
+}
 
 export class ImageStore {
   constructor(private readonly paths: StorePaths) {}
@@ -62,14 +83,14 @@ export class ImageStore {
    * image never replaces (or removes, as an incomplete leftover) a record that
    * another has just put in place.
    */
-  async put(record: ImageRecord, manifest: AppcImageManifest, names: string[], scratch: Scratch): Promise<void> {
+  async put(record: ImageRecord, manifest: AppcImageManifest, names: string[], scratch: Scratch, kind: NameKind): Promise<void> {
     const target = this.paths.image(record.id);
     if (!this.has(record.id)) {
       const lock = await FileLock.acquire(this.lockFile(record.id), 'exclusive');
       try {
         if (!this.has(record.id)) {
           const work = scratch.path('image');
-          fs.mkdirSync(work, { recursive: true });
+          fs.mkdirSync(work, { recursive: true, mode: PRIVATE_DIR_MODE });
           writeSynced(path.join(work, 'manifest'), JSON.stringify(manifest, null, 2));
           writeSynced(path.join(work, 'record.json'), JSON.stringify(record, null, 2));
           // Under the lock, a directory already at `target` has no record.json: a leftover.
@@ -79,7 +100,7 @@ export class ImageStore {
         lock.release();
       }
     }
-    for (const name of names) this.setName(name, record.id, scratch);
+    for (const name of names) this.setName(name, record.id, scratch, kind);
   }
 
   /** The lock file writers of image `id`'s record take (gc removes it with the image). */
@@ -100,7 +121,7 @@ export class ImageStore {
 
   /** Removes the image record and every name pointing at it. Layers and blobs are gc's job. */
   remove(id: string): void {
-    for (const name of this.namesOf(id)) fs.rmSync(this.nameFile(name), { force: true });
+    for (const ref of this.storedNames()) if (ref.id === id) fs.rmSync(this.nameFile(ref.name, ref.kind), { force: true });
     const dir = this.paths.image(id);
     fs.rmSync(path.join(dir, 'record.json'), { force: true });
     fs.rmSync(dir, { recursive: true, force: true });
@@ -108,45 +129,64 @@ export class ImageStore {
 
   // ---- names ----
 
-  private nameFile(name: string): string {
-    return path.join(this.paths.namesDir, encodeURIComponent(name));
+  private namesDirOf(kind: NameKind): string {
+    return kind === 'docker' ? this.paths.namesDir : this.paths.appcNamesDir;
   }
 
-  setName(name: string, id: string, scratch: Scratch): void {
-    fs.mkdirSync(this.paths.namesDir, { recursive: true });
+  private nameFile(name: string, kind: NameKind): string {
+    return path.join(this.namesDirOf(kind), encodeURIComponent(name));
+  }
+
+  /** Points `name` (of the given kind) at image `id`. */
+  setName(name: string, id: string, scratch: Scratch, kind: NameKind): void {
+    const dir = this.namesDirOf(kind);
+    fs.mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
     const tmp = scratch.path('name');
     fs.writeFileSync(tmp, `${id}\n`);
-    fs.renameSync(tmp, this.nameFile(name));
+    fs.renameSync(tmp, this.nameFile(name, kind));
   }
 
-  /** Every (name, id) reference. */
-  allNames(): Array<{ name: string; id: string }> {
-    const out: Array<{ name: string; id: string }> = [];
-    for (const file of safeReaddir(this.paths.namesDir)) {
-      try {
-        const id = fs.readFileSync(path.join(this.paths.namesDir, file), 'utf8').trim();
-        out.push({ name: decodeURIComponent(file), id });
-      } catch {
-        /* removed meanwhile */
+  /** Every name reference, of the kind of the directory it is in. */
+  private storedNames(): NameRef[] {
+    const out: NameRef[] = [];
+    for (const kind of ['docker', 'appc'] as const) {
+      const dir = this.namesDirOf(kind);
+      for (const file of safeReaddir(dir)) {
+        const id = readId(path.join(dir, file));
+        if (id === undefined) continue;
+        out.push({ name: decodeURIComponent(file), id, kind });
       }
     }
     return out;
   }
 
   namesOf(id: string): string[] {
-    return this.allNames()
-      .filter((n) => n.id === id)
-      .map((n) => n.name)
-      .sort();
+    return [...new Set(this.storedNames().filter((n) => n.id === id).map((n) => n.name))].sort();
   }
 
-  /** The image a name points at, or undefined. Exact name first (`host/repo:tag`). */
+  /**
+   * The image a docker name (`registry/repository:tag`, as a docker:// reference
+   * is recorded) points at, or undefined. Only docker names are looked at: an
+   * ACI's self-declared name never answers a docker:// reference.
+   */
   lookupName(name: string): string | undefined {
+    return this.lookupKind(name, 'docker');
+  }
+
+  private lookupKind(name: string, kind: NameKind): string | undefined {
+    const id = readId(this.nameFile(name, kind));
+    if (id === undefined || !this.has(id)) return undefined;
+    // An older store kept ACIs' names with the docker names.
+    if (kind === 'docker' && this.isAci(id)) return undefined;
+    return id;
+  }
+
+  /** Whether image `id` is an appc image (its record says so). */
+  private isAci(id: string): boolean {
     try {
-      const id = fs.readFileSync(this.nameFile(name), 'utf8').trim();
-      return this.has(id) ? id : undefined;
+      return (JSON.parse(fs.readFileSync(path.join(this.paths.image(id), 'record.json'), 'utf8')) as ImageRecord).kind === 'aci';
     } catch {
-      return undefined;
+      return false;
     }
   }
 
@@ -193,18 +233,32 @@ export class ImageStore {
     return matches[0];
   }
 
-  /** Name lookup with Docker's shorthands; undefined when nothing matches. */
+  /**
+   * Name lookup without a transport; undefined when nothing matches. Docker names
+   * with Docker's shorthands (`busybox` is `…/busybox:latest` of any registry, if
+   * only one matches); appc names by appc's rules (exact `name:version`; a name
+   * without a version finds the latest import of any version, as for docker names).
+   * A name that finds one image as a docker name and another as an appc name is
+   * ambiguous.
+   */
   resolveName(name: string): string | undefined {
-    const candidates = nameVariants(name);
-    for (const c of candidates) {
-      const id = this.lookupName(c);
-      if (id) return id;
+    const exact = new Set<string>();
+    const docker = nameVariants(name).map((c) => this.lookupKind(c, 'docker')).find((id) => id !== undefined);
+    if (docker) exact.add(docker);
+    const appc = hasTag(name) ? this.lookupKind(name, 'appc') ?? this.legacyAppc(name) : undefined;
+    if (appc) exact.add(appc);
+    if (exact.size > 1) {
+      throw new TspodError(ErrorCode.Ambiguous, `image name ${JSON.stringify(name)} names a registry image and an appc image`, {
+        hint: 'use docker://NAME for the registry image, or an image ID',
+      });
     }
-    // Short names: `busybox` or `busybox:1.0` match `<any registry>/busybox[:tag]`.
+    if (exact.size === 1) return [...exact][0];
+    const all = this.storedNames().filter((r) => this.has(r.id));
+    // Short names: `busybox` or `busybox:1.0` match `<any registry>/busybox[:tag]` (docker names only).
     const wanted = hasTag(name) ? [name] : [name, `${name}:latest`];
     const hits = new Set<string>();
-    for (const ref of this.allNames()) {
-      if (wanted.some((w) => ref.name.endsWith(`/${w}`)) && this.has(ref.id)) hits.add(ref.id);
+    for (const ref of all) {
+      if (ref.kind === 'docker' && wanted.some((w) => ref.name.endsWith(`/${w}`)) && !this.isAci(ref.id)) hits.add(ref.id);
     }
     if (hits.size > 1) {
       throw new TspodError(ErrorCode.Ambiguous, `image name ${JSON.stringify(name)} matches ${hits.size} images`, {
@@ -215,11 +269,25 @@ export class ImageStore {
     // appc's rule: a name without a version matches any version of that exact
     // name (`tspod/stage1` finds `tspod/stage1:0.1.0`); the latest import wins.
     if (!hasTag(name)) {
-      const versions = this.allNames().filter((r) => r.name.startsWith(`${name}:`) && this.has(r.id));
+      const versions = all.filter((r) => r.name.startsWith(`${name}:`));
       if (versions.length) {
         return versions.map((r) => this.get(r.id)).sort((a, b) => b.record.importTime - a.record.importTime)[0].record.id;
       }
     }
+    return undefined;
+  }
+
+  /** An appc name an older store kept with the docker names. */
+  private legacyAppc(name: string): string | undefined {
+    const id = readId(this.nameFile(name, 'docker'));
+    return id !== undefined && this.has(id) && this.isAci(id) ? id : undefined;
+  }
+}
+
+function readId(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8').trim();
+  } catch {
     return undefined;
   }
 }

@@ -12,7 +12,7 @@ import { digestToId } from './digest.js';
 import { decompress } from './layers/decompress.js';
 import { unpackLayer, MissingLinkTargetError, type UnpackResult } from './layers/unpack.js';
 import { UnpackThread, deserializeError, type UnpackJob } from './layers/unpack-thread.js';
-import type { LayerResult } from './layers/store.js';
+import { chainIds, chainLayerId, sharedLayerId, type LayerResult } from './layers/store.js';
 import { ociConfigToAppc } from './manifest/convert.js';
 import { layerCompression, parseImageConfig, parseManifestBytes, type ImageConfig } from './manifest/oci.js';
 import { checkConfigPlatform } from './manifest/platform.js';
@@ -51,7 +51,7 @@ async function importOci(store: Store, c: OciCandidate, progress: Progress): Pro
   if (store.images.has(id)) {
     const existing = store.images.get(id);
     if (existing.record.layers.every((l) => store.layers.has(l))) {
-      for (const name of c.names) store.images.setName(name, id, scratch);
+      for (const name of c.names) store.images.setName(name, id, scratch, 'docker');
       return { id, stored: false };
     }
   }
@@ -66,15 +66,51 @@ async function importOci(store: Store, c: OciCandidate, progress: Progress): Pro
       `${c.source}: the manifest lists ${manifest.layers.length} layers but the config has ${diffIds.length} diff_ids`,
     );
   }
-  const layerIds = diffIds.map((d) => digestToId(d));
+  // Each layer is stored under its diff_id (shared by every image that has it),
+  // or, when it has hardlinks into the layers below it, under its chain ID
+  // (store/layers/store.ts): which one is known once it is in the store, or once
+  // an attempt to unpack it on its own found a link it cannot resolve.
+  const sharedIds = diffIds.map(sharedLayerId);
+  const chainIdList = chainIds(diffIds);
+  const chainKeyed = chainIdList.map((ch, i) => (i === 0 ? sharedIds[0] : chainLayerId(ch)));
 
   // All of the image's missing layers are added, or none: each is unpacked into
   // scratch (concurrently), and they are moved into the store only once every one
   // of them has been verified. The layer locks, held until the image record is
   // written, make a concurrent import of the same layers wait and then find them.
-  const reservation = await store.layers.reserve(layerIds);
+  const reservation = await store.layers.reserve([...sharedIds, ...chainKeyed]);
   try {
-    const missing = new Set(reservation.missing);
+    /** The layer ID of each position, once known. */
+    const layerIds: Array<string | undefined> = diffIds.map((_, i) => {
+      if (store.layers.has(sharedIds[i])) return sharedIds[i];
+      if (i > 0 && store.layers.has(chainKeyed[i])) return chainKeyed[i];
+      return undefined;
+    });
+    // A diff_id already stored chain-keyed (for another position, or under another
+    // image's chain) links into lower layers: no attempt to unpack it on its own.
+    const linksDown = new Set<string>();
+    for (const [i, id] of layerIds.entries()) if (id !== undefined && id !== sharedIds[i]) linksDown.add(sharedIds[i]);
+    if (layerIds.some((id, i) => id === undefined && i > 0)) {
+      for (const l of store.layers.list()) {
+        if (!l.startsWith('chain-')) continue;
+        try {
+          linksDown.add(sharedLayerId(store.layers.info(l).diffId));
+        } catch {
+          /* incomplete or being removed: no hint */
+        }
+      }
+    }
+    /** Positions still to stage, by shared ID: the same layer twice in an image is downloaded once. */
+    const wanted = new Map<string, number[]>();
+    for (const [i, id] of layerIds.entries()) {
+      if (id !== undefined) {
+        progress.done(manifest.layers[i].digest, 'present');
+        continue;
+      }
+      const list = wanted.get(sharedIds[i]);
+      if (list) list.push(i);
+      else wanted.set(sharedIds[i], [i]);
+    }
     const staged = new Map<string, { work: string; result: LayerResult }>();
     const tasks: Array<() => Promise<void>> = [];
     // The first layer that fails stops the others' downloads: its error is the one reported.
@@ -82,23 +118,26 @@ async function importOci(store: Store, c: OciCandidate, progress: Progress): Pro
     let firstError: unknown;
     // Layers unpack concurrently, each into an empty directory, so a hardlink into
     // a lower layer finds nothing: such a layer is unpacked again once the others
-    // are, with the layers below it (nearest first) as lowerRootfs.
+    // are, at each position it has, with the layers below that position (nearest
+    // first) as lowerRootfs, and stored chain-keyed.
     const deferred: number[] = [];
-    manifest.layers.forEach((ref, i) => {
-      const layerId = layerIds[i];
-      if (!missing.has(layerId)) {
-        progress.done(ref.digest, 'present');
-        return;
+    for (const [shared, positions] of wanted) {
+      if (linksDown.has(shared)) {
+        deferred.push(...positions);
+        continue;
       }
-      missing.delete(layerId); // the same layer twice in one image: unpacked once
+      const i = positions[0];
+      // The lowest position decides: at position 0 a link cannot be resolved at all.
+      const retryable = i > 0;
       tasks.push(async () => {
         if (cancel.signal.aborted) return;
         try {
-          staged.set(layerId, await stageOciLayer(store, c, ref, diffIds[i], progress, cancel.signal, { retryable: i > 0 }));
+          staged.set(shared, await stageOciLayer(store, c, manifest.layers[i], diffIds[i], progress, cancel.signal, { retryable }));
+          for (const p of positions) layerIds[p] = shared;
         } catch (e) {
-          if (i > 0 && e instanceof MissingLinkTargetError && !cancel.signal.aborted) {
-            log().debug(`layer ${ref.digest} links into a lower layer: unpacking it again after the others`);
-            deferred.push(i);
+          if (retryable && e instanceof MissingLinkTargetError && !cancel.signal.aborted) {
+            log().debug(`layer ${manifest.layers[i].digest} links into a lower layer: unpacking it again after the others`);
+            deferred.push(...positions);
             return;
           }
           if (firstError === undefined && !cancel.signal.aborted) firstError = e;
@@ -106,23 +145,27 @@ async function importOci(store: Store, c: OciCandidate, progress: Progress): Pro
           throw e;
         }
       });
-    });
+    }
     try {
       await runLimited(tasks, LAYER_CONCURRENCY);
       const rootfsOf = (id: string) => {
         const s = staged.get(id);
         return s ? path.join(s.work, 'rootfs') : store.layers.rootfs(id);
       };
+      // Lowest first: every position below a deferred one has its layer by then.
       for (const i of deferred.sort((a, b) => a - b)) {
-        const lowerRootfs = layerIds.slice(0, i).reverse().map(rootfsOf);
-        const staging = stageOciLayer(store, c, manifest.layers[i], diffIds[i], progress, cancel.signal, { lowerRootfs });
-        staged.set(layerIds[i], await staging);
+        const lowerRootfs = layerIds.slice(0, i).reverse().map((id) => rootfsOf(id!));
+        const staging = await stageOciLayer(store, c, manifest.layers[i], diffIds[i], progress, cancel.signal, { lowerRootfs });
+        staging.result.chainId = chainIdList[i];
+        staged.set(chainKeyed[i], staging);
+        layerIds[i] = chainKeyed[i];
       }
     } catch (e) {
       for (const { work } of staged.values()) fs.rmSync(work, { recursive: true, force: true });
       throw firstError ?? e;
     }
     for (const [layerId, { work, result }] of staged) reservation.commit(layerId, work, result);
+    const layers = layerIds as string[];
 
     store.blobs.putBytes(c.manifest.bytes, { digest: c.manifest.ref.digest, size: c.manifest.ref.size, what: 'manifest' }, scratch);
     store.blobs.putBytes(configBytes, { digest: manifest.config.digest, size: manifest.config.size, what: 'config' }, scratch);
@@ -132,15 +175,15 @@ async function importOci(store: Store, c: OciCandidate, progress: Progress): Pro
     const record: ImageRecord = {
       id,
       kind: 'oci',
-      layers: layerIds,
-      size: layerIds.reduce((sum, l) => sum + store.layers.info(l).size, 0),
+      layers,
+      size: [...new Set(layers)].reduce((sum, l) => sum + store.layers.info(l).size, 0),
       importTime: Date.now(),
       manifestDigest: c.manifest.ref.digest,
       configDigest: manifest.config.digest,
       indexDigest: c.index?.ref.digest,
       sources: [c.source],
     };
-    await store.images.put(record, appc, c.names, scratch);
+    await store.images.put(record, appc, c.names, scratch, 'docker');
     return { id, stored: true };
   } finally {
     reservation.release();
@@ -295,6 +338,8 @@ async function importAci(store: Store, c: AciCandidate, progress: Progress): Pro
   const id = `sha512-${hex}`;
   await store.layers.adopt(id, work, { diffId: whole.digest!, treeHash: result.treeHash, size: result.size, entries: result.entries });
   progress.done(key, 'stored');
+  // The ACI's own name is an appc name: it never answers a docker:// reference,
+  // whatever registry name it claims (store/images.ts).
   const version = manifest.labels?.find((l) => l.name === 'version')?.value;
   const names = [version ? `${manifest.name}:${version}` : manifest.name];
   const existed = store.images.has(id);
@@ -306,7 +351,7 @@ async function importAci(store: Store, c: AciCandidate, progress: Progress): Pro
     importTime: Date.now(),
     sources: [c.source],
   };
-  await store.images.put(record, manifest, names, scratch);
+  await store.images.put(record, manifest, names, scratch, 'appc');
   log().debug(`imported ACI ${c.source} as ${id}`);
   return { id, stored: !existed };
 }

@@ -7,7 +7,7 @@ import { BlobStore } from './blobs.js';
 import { ImageStore } from './images.js';
 import { LayerStore } from './layers/store.js';
 import { FileLock } from './lock.js';
-import { StorePaths } from './paths.js';
+import { createDataDir, PRIVATE_DIR_MODE, StorePaths } from './paths.js';
 import { Scratch } from './scratch.js';
 
 export class Store {
@@ -24,16 +24,23 @@ export class Store {
 
   static async open(dir: string): Promise<Store> {
     const paths = new StorePaths(dir);
-    try {
-      fs.mkdirSync(paths.cas, { recursive: true, mode: 0o755 });
-    } catch (e) {
-      const code = errnoCode(e);
-      if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
-        throw new TspodError(ErrorCode.Permission, `cannot create the store in ${dir}: ${code}`, {
-          hint: 'run as root or choose another --dir',
-        });
+    // $DIR and everything tspod makes under it are private (store/paths.ts): the
+    // fixed directories are made here with 0700, so that nothing below makes them
+    // with the default mode, and an older store's looser modes are tightened.
+    createDataDir(dir);
+    for (const d of paths.storeDirs) {
+      try {
+        fs.mkdirSync(d, { mode: PRIVATE_DIR_MODE });
+      } catch (e) {
+        const code = errnoCode(e);
+        if (code === 'EEXIST') continue;
+        if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+          throw new TspodError(ErrorCode.Permission, `cannot create the store in ${dir}: ${code}`, {
+            hint: 'run as root or choose another --dir',
+          });
+        }
+        throw e;
       }
-      throw e;
     }
     const lock = await FileLock.acquire(paths.storeLock, 'shared');
     Scratch.sweepAbandoned(paths.tmpDir);

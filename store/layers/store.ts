@@ -1,19 +1,39 @@
 // Unpacked layers, shared between images: cas/layers/<layerId>/{rootfs/,info.json}.
 // A layer is unpacked once, into scratch, and renamed into place only after every
 // digest has been checked, so a layer directory that exists is always complete.
+//
+// Keys. A layer's directory is all of its content, so its key must name
+// everything that content depends on. For most layers that is the layer's tar
+// alone: they are keyed by diff_id (`sha256-<hex>`) and shared by every image
+// that has them. A layer with a hardlink whose target is only in the layers below
+// it holds a copy of that lower file (store/layers/unpack.ts), so its content
+// depends on the whole lower chain: it is keyed by its OCI chain ID
+// (`chain-sha256-<hex>`) and shared only by images with the same layers below it.
+// Whether a tar links into lower layers is a property of the tar alone, so one
+// diff_id is either always shared or always chain-keyed.
 import fs from 'node:fs';
 import path from 'node:path';
+import { createHash } from 'node:crypto';
 import { TspodError, ErrorCode } from '../../native/errors.js';
 import { syncfs } from '../../native/libc.js';
 import { commitDir, safeReaddir } from '../blobs.js';
 import { FileLock } from '../lock.js';
-import type { StorePaths } from '../paths.js';
+import { PRIVATE_DIR_MODE, type StorePaths } from '../paths.js';
+import { digestToId } from '../digest.js';
 
 export interface LayerInfo {
-  /** `sha256-<diffID hex>` for OCI layers, `sha512-<64 hex>` for an ACI's rootfs. */
+  /**
+   * `sha256-<diffID hex>` for OCI layers, `chain-sha256-<chain ID hex>` for OCI
+   * layers that link into the layers below them, `sha512-<64 hex>` for an ACI's rootfs.
+   */
   id: string;
   /** The uncompressed tar's digest (`sha256:<hex>`), or the ACI's for appc images. */
   diffId: string;
+  /**
+   * Set only for a chain-keyed layer: the OCI chain ID (`sha256:<hex>`) of the
+   * layers up to and including this one, whose lower part its content was made from.
+   */
+  chainId?: string;
   /** Digest over the unpacked tree (store/layers/treehash.ts), checked by `image verify`. */
   treeHash: string;
   /** Bytes of regular-file content. */
@@ -127,6 +147,8 @@ export class LayerStore {
   /** Called with the layer lock held: info.json, flush to disk, rename into place. */
   private commit(id: string, work: string, result: LayerResult): void {
     const info: LayerInfo = { id, importTime: Date.now(), ...result };
+    // The layer directory is private (store/paths.ts); its rootfs keeps the image's mode.
+    fs.chmodSync(work, PRIVATE_DIR_MODE);
     fs.writeFileSync(path.join(work, 'info.json'), JSON.stringify(info, null, 2));
     flushFilesystem(work);
     // A directory left behind without info.json (a crash while removing) is not trusted.
@@ -140,6 +162,29 @@ export class LayerStore {
     fs.rmSync(path.join(dir, 'info.json'), { force: true });
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * OCI chain IDs of an image's layers, lowest first (image-spec config.md):
+ * ChainID(L0) = DiffID(L0), ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln)).
+ */
+export function chainIds(diffIds: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const d of diffIds) {
+    const below = out[out.length - 1];
+    out.push(below === undefined ? d : `sha256:${createHash('sha256').update(`${below} ${d}`).digest('hex')}`);
+  }
+  return out;
+}
+
+/** The layer ID of a diff_id-keyed (shared) layer. */
+export function sharedLayerId(diffId: string): string {
+  return digestToId(diffId);
+}
+
+/** The layer ID of a chain-keyed layer (one that links into the layers below it). */
+export function chainLayerId(chainId: string): string {
+  return `chain-${digestToId(chainId)}`;
 }
 
 /** syncfs on the filesystem holding `dir`: everything unpacked there reaches the disk. */
