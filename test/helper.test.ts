@@ -918,6 +918,31 @@ describe('tspod-helper', { skip }, () => {
     }
   });
 
+  test('the pod dies with its outer helper: SIGKILL to it kills pid 1 and every app', async () => {
+    const pod = writePod({
+      apps: [
+        { name: 'main', exec: ['sleep', '1000'] },
+        { name: 'other', exec: sh('trap "" TERM HUP INT; (sleep 1000 &); sleep 1000') },
+      ],
+    });
+    const h = run(pod);
+    const pid1 = await podUp(pod);
+    const podPidNs = nsOf(pid1, 'pid');
+    const apps = ['main', 'other'].map((a) => readInt(path.join(pod.appsPid, a))!);
+    h.child.kill('SIGKILL');
+    await h.done;
+    const inPod = () =>
+      fs.readdirSync('/proc').filter((p) => {
+        try {
+          return /^\d+$/.test(p) && fs.readlinkSync(`/proc/${p}/ns/pid`) === podPidNs;
+        } catch {
+          return false;
+        }
+      });
+    await waitFor('every process of the pod to be gone', () => inPod().length === 0, 5000);
+    for (const p of [pid1, ...apps]) assert.equal(fs.existsSync(`/proc/${p}`), false, `process ${p} is gone`);
+  });
+
   test('no mount leaked to the host', () => {
     assert.ok(podSeq > 20, 'the pods above ran');
     assert.deepEqual(ourHostMounts(), []);

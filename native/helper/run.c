@@ -33,6 +33,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -287,9 +288,18 @@ static int all_done(void)
 	return 1;
 }
 
-static void __attribute__((noreturn)) pid1_main(int rep)
+static void __attribute__((noreturn)) pid1_main(int rep, int outer_pidfd)
 {
 	report_fd = rep;
+	/* The pod dies with its supervisor: should the outer helper die (even by SIGKILL),
+	 * pid 1 gets SIGKILL, and with it every process of the pod's pid namespace. If it
+	 * died before the prctl, its pidfd says so (getppid() cannot: our parent is in
+	 * another pid namespace, so it reads 0 either way). */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		die("PR_SET_PDEATHSIG: %s", strerror(errno));
+	struct pollfd op = { outer_pidfd, POLLIN, 0 };
+	if (poll(&op, 1, 0) != 0)
+		_exit(EXIT_HELPER); /* gone already (or we cannot tell): nobody to run the pod for */
 	/* Nothing of the pod has run yet. From here on neither pid 1 nor a child of it
 	 * (until it execs) can be opened through /proc/PID/{fd,cwd,root,mem} by the
 	 * pod's processes (they would need CAP_SYS_PTRACE), and pid 1 keeps no fd
@@ -621,6 +631,11 @@ int run_main(int argc, char **argv)
 	int rep[2];
 	if (pipe2(rep, O_CLOEXEC) < 0)
 		die("pipe: %s", strerror(errno));
+	int self_pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+	if (self_pidfd < 0)
+		die("pidfd_open: %s (Linux 5.3 or later is needed)", strerror(errno));
+	if (fcntl(self_pidfd, F_SETFD, FD_CLOEXEC) < 0)
+		die("pidfd: %s", strerror(errno));
 
 	pid_t saved_fg = -1;
 	if (P.stdin_inherit && isatty(0)) {
@@ -633,9 +648,10 @@ int run_main(int argc, char **argv)
 	if (pid1 < 0)
 		die("fork: %s", strerror(errno));
 	if (pid1 == 0)
-		pid1_main(rep[1]);
+		pid1_main(rep[1], self_pidfd);
 	O.pid1 = pid1;
 	close(rep[1]);
+	close(self_pidfd);
 	if (fcntl(rep[0], F_SETFL, O_NONBLOCK) < 0)
 		die("pipe: %s", strerror(errno));
 
