@@ -521,23 +521,34 @@ describe('tspod-helper', { skip }, () => {
     assert.equal(fs.readFileSync(path.join(pod.status, 'stubborn'), 'utf8'), `${128 + 9}\n`);
   });
 
-  test('pre-start and post-stop handlers run in order around the app, with the app’s credentials', async () => {
-    const log = (s: string) => sh(`echo ${s}:$(id -u) >> /shared/log`);
+  test('pre-start and post-stop handlers run in order around the app, as root with the app’s restrictions', async () => {
+    const log = (s: string) => sh(`echo ${s}:$(id -u):$(id -g):$(id -G | tr " " ,):$(grep -E "^CapBnd" /proc/self/status | cut -f2) >> /shared/log`);
     const pod = writePod({
       apps: [
         {
           name: 'main',
           user: 'name:alice',
           group: 'name:alice',
+          sgids: '50',
+          caps: 'a80425fb',
           exec: log('main'),
-          pre: [log('pre1'), log('pre2')],
+          pre: [log('pre1'), log('pre2'), sh('mkdir /shared/data && chown 1000:1000 /shared/data')],
           post: [log('post1'), sh('exit 1'), log('post2')],
         },
       ],
     });
+    fs.writeFileSync(path.join(pod.shared, 'log'), '', { mode: 0o666 });
+    fs.chmodSync(path.join(pod.shared, 'log'), 0o666);
     const r = await run(pod).done;
     assert.equal(r.code, 0, r.err);
-    assert.equal(fs.readFileSync(path.join(pod.shared, 'log'), 'utf8'), 'pre1:1000\npre2:1000\nmain:1000\npost1:1000\npost2:1000\n');
+    // uid 0, gid 0, no supplementary groups for the handlers; the app's bounding set for all.
+    const root = '0:0:0:00000000a80425fb';
+    assert.equal(
+      fs.readFileSync(path.join(pod.shared, 'log'), 'utf8'),
+      `pre1:${root}\npre2:${root}\nmain:1000:1000:1000,50:00000000a80425fb\npost1:${root}\npost2:${root}\n`,
+    );
+    const data = fs.statSync(path.join(pod.shared, 'data'));
+    assert.deepEqual([data.uid, data.gid], [1000, 1000], 'a pre-start handler chowned a volume for the app');
     assert.match(r.err, /post-stop handler \/bin\/sh failed \(exit code 1\)/);
 
     // A failing pre-start handler: the app does not start, its code is the pod's, post-stop still runs.
@@ -546,7 +557,8 @@ describe('tspod-helper', { skip }, () => {
     });
     const r2 = await run(pod2).done;
     assert.equal(r2.code, 4);
-    assert.equal(fs.readFileSync(path.join(pod2.shared, 'log'), 'utf8'), 'pre1:0\npost1:0\n');
+    const bnd = procStatus(process.pid).CapBnd; // no app-capabilities: the helper's own set
+    assert.equal(fs.readFileSync(path.join(pod2.shared, 'log'), 'utf8'), `pre1:0:0:0:${bnd}\npost1:0:0:0:${bnd}\n`);
     assert.equal(fs.readFileSync(path.join(pod2.status, 'main'), 'utf8'), '4\n');
   });
 
@@ -811,8 +823,8 @@ describe('tspod-helper', { skip }, () => {
     i=0
     while [ $i -lt 8 ]; do
       for f in /proc/[0-9]*/fd/* /proc/[0-9]*/cwd /proc/[0-9]*/root; do
+        (echo x > "$f/${canary}") 2>/dev/null && echo "WROTE $f/${canary}"
         for up in '' /.. /../.. /../../.. /../../../.. /../../../../.. /../../../../../.. /../../../../../../.. /../../../../../../../..; do
-          (echo x > "$f$up/${canary}") 2>/dev/null && echo "WROTE $f$up/${canary}"
           (echo x > "$f$up${hostDir}/${canary}") 2>/dev/null && echo "WROTE $f$up${hostDir}/${canary}"
         done
       done

@@ -71,8 +71,8 @@ describe('helper security (real pods)', { skip: SKIP, concurrency: true }, () =>
       i=0
       while [ $i -lt 8 ]; do
         for f in /proc/[0-9]*/fd/* /proc/[0-9]*/cwd /proc/[0-9]*/root; do
+          (echo x > "$f/${canary}") 2>/dev/null && echo "WROTE $f/${canary}"
           for up in '' /.. /../.. /../../.. /../../../.. /../../../../.. /../../../../../.. /../../../../../../.. /../../../../../../../.. /../../../../../../../../..; do
-            (echo x > "$f$up/${canary}") 2>/dev/null && echo "WROTE $f$up/${canary}"
             (echo x > "$f$up${hostDir}/${canary}") 2>/dev/null && echo "WROTE $f$up${hostDir}/${canary}"
             (echo x > "$f$up${dd.path}/${canary}") 2>/dev/null && echo "WROTE $f$up${dd.path}/${canary}"
           done
@@ -139,6 +139,32 @@ describe('helper security (real pods)', { skip: SKIP, concurrency: true }, () =>
       if (bg.proc.exitCode === null && bg.proc.signalCode === null) bg.proc.kill('SIGKILL');
       await bg.exited;
     }
+  });
+
+  test('pre-start and post-stop handlers run as root with the app’s restrictions; the app as its user', async () => {
+    const vol = scratchDir('sec-handlers');
+    fs.chmodSync(vol, 0o755); // only root may write here: the handler prepares /v/data for the app
+    const record = (who: string) => `echo ${who}:$(id -u):$(id -g):$(id -G):$(grep CapBnd /proc/self/status | cut -f2):$(grep NoNewPrivs /proc/self/status | cut -f2) >> /v/log`;
+    const file = manifest(
+      'sec-handlers',
+      {
+        user: '1000',
+        group: '1000',
+        supplementaryGIDs: [50],
+        isolators: [{ name: 'os/linux/no-new-privileges', value: true }],
+        exec: ['/bin/sh', '-c', `echo app-wrote > /v/data/by-app && echo app:$(id -u):$(id -g):$(id -G):$(grep CapBnd /proc/self/status | cut -f2)`],
+        eventHandlers: [
+          { name: 'pre-start', exec: ['/bin/sh', '-c', `${record('pre')}; mkdir /v/data && chown 1000:1000 /v/data`] },
+          { name: 'post-stop', exec: ['/bin/sh', '-c', record('post')] },
+        ],
+      },
+      vol,
+    );
+    const r = await dd.tspod(['run', `--pod-manifest=${file}`]);
+    assert.equal(r.code, 0, describeResult(r));
+    assert.match(r.stdout, new RegExp(`^app:1000:1000:1000 50:${DEFAULT_CAPS}$`, 'm'), r.stdout);
+    assert.equal(fs.readFileSync(path.join(vol, 'log'), 'utf8'), `pre:0:0:0:${DEFAULT_CAPS}:1\npost:0:0:0:${DEFAULT_CAPS}:1\n`);
+    assert.equal(fs.readFileSync(path.join(vol, 'data/by-app'), 'utf8'), 'app-wrote\n', 'the handler chowned the volume for the app');
   });
 });
 

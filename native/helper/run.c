@@ -77,8 +77,15 @@ static int run_handler(const struct app *a, char **argv, const char *kind)
 	}
 	if (pid == 0) {
 		close_fds_from(3); /* before its credentials: nothing of ours reaches the handler */
+		/* As in rkt: handlers run as root (uid 0, gid 0, no supplementary groups), so
+		 * that one can chown a volume for an unprivileged app; but they are pod code,
+		 * so the app's capability bounding set and no_new_privs still apply. */
 		struct security s;
 		security_of_app(a, &s);
+		s.user = "0";
+		s.group = "0";
+		s.sgids = NULL;
+		s.nsgids = 0;
 		if (apply_security(&s) < 0)
 			_exit(EXIT_HELPER);
 		char *what = xasprintf("%s handler ", kind);
