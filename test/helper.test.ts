@@ -406,14 +406,15 @@ describe('tspod-helper', { skip }, () => {
       ],
       steps: ({ dir, appRoot }) => {
         const A = appRoot('main');
+        const R = `${dir}/stage1-rootfs`; // set-up steps act below the pod root only
+        fs.mkdirSync(`${dir}/vol2`); // a host directory as a volume source
         return [
           // a submount in the volume's source, made inside the pod's private mount namespace
-          line('mkdir', `${dir}/vol/sub`, '0755'),
-          line('mount', 'tmpfs', `${dir}/vol/sub`, 'tmpfs', 'nosuid', '-'),
+          line('mkdir', `${R}/vol/sub`, '0755'),
+          line('mount', 'tmpfs', `${R}/vol/sub`, 'tmpfs', 'nosuid', '-'),
           line('mkdir', `${A}/vol`, '0755'),
-          line('mount', `${dir}/vol`, `${A}/vol`, '-', 'bind,rec', '-'),
+          line('mount', `${R}/vol`, `${A}/vol`, '-', 'bind,rec', '-'),
           line('mount', '-', `${A}/vol`, '-', 'remount,bind,rdonly,rec', '-'),
-          line('mkdir', `${dir}/vol2`, '0755'),
           line('mkdir', `${A}/vol2`, '0755'),
           line('mount', `${dir}/vol2`, `${A}/vol2`, '-', 'bind,rdonly', '-'),
         ];
@@ -953,6 +954,41 @@ describe('tspod-helper', { skip }, () => {
       });
     await waitFor('every process of the pod to be gone', () => inPod().length === 0, 5000);
     for (const p of [pid1, ...apps]) assert.equal(fs.existsSync(`/proc/${p}`), false, `process ${p} is gone`);
+  });
+
+  test('set-up steps act below the pod root only: a target outside it is refused, nothing is made there', async () => {
+    const outside = path.join(DATA, `outside-${podSeq + 1}`);
+    fs.mkdirSync(outside);
+    fs.writeFileSync(path.join(outside, 'file'), 'host\n');
+    const pod = writePod({ apps: [{ name: 'main', exec: ['/bin/true'] }] });
+    const rootSibling = `${pod.root}-sibling`; // the root's name is a prefix of it, the root is not
+    const cases: Array<[string, string[]]> = [
+      ['mkdir', [line('mkdir', `${outside}/made`, '0755')]],
+      ['touch', [line('touch', `${outside}/touched`, '0644')]],
+      ['write', [line('write', `${outside}/file`, '0644', 'pwned\n')]],
+      ['symlink', [line('symlink', '/etc/shadow', `${outside}/link`)]],
+      ['chown', [line('chown', `${outside}/file`, '1234', '1234')]],
+      ['mount', [line('mount', 'tmpfs', outside, 'tmpfs', '-', '-')]],
+      ['mount', [line('mount', '-', outside, '-', 'remount,bind,rdonly', '-')]],
+      ['mkdir', [line('mkdir', `${rootSibling}/x`, '0755')]],
+    ];
+    for (const [kind, steps] of cases) {
+      const plan = path.join(pod.dir, 'plan-outside');
+      fs.writeFileSync(plan, fs.readFileSync(pod.plan, 'utf8').replace(/^app main$/m, `${steps.join('\n')}\napp main`));
+      const r = await start(['run', plan]).done;
+      assert.equal(r.code, 254, `${steps}: ${r.err}`);
+      assert.match(r.err, new RegExp(`^tspod-helper: plan .* line \\d+: ${kind} target \\S+ is not below the pod root ${pod.root}\\n$`), steps.join());
+    }
+    assert.deepEqual(fs.readdirSync(outside), ['file']);
+    assert.equal(fs.readFileSync(path.join(outside, 'file'), 'utf8'), 'host\n');
+    assert.equal(fs.statSync(path.join(outside, 'file')).uid, 0);
+    assert.equal(fs.existsSync(rootSibling), false);
+    // A path with ".." (an image volume like /../../tmp/x) never gets that far.
+    const plan = path.join(pod.dir, 'plan-dotdot');
+    fs.writeFileSync(plan, fs.readFileSync(pod.plan, 'utf8').replace(/^app main$/m, `${line('mkdir', `${pod.appRoot('main')}/../../../../x`, '0755')}\napp main`));
+    const r = await start(['run', plan]).done;
+    assert.equal(r.code, 254);
+    assert.match(r.err, /^tspod-helper: plan .* line \d+: path ".*" must be and without "\.\."\n$/);
   });
 
   test('no mount leaked to the host', () => {

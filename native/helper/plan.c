@@ -523,5 +523,15 @@ void plan_load(const char *path, struct plan *p)
 		perr(&c, "no app");
 	if (p->stdin_inherit && p->napps > 1)
 		perr(&c, "stdin inherit is for one app only (%d apps)", p->napps);
+	/* Every set-up step acts inside the pod: its target is the root or below it (mount
+	 * sources are host paths). mounts.c resolves the part below the root in the root. */
+	static const char *const kinds[] = { "mkdir", "touch", "write", "symlink", "mount", "chown" };
+	size_t rl = strlen(p->root);
+	for (int i = 0; i < p->nsteps; i++) {
+		const struct step *s = &p->steps[i];
+		if (strncmp(s->path, p->root, rl) || (s->path[rl] != '/' && s->path[rl]))
+			die("plan %s line %d: %s target %s is not below the pod root %s", path, s->line, kinds[s->kind], s->path,
+			    p->root);
+	}
 	/* buf stays allocated: every string points into it */
 }
