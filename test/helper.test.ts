@@ -991,6 +991,86 @@ describe('tspod-helper', { skip }, () => {
     assert.match(r.err, /^tspod-helper: plan .* line \d+: path ".*" must be and without "\.\."\n$/);
   });
 
+  test('image symlinks into /proc: set-up steps never write, touch or chown through them (the host’s hostname stays)', async () => {
+    // No uts namespace: /proc/sys/kernel/hostname in the pod is the host's own.
+    const hostname = fs.readFileSync('/proc/sys/kernel/hostname', 'utf8');
+    const hosts = '127.0.0.1 pwned\n';
+    const A = (pod: Pod) => pod.appRoot('main');
+    const cases: Array<{ what: string; image: Record<string, string>; steps: (pod: Pod) => string[]; refused: boolean }> = [
+      {
+        what: '/etc/hosts -> /proc/sys/kernel/hostname, written: the link is replaced',
+        image: { 'etc/hosts': '/proc/sys/kernel/hostname' },
+        steps: (pod) => [line('mkdir', `${A(pod)}/etc`, '0755'), line('write', `${A(pod)}/etc/hosts`, '0644', hosts)],
+        refused: false,
+      },
+      {
+        what: '/etc/hosts -> ../proc/sys/kernel/hostname (relative), written',
+        image: { 'etc/hosts': '../proc/sys/kernel/hostname' },
+        steps: (pod) => [line('write', `${A(pod)}/etc/hosts`, '0644', hosts)],
+        refused: false,
+      },
+      {
+        what: '/etc -> /proc/sys/kernel: mkdir, touch and write below it',
+        image: { etc: '/proc/sys/kernel' },
+        steps: (pod) => [line('mkdir', `${A(pod)}/etc`, '0755'), line('touch', `${A(pod)}/etc/hostname`, '0644'), line('write', `${A(pod)}/etc/hosts`, '0644', hosts)],
+        refused: true,
+      },
+      {
+        what: '/etc -> /proc/sys/kernel: write alone',
+        image: { etc: '/proc/sys/kernel' },
+        steps: (pod) => [line('write', `${A(pod)}/etc/hostname`, '0644', 'pwned\n')],
+        refused: true,
+      },
+      {
+        what: '/etc/hostname -> /proc/sys/kernel/hostname: touched (a bind target)',
+        image: { 'etc/hostname': '/proc/sys/kernel/hostname' },
+        steps: (pod) => [line('touch', `${A(pod)}/etc/hostname`, '0644'), line('mount', `${A(pod)}/proc/sys/kernel/hostname`, `${A(pod)}/etc/hostname`, '-', 'bind', '-')],
+        refused: true,
+      },
+      {
+        what: '/etc/x -> /proc/sys/kernel/hostname: chowned',
+        image: { 'etc/x': '/proc/sys/kernel/hostname' },
+        steps: (pod) => [line('chown', `${A(pod)}/etc/x`, '1000', '1000')],
+        refused: true,
+      },
+      {
+        what: '/vol -> /proc/sys/kernel: a volume below it',
+        image: { vol: '/proc/sys/kernel' },
+        steps: (pod) => [line('mkdir', `${A(pod)}/vol/data`, '0755'), line('mount', pod.shared, `${A(pod)}/vol/data`, '-', 'bind', '-')],
+        refused: true,
+      },
+      {
+        what: '/vol -> /sys: a mount on it',
+        image: { vol: '/sys' },
+        steps: (pod) => [line('mount', 'tmpfs', `${A(pod)}/vol`, 'tmpfs', '-', '-')],
+        refused: true,
+      },
+    ];
+    try {
+      for (const c of cases) {
+        const pod = writePod({ namespaces: 'mnt,pid,ipc', apps: [{ name: 'main', exec: sh('cat /etc/hosts') }] });
+        const upper = path.join(pod.dir, 'upper-main');
+        for (const [rel, target] of Object.entries(c.image)) {
+          fs.mkdirSync(path.dirname(path.join(upper, rel)), { recursive: true });
+          fs.symlinkSync(target, path.join(upper, rel));
+        }
+        fs.writeFileSync(pod.plan, fs.readFileSync(pod.plan, 'utf8').replace(/^app main$/m, `${c.steps(pod).join('\n')}\napp main`));
+        const r = await run(pod).done;
+        assert.equal(fs.readFileSync('/proc/sys/kernel/hostname', 'utf8'), hostname, `${c.what}: the host's hostname is unchanged`);
+        if (c.refused) {
+          assert.equal(r.code, 254, `${c.what}: ${r.err}`);
+          assert.match(r.err, /^tspod-helper: plan .* line \d+: [^\n]+\n$/, c.what);
+        } else {
+          assert.equal(r.code, 0, `${c.what}: ${r.err}`);
+          assert.equal(r.out, hosts, c.what);
+          assert.ok(fs.lstatSync(path.join(upper, 'etc/hosts')).isFile(), `${c.what}: a regular file in the pod's own layer`);
+        }
+      }
+    } finally {
+      if (fs.readFileSync('/proc/sys/kernel/hostname', 'utf8') !== hostname) fs.writeFileSync('/proc/sys/kernel/hostname', hostname);
+    }
+  });
+
   test('no mount leaked to the host', () => {
     assert.ok(podSeq > 20, 'the pods above ran');
     assert.deepEqual(ourHostMounts(), []);

@@ -1,11 +1,23 @@
 /* tspod-helper: set-up steps, the pod root and the app roots.
  *
- * Every path of a set-up step is a host path, but the parts of it below the pod
- * root or below an app rootfs are image content, which we do not trust: such a
- * path is resolved with openat2(RESOLVE_IN_ROOT) against that root, so that a
- * symlink in an image ("/etc -> /host/etc", "dev -> ../../..") can never make a
- * step write, chown or mount outside the image. Mounts then target the resolved
- * fd through /proc/self/fd/N.
+ * The target of every set-up step (mkdir, touch, write, symlink, chown, mount,
+ * console) is below the pod root (plan.c refuses anything else), and the parts of
+ * it below the pod root or an app rootfs are image content, which we do not trust.
+ * A target is resolved with openat2(RESOLVE_IN_ROOT | RESOLVE_NO_XDEV) from its
+ * *anchor*: the deepest of the pod root, the app roots and the mounts the plan
+ * itself made whose path is the target's or a parent of it. So a symlink in an image
+ * ("/etc -> /host/etc", "dev -> ../../..", "/etc -> /proc/sys/kernel") can never make
+ * a step write, chown or mount outside the image, nor reach into another file system
+ * (the pod's /proc, /sys, a volume): the one mount crossing a target may make is onto
+ * a mount of the plan's own, by its path in the plan. The last component of a touch,
+ * write or chown target is never followed: a symlink there is refused (write
+ * replaces it, through a temp file and a rename in the same directory). Mount
+ * targets and mkdir follow a symlink as long as it stays on the same mount. Mounts
+ * then target the resolved fd through /proc/self/fd/N.
+ *
+ * Mount *sources* (bind sources, /dev/null, a volume's directory) are host paths;
+ * one below the pod root is resolved with RESOLVE_IN_ROOT against it or its app
+ * root (mount crossings allowed: /proc/sys/kernel/hostname is a source).
  */
 #include "helper.h"
 
@@ -25,9 +37,16 @@
 struct open_how_ {
 	uint64_t flags, mode, resolve;
 };
+#define RESOLVE_NO_XDEV_ 0x01
 #define RESOLVE_NO_MAGICLINKS_ 0x02
+#define RESOLVE_NO_SYMLINKS_ 0x04
+#define RESOLVE_BENEATH_ 0x08
 #define RESOLVE_IN_ROOT_ 0x10
 #define IN_ROOT (RESOLVE_IN_ROOT_ | RESOLVE_NO_MAGICLINKS_)
+/* a set-up target below its anchor: in the anchor's root, on the anchor's mount */
+#define TARGET (RESOLVE_IN_ROOT_ | RESOLVE_NO_MAGICLINKS_ | RESOLVE_NO_XDEV_)
+/* the last component of a target, from its parent: that name only, not followed */
+#define LAST (RESOLVE_BENEATH_ | RESOLVE_NO_MAGICLINKS_ | RESOLVE_NO_SYMLINKS_ | RESOLVE_NO_XDEV_)
 
 struct mount_attr_ {
 	uint64_t attr_set, attr_clr, propagation, userns_fd;
@@ -54,9 +73,9 @@ int xopenat2(int dirfd, const char *path, int flags, mode_t mode, uint64_t resol
 	return fd;
 }
 
-/* Where a host path is resolved: *base is the directory fd to resolve *rest against,
+/* Where a mount source is resolved: *base is the directory fd to resolve *rest against,
  * *res the RESOLVE_ flags (IN_ROOT below the pod root or an app rootfs). */
-static int open_base(const struct plan *p, const char *path, const char **rest, uint64_t *res)
+static int open_source_base(const struct plan *p, const char *path, const char **rest, uint64_t *res)
 {
 	size_t rl = strlen(p->root);
 	if (strncmp(path, p->root, rl) || (path[rl] != '/' && path[rl] != 0)) {
@@ -231,32 +250,182 @@ static void __attribute__((noreturn)) step_die(const struct plan *p, const struc
 	die("plan %s line %d: %s %s: %s", p->file, s->line, what, s->path, strerror(errno));
 }
 
-static void do_mount(const struct plan *p, const struct step *s, int base, const char *rest, uint64_t res)
+static void __attribute__((noreturn)) step_fail(const struct plan *p, const struct step *s, const char *what)
 {
-	char tp[32], sp[32];
-	int tfd = xopenat2(base, rest, O_PATH, 0, res);
+	die("plan %s line %d: %s %s", p->file, s->line, s->path, what);
+}
+
+/* ------------------------------------------------------------------ anchors */
+
+/* The mounts the plan has made so far: path in the plan -> O_PATH fd of the mount's
+ * root. Only pid 1 has them, during the set-up only. */
+struct anchor {
+	const char *path;
+	int fd;
+};
+static struct anchor *anchors;
+static int nanchors;
+
+/* Is a the path p or (strict: only) a parent of it? */
+static size_t path_prefix(const char *a, const char *p, int strict)
+{
+	size_t n = strlen(a);
+	if (strncmp(a, p, n) || (p[n] != '/' && (strict || p[n])))
+		return 0;
+	return n;
+}
+
+/* The anchor of path (below the pod root): an fd to resolve *rest against with
+ * TARGET, and *rest (never empty; "." for the anchor itself). strict: a parent of
+ * path only, never path itself. -1 + errno on failure. */
+static int open_anchor(const struct plan *p, const char *path, int strict, const char **rest)
+{
+	size_t best = path_prefix(p->root, path, strict);
+	const struct app *app = NULL;
+	const struct anchor *mnt = NULL;
+	if (!best) {
+		errno = EXDEV; /* plan.c refused it already */
+		return -1;
+	}
+	for (int i = 0; i < p->napps; i++) {
+		/* an app root is the root of what is below it; itself, it is resolved from above */
+		char *ar = xasprintf("%s%s", p->root, p->apps[i].root);
+		size_t l = path_prefix(ar, path, 1);
+		free(ar);
+		if (l > best) {
+			best = l;
+			app = &p->apps[i];
+		}
+	}
+	for (int i = 0; i < nanchors; i++) {
+		size_t l = path_prefix(anchors[i].path, path, strict);
+		if (l && l >= best) { /* a mount at an app root is that app root */
+			best = l;
+			mnt = &anchors[i];
+			app = NULL;
+		}
+	}
+	*rest = path[best] ? path + best + 1 : ".";
+	if (mnt)
+		return fcntl(mnt->fd, F_DUPFD_CLOEXEC, 3);
+	if (!app)
+		return open(p->root, O_PATH | O_DIRECTORY | O_CLOEXEC); /* the plan's: trusted */
+	/* An app root that is not a mount: resolved like any target, from its own anchor. */
+	char *ar = xasprintf("%s%s", p->root, app->root);
+	const char *arest;
+	int base = open_anchor(p, ar, 1, &arest);
+	int fd = base < 0 ? -1 : xopenat2(base, arest, O_PATH | O_DIRECTORY, 0, TARGET);
+	int e = errno;
+	if (base >= 0)
+		close(base);
+	free(ar);
+	errno = e;
+	return fd;
+}
+
+static void add_anchor(const char *path, int fd)
+{
+	/* mounts of the plan's below this one are hidden by it now; one at the same path
+	 * is under it */
+	int n = 0;
+	for (int i = 0; i < nanchors; i++) {
+		if (path_prefix(path, anchors[i].path, 0)) {
+			close(anchors[i].fd);
+			continue;
+		}
+		anchors[n++] = anchors[i];
+	}
+	nanchors = n;
+	struct anchor *a = vec_push(&anchors, &nanchors, sizeof *a);
+	a->path = path;
+	a->fd = fd;
+}
+
+static void drop_anchors(void)
+{
+	for (int i = 0; i < nanchors; i++)
+		close(anchors[i].fd);
+	free(anchors);
+	anchors = NULL;
+	nanchors = 0;
+}
+
+/* Where the mount point tfd (base + rest resolved) is: its parent directory
+ * (returned) and its name, so that the mount stacked on it can be opened once it is
+ * made. A directory is found from itself (also when a symlink on the same mount led
+ * to it); a file from rest, and a symlink that led to it is refused. -1 on failure. */
+static int locate(int tfd, int base, const char *rest, char name[NAME_MAX + 1])
+{
+	struct stat a, b;
+	int pfd;
+	if (fstat(tfd, &a) < 0)
+		return -1;
+	if (S_ISDIR(a.st_mode)) {
+		char fp[32], where[PATH_MAX];
+		ssize_t n = readlink(proc_fd_path(tfd, fp), where, sizeof where - 1);
+		if (n <= 0 || n >= (ssize_t)sizeof where - 1) {
+			if (n >= 0)
+				errno = ENAMETOOLONG;
+			return -1;
+		}
+		where[n] = 0;
+		const char *slash = strrchr(where, '/');
+		if (!slash || !slash[1] || strlen(slash + 1) > NAME_MAX) {
+			errno = EINVAL;
+			return -1;
+		}
+		strcpy(name, slash + 1);
+		pfd = openat(tfd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	} else {
+		const char *slash = strrchr(rest, '/');
+		if (!strcmp(rest, ".") || strlen(slash ? slash + 1 : rest) > NAME_MAX) {
+			errno = EBUSY; /* a file that is a mount of the plan's already */
+			return -1;
+		}
+		strcpy(name, slash ? slash + 1 : rest);
+		char *parent = slash ? strndup(rest, (size_t)(slash - rest)) : xstrdup(".");
+		if (!parent)
+			die("out of memory");
+		pfd = xopenat2(base, parent, O_PATH | O_DIRECTORY, 0, TARGET);
+		free(parent);
+	}
+	if (pfd < 0)
+		return -1;
+	if (fstatat(pfd, name, &b, AT_SYMLINK_NOFOLLOW) < 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+		close(pfd);
+		errno = S_ISDIR(a.st_mode) ? ESTALE : ELOOP;
+		return -1;
+	}
+	return pfd;
+}
+
+/* ------------------------------------------------------------------- steps */
+
+static void do_mount(const struct plan *p, const struct step *s, int base, const char *rest)
+{
+	char tp[32], sp[32], name[NAME_MAX + 1];
+	/* the mount point: on the anchor's mount (a symlink on the way is followed as
+	 * long as it stays there), or the anchor itself */
+	int tfd = xopenat2(base, rest, O_PATH, 0, TARGET);
 	if (tfd < 0)
 		step_die(p, s, "mount target");
 	unsigned long fl = s->mflags | (s->mrec ? MS_REC : 0);
+	int bind = (fl & MS_BIND) && !(fl & MS_REMOUNT);
+	int newmount = bind || (!(fl & MS_REMOUNT) && s->fstype);
+	int pfd = -1, nfd = -1;
+	if (newmount && (pfd = locate(tfd, base, rest, name)) < 0)
+		step_die(p, s, "mount target");
 	const char *src = s->arg;
 	int sfd = -1;
-	int mounted = 0;
-	if ((fl & MS_BIND) && !(fl & MS_REMOUNT)) {
+	if (bind) {
 		const char *srest;
 		uint64_t sres;
-		int sbase = open_base(p, s->arg, &srest, &sres);
+		int sbase = open_source_base(p, s->arg, &srest, &sres);
 		if (sbase < 0 || (sfd = xopenat2(sbase, srest, O_PATH, 0, sres)) < 0)
 			die("plan %s line %d: bind source %s: %s", p->file, s->line, s->arg, strerror(errno));
 		close(sbase);
 		if (mount(proc_fd_path(sfd, sp), proc_fd_path(tfd, tp), NULL, MS_BIND | (fl & MS_REC), NULL) < 0)
 			die("plan %s line %d: bind mount %s on %s: %s", p->file, s->line, s->arg, s->path, strerror(errno));
-		mounted = 1;
-		if (fl & ATTR_FLAGS) {
-			int t2 = xopenat2(base, rest, O_PATH, 0, res);
-			if (t2 < 0 || set_mount_attrs(t2, fl & ATTR_FLAGS, s->mrec) < 0)
-				step_die(p, s, "setting flags of bind mount");
-			close(t2);
-		}
 	} else if ((fl & MS_REMOUNT) && (fl & MS_BIND) && (fl & ATTR_FLAGS) && !s->data) {
 		/* Per-mount flags of an existing mount: set them (recursively with rec) and keep
 		 * the others, which a plain MS_REMOUNT would clear and MS_REC would not reach. */
@@ -268,65 +437,116 @@ static void do_mount(const struct plan *p, const struct step *s, int base, const
 		if (mount(src, proc_fd_path(tfd, tp), s->fstype, fl, s->data) < 0)
 			die("plan %s line %d: mount %s (%s) on %s: %s", p->file, s->line, src ? src : "-",
 			    s->fstype ? s->fstype : "-", s->path, strerror(errno));
-		mounted = !(fl & MS_REMOUNT);
 	}
-	if (s->mprop) {
-		int t2 = mounted ? xopenat2(base, rest, O_PATH, 0, res) : dup(tfd);
-		if (t2 < 0 || mount(NULL, proc_fd_path(t2, tp), NULL, s->mprop | (s->mrec ? MS_REC : 0), NULL) < 0)
-			step_die(p, s, "changing propagation of");
-		close(t2);
+	if (newmount) {
+		/* The new mount's root: the one crossing later targets below it may make. */
+		nfd = xopenat2(pfd, name, O_PATH, 0, RESOLVE_BENEATH_ | RESOLVE_NO_SYMLINKS_ | RESOLVE_NO_MAGICLINKS_);
+		if (nfd < 0)
+			step_die(p, s, "opening the new mount");
+		close(pfd);
+		add_anchor(s->path, nfd);
+		if (bind && (fl & ATTR_FLAGS) && set_mount_attrs(nfd, fl & ATTR_FLAGS, s->mrec) < 0)
+			step_die(p, s, "setting flags of bind mount");
 	}
+	if (s->mprop && mount(NULL, proc_fd_path(newmount ? nfd : tfd, tp), NULL, s->mprop | (s->mrec ? MS_REC : 0), NULL) < 0)
+		step_die(p, s, "changing propagation of");
 	if (sfd >= 0)
 		close(sfd);
 	close(tfd);
 }
 
+/* Opens the last component of rest (below base) itself, never following it nor
+ * crossing a mount, the parent created if create (0755). *pfd gets the parent.
+ * Returns the fd (O_PATH), or -1 with errno ENOENT when it does not exist. A
+ * symlink there is refused, unless links (then the fd is the symlink's). */
+static int open_last(const struct plan *p, const struct step *s, int base, const char *rest, int create, int *pfd,
+		     char name[NAME_MAX + 1], int links)
+{
+	if (create)
+		*pfd = open_parent(base, rest, TARGET, name, NAME_MAX + 1);
+	else {
+		const char *slash = strrchr(rest, '/');
+		char *parent = slash ? strndup(rest, (size_t)(slash - rest)) : xstrdup(".");
+		const char *nm = slash ? slash + 1 : rest;
+		if (!parent || strlen(nm) > NAME_MAX)
+			step_fail(p, s, "has a name too long");
+		strcpy(name, nm);
+		*pfd = xopenat2(base, parent, O_PATH | O_DIRECTORY, 0, TARGET);
+		free(parent);
+	}
+	if (*pfd < 0)
+		step_die(p, s, create ? "creating the parent of" : "resolving the parent of");
+	int fd = xopenat2(*pfd, name, O_PATH | O_NOFOLLOW, 0, LAST & ~(uint64_t)RESOLVE_NO_SYMLINKS_);
+	if (fd < 0 && errno != ENOENT)
+		step_die(p, s, "opening");
+	struct stat st;
+	if (fd >= 0 && !links && fstat(fd, &st) == 0 && S_ISLNK(st.st_mode))
+		step_fail(p, s, "is a symbolic link in the image: refused (a set-up step never follows one there)");
+	return fd;
+}
+
 static void do_step(const struct plan *p, const struct step *s)
 {
 	const char *rest;
-	uint64_t res;
 	char name[NAME_MAX + 1];
 	int fd, pfd;
-	int base = open_base(p, s->path, &rest, &res);
+	int base = open_anchor(p, s->path, 0, &rest);
 	if (base < 0)
 		step_die(p, s, "resolving");
+	int self = !strcmp(rest, "."); /* the step's target is its anchor itself */
 	switch (s->kind) {
 	case STEP_MKDIR:
-		if ((fd = mkdir_p(base, rest, s->mode, res)) < 0)
+		if ((fd = self ? fcntl(base, F_DUPFD_CLOEXEC, 3) : mkdir_p(base, rest, s->mode, TARGET)) < 0)
 			step_die(p, s, "mkdir");
 		close(fd);
 		break;
 	case STEP_TOUCH:
-		fd = xopenat2(base, rest, O_PATH, 0, res);
-		if (fd < 0 && errno == ENOENT) {
-			if ((pfd = open_parent(base, rest, res, name, sizeof name)) < 0)
-				step_die(p, s, "creating the parent of");
-			close(pfd);
-			fd = xopenat2(base, rest, O_WRONLY | O_CREAT | O_NOCTTY | O_NONBLOCK, s->mode, res);
-			if (fd >= 0)
-				fchmod(fd, s->mode);
+		if (self)
+			break; /* a mount's root: there */
+		fd = open_last(p, s, base, rest, 1, &pfd, name, 0);
+		if (fd < 0) {
+			fd = xopenat2(pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK, s->mode, LAST);
+			if (fd < 0 || fchmod(fd, s->mode) < 0)
+				step_die(p, s, "touch");
 		}
-		if (fd < 0)
-			step_die(p, s, "touch");
 		close(fd);
+		close(pfd);
 		break;
 	case STEP_WRITE: {
+		/* A new file, renamed into place: whatever was there (a symlink of the image's
+		 * too) is replaced, never written through. */
+		char tmp[NAME_MAX + 32];
 		struct stat st;
-		if ((pfd = open_parent(base, rest, res, name, sizeof name)) < 0)
-			step_die(p, s, "creating the parent of");
-		close(pfd);
-		fd = xopenat2(base, rest, O_WRONLY | O_CREAT | O_NOCTTY | O_NONBLOCK, s->mode, res);
+		if (self) {
+			errno = EBUSY;
+			step_die(p, s, "write");
+		}
+		fd = open_last(p, s, base, rest, 1, &pfd, name, 1);
+		if (fd >= 0) {
+			if (fstat(fd, &st) < 0 || (S_ISDIR(st.st_mode) && (errno = EISDIR)))
+				step_die(p, s, "write");
+			close(fd);
+		}
+		snprintf(tmp, sizeof tmp, ".%.200s.tspod-%d", name, (int)getpid());
+		fd = xopenat2(pfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY, s->mode, LAST);
 		if (fd < 0)
 			step_die(p, s, "write");
-		if (fstat(fd, &st) < 0 || (!S_ISREG(st.st_mode) && (errno = EINVAL)))
-			step_die(p, s, "write (not a regular file)");
-		if (ftruncate(fd, 0) < 0 || write_all(fd, s->arg, strlen(s->arg)) < 0 || fchmod(fd, s->mode) < 0)
+		if (write_all(fd, s->arg, strlen(s->arg)) < 0 || fchmod(fd, s->mode) < 0 || close(fd) < 0 ||
+		    renameat(pfd, tmp, pfd, name) < 0) {
+			int e = errno;
+			unlinkat(pfd, tmp, 0);
+			errno = e;
 			step_die(p, s, "write");
-		close(fd);
+		}
+		close(pfd);
 		break;
 	}
 	case STEP_SYMLINK:
-		if ((pfd = open_parent(base, rest, res, name, sizeof name)) < 0)
+		if (self) {
+			errno = EEXIST;
+			step_die(p, s, "symlink");
+		}
+		if ((pfd = open_parent(base, rest, TARGET, name, sizeof name)) < 0)
 			step_die(p, s, "creating the parent of");
 		if (symlinkat(s->arg, pfd, name) < 0) {
 			struct stat st;
@@ -342,13 +562,16 @@ static void do_step(const struct plan *p, const struct step *s)
 		close(pfd);
 		break;
 	case STEP_CHOWN:
-		if ((fd = xopenat2(base, rest, O_PATH, 0, res)) < 0 ||
-		    fchownat(fd, "", (uid_t)s->uid, (gid_t)s->gid, AT_EMPTY_PATH) < 0)
+		pfd = -1;
+		fd = self ? fcntl(base, F_DUPFD_CLOEXEC, 3) : open_last(p, s, base, rest, 0, &pfd, name, 0);
+		if (fd < 0 || fchownat(fd, "", (uid_t)s->uid, (gid_t)s->gid, AT_EMPTY_PATH) < 0)
 			step_die(p, s, "chown");
 		close(fd);
+		if (pfd >= 0)
+			close(pfd);
 		break;
 	case STEP_MOUNT:
-		do_mount(p, s, base, rest, res);
+		do_mount(p, s, base, rest);
 		break;
 	}
 	close(base);
@@ -358,6 +581,7 @@ void run_setup_steps(const struct plan *p)
 {
 	for (int i = 0; i < p->nsteps; i++)
 		do_step(p, &p->steps[i]);
+	drop_anchors();
 }
 
 int pivot_here(void)
@@ -386,7 +610,7 @@ void enter_pod_root(const struct plan *p)
 	if (rfd < 0)
 		die("pod root %s: %s", p->root, strerror(errno));
 	/* /proc of the pod's pid namespace: we are its pid 1. */
-	int pfd = mkdir_p(rfd, "proc", 0555, IN_ROOT);
+	int pfd = mkdir_p(rfd, "proc", 0555, TARGET);
 	if (pfd < 0)
 		die("%s/proc: %s", p->root, strerror(errno));
 	if (mount("proc", proc_fd_path(pfd, fp), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
