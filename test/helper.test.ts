@@ -1071,6 +1071,52 @@ describe('tspod-helper', { skip }, () => {
     }
   });
 
+  test('enter pins the processes it joins: a pid outside the pod, not a pod’s pid 1, gone or a zombie is refused', async () => {
+    // The app leaves a zombie behind: its child exits and `sleep` (exec'd over the
+    // shell) never reaps it.
+    const pod = writePod({ apps: [{ name: 'main', exec: sh('(exit 0) & exec sleep 1000') }] });
+    const h = run(pod);
+    const host = spawn('sleep', ['1000'], { stdio: 'ignore' });
+    live.add(host);
+    host.on('close', () => live.delete(host));
+    try {
+      const pid1 = await podUp(pod);
+      const app = readInt(path.join(pod.appsPid, 'main'))!;
+      const zombie = await waitFor('the zombie', () => {
+        const kids = fs.readFileSync(`/proc/${app}/task/${app}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
+        return kids.find((k) => procStatus(k).State?.startsWith('Z'));
+      });
+      const canary = path.join(DATA, `enter-canary-${podSeq}`);
+      const enter = (pid: number, appPid: number) =>
+        start(['enter', `--pid=${pid}`, `--app-pid=${appPid}`, '--', '/bin/sh', '-c', `echo entered > ${canary}; echo entered`], {
+          env: { PATH: '/bin:/usr/bin' },
+        }).done;
+      const cases: Array<[string, number, number, RegExp]> = [
+        ['an app pid outside the pod', pid1, host.pid!, /is not in the pod of process/],
+        ['a host process as the pod', host.pid!, host.pid!, /is not a pod's \(it is in this pid namespace\)/],
+        ['the app as the pod', app, app, /is not a pod's pid 1/],
+        ['no such process', 1073741823, 1073741823, /no such process/],
+        ['a zombie of the pod', pid1, zombie, /has exited|namespace .*: the process has exited/],
+      ];
+      for (const [what, p1, ap, msg] of cases) {
+        const r = await enter(p1, ap);
+        assert.equal(r.code, 254, `${what}: ${r.out}${r.err}`);
+        assert.match(r.err, /^tspod-helper: enter: [^\n]+\n$/, what);
+        assert.match(r.err, msg, what);
+        assert.equal(r.out, '', what);
+      }
+      assert.equal(fs.existsSync(canary), false, 'no command ran');
+      const ok = await enter(pid1, app);
+      assert.equal(ok.code, 0, ok.err);
+      assert.equal(ok.out, 'entered\n');
+      assert.equal(fs.existsSync(canary), false, 'the command ran in the pod, not on the host');
+    } finally {
+      host.kill('SIGKILL');
+      h.child.kill('SIGTERM');
+      await h.done;
+    }
+  });
+
   test('no mount leaked to the host', () => {
     assert.ok(podSeq > 20, 'the pods above ran');
     assert.deepEqual(ourHostMounts(), []);

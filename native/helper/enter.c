@@ -18,6 +18,7 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -37,12 +38,11 @@ static pid_t parse_pid(const char *s, const char *what)
 	return (pid_t)v;
 }
 
-/* Puts this process into the cgroups of `pid` (the app), where they differ from ours. */
-static void join_cgroups(pid_t pid)
+/* Puts this process into the cgroups of the app (its /proc directory), where they
+ * differ from ours. */
+static void join_cgroups(int procdir)
 {
-	char path[64];
-	snprintf(path, sizeof path, "/proc/%d/cgroup", (int)pid);
-	char *theirs = read_small_file(AT_FDCWD, path, 1 << 20, NULL);
+	char *theirs = read_small_file(procdir, "cgroup", 1 << 20, NULL);
 	char *mine = read_small_file(AT_FDCWD, "/proc/self/cgroup", 1 << 20, NULL);
 	char *mi = read_small_file(AT_FDCWD, "/proc/self/mountinfo", 16 << 20, NULL);
 	if (!theirs || !mine || !mi)
@@ -157,14 +157,64 @@ static char **load_env(const char *file)
 	return env;
 }
 
-static int ns_open(pid_t pid, const char *ns)
+/* A process, pinned: its pidfd, and its /proc directory opened while the pidfd says
+ * it is alive, so that both are that process and no later one with its pid. */
+struct proc {
+	pid_t pid;
+	int pidfd;
+	int dir;
+};
+
+static int exited(int pidfd)
 {
-	char path[64];
-	snprintf(path, sizeof path, "/proc/%d/ns/%s", (int)pid, ns);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		die("enter: %s: %s", path, strerror(errno));
-	return fd;
+	struct pollfd p = { pidfd, POLLIN, 0 };
+	int r = poll(&p, 1, 0);
+	return r != 0; /* readable (it exited), or we cannot tell */
+}
+
+static void proc_open(struct proc *pr, pid_t pid, const char *what)
+{
+	char path[32];
+	pr->pid = pid;
+	pr->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pr->pidfd < 0)
+		die("%s %d: %s", what, (int)pid, errno == ESRCH ? "no such process" : strerror(errno));
+	if (fcntl(pr->pidfd, F_SETFD, FD_CLOEXEC) < 0)
+		die("pidfd: %s", strerror(errno));
+	snprintf(path, sizeof path, "/proc/%d", (int)pid);
+	pr->dir = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (pr->dir < 0 || exited(pr->pidfd))
+		die("%s %d has exited", what, (int)pid);
+}
+
+/* dev/inode of a namespace (or of "/proc/self/ns/..." with dir AT_FDCWD) */
+static void ns_id(int dir, const char *ns, struct stat *st, const char *who)
+{
+	char path[48];
+	snprintf(path, sizeof path, "%sns/%s", dir == AT_FDCWD ? "/proc/self/" : "", ns);
+	int fd = openat(dir, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, st) < 0)
+		die("%s: namespace %s: %s", who, ns, errno == ENOENT ? "the process has exited" : strerror(errno));
+	close(fd);
+}
+
+/* Is the process the init (pid 1) of a pid namespace of its own? */
+static int is_ns_init(int dir)
+{
+	char *st = read_small_file(dir, "status", 1 << 16, NULL);
+	if (!st)
+		return 0;
+	char *ns = strstr(st, "\nNSpid:");
+	int yes = 0;
+	if (ns) {
+		char *end = strchr(ns + 1, '\n');
+		if (end)
+			*end = 0;
+		char *last = strrchr(ns, '\t');
+		yes = last && last != strchr(ns, '\t') && !strcmp(last + 1, "1");
+	}
+	free(st);
+	return yes;
 }
 
 int enter_main(int argc, char **argv)
@@ -240,31 +290,63 @@ int enter_main(int argc, char **argv)
 		die("PR_SET_DUMPABLE: %s", strerror(errno));
 	char **env = load_env(env_file);
 
-	/* Everything from the host first: namespace fds, the app's root, cgroups. */
-	int fd_ipc = ns_open(pid, "ipc"), fd_uts = ns_open(pid, "uts"), fd_net = ns_open(pid, "net");
-	int fd_pid = ns_open(pid, "pid"), fd_mnt = ns_open(app_pid, "mnt"), fd_apid = ns_open(app_pid, "pid");
-	struct stat s1, s2;
-	if (fstat(fd_pid, &s1) < 0 || fstat(fd_apid, &s2) < 0 || s1.st_ino != s2.st_ino || s1.st_dev != s2.st_dev)
+	/* Everything from the host first, each process looked up once: a pidfd, and its
+	 * /proc directory while the pidfd says it lives. A pid that is reused meanwhile
+	 * (the pod gone, a host process in its place) can never put us into the host:
+	 * the pod's pid is the init of a pid namespace that is not ours, the app is in
+	 * that namespace, and the app is the one we join (setns on its pidfd), still alive. */
+	struct proc pod, app;
+	proc_open(&pod, pid, "process");
+	proc_open(&app, app_pid, "process");
+	struct stat pod_ns, app_ns, own_ns;
+	ns_id(pod.dir, "pid", &pod_ns, "the pod");
+	ns_id(app.dir, "pid", &app_ns, "the app");
+	ns_id(AT_FDCWD, "pid", &own_ns, "this process");
+	if (pod_ns.st_dev == own_ns.st_dev && pod_ns.st_ino == own_ns.st_ino)
+		die("process %d is not a pod's (it is in this pid namespace)", (int)pid);
+	if (!is_ns_init(pod.dir))
+		die("process %d is not a pod's pid 1", (int)pid);
+	if (app_ns.st_ino != pod_ns.st_ino || app_ns.st_dev != pod_ns.st_dev)
 		die("process %d is not in the pod of process %d", (int)app_pid, (int)pid);
-	close(fd_apid);
-	char rp[64];
-	snprintf(rp, sizeof rp, "/proc/%d/root", (int)app_pid);
-	int rootfd = open(rp, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int rootfd = openat(app.dir, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0)
-		die("%s: %s", rp, strerror(errno));
-	join_cgroups(app_pid);
+		die("the root of process %d: %s", (int)app_pid, strerror(errno));
+	join_cgroups(app.dir);
+	if (exited(app.pidfd) || exited(pod.pidfd))
+		die("process %d has exited", (int)(exited(app.pidfd) ? app_pid : pid));
 
-	if (setns(fd_ipc, CLONE_NEWIPC) < 0 || setns(fd_uts, CLONE_NEWUTS) < 0 || setns(fd_net, CLONE_NEWNET) < 0 ||
-	    setns(fd_pid, CLONE_NEWPID) < 0 || setns(fd_mnt, CLONE_NEWNS) < 0)
-		die("setns: %s", strerror(errno));
-	close(fd_ipc);
-	close(fd_uts);
-	close(fd_net);
-	close(fd_pid);
-	close(fd_mnt);
+	/* ipc, uts, net, pid and mnt: the app's (the pod's, but its own mount namespace),
+	 * all at once, from its pidfd: fails if it has exited. */
+	int nsflags = CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWNS;
+	if (setns(app.pidfd, nsflags) < 0) {
+		if (errno != EINVAL)
+			die("joining the namespaces of process %d: %s", (int)app_pid,
+			    errno == ESRCH ? "it has exited" : strerror(errno));
+		/* Before Linux 5.8 (no setns on a pidfd): the namespace files of its /proc
+		 * directory, opened while it lives. */
+		static const char *const names[] = { "ipc", "uts", "net", "pid", "mnt" };
+		static const int types[] = { CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWNET, CLONE_NEWPID, CLONE_NEWNS };
+		int fds[5];
+		char path[16];
+		for (int k = 0; k < 5; k++) {
+			snprintf(path, sizeof path, "ns/%s", names[k]);
+			if ((fds[k] = openat(app.dir, path, O_RDONLY | O_CLOEXEC)) < 0)
+				die("%s of process %d: %s", path, (int)app_pid, strerror(errno));
+		}
+		if (exited(app.pidfd))
+			die("process %d has exited", (int)app_pid);
+		for (int k = 0; k < 5; k++) {
+			if (setns(fds[k], types[k]) < 0)
+				die("setns: %s", strerror(errno));
+			close(fds[k]);
+		}
+	}
 	if (fchdir(rootfd) < 0 || chroot(".") < 0 || chdir("/") < 0)
 		die("entering the app's root: %s", strerror(errno));
 	close(rootfd);
+	close(pod.dir);
+	close(app.dir);
+	close(pod.pidfd);
 
 	sigset_t mask;
 	sigemptyset(&mask);
