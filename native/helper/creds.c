@@ -49,6 +49,9 @@ static int64_t resolve_id(const char *spec, int is_group)
 	if (!strncmp(spec, "name:", 5)) {
 		const char *file = is_group ? "/etc/group" : "/etc/passwd";
 		int64_t id = lookup_id(file, spec + 5);
+		/* root is 0 even where the image has no such file or entry (as rkt) */
+		if (id < 0 && !strcmp(spec + 5, "root"))
+			return 0;
 		if (id == -2)
 			warnx("%s %s: cannot read %s in the app rootfs: %s", kind, spec + 5, file, strerror(errno));
 		else if (id < 0)

@@ -111,7 +111,81 @@ static int open_source_base(const struct plan *p, const char *path, const char *
 }
 
 /* mkdir -p of rel below base (missing parents 0755, the last one `mode`); O_PATH fd. */
+static int mkdir_p_depth(int base, const char *rel, mode_t mode, uint64_t res, int links);
+
+/* mkdir -p of rel below base (resolved with res): missing parents 0755, the last
+ * one exactly mode. A dangling symlink on the way is followed inside the root, as
+ * rkt does: what it points to is created there (never outside: res has
+ * RESOLVE_IN_ROOT). */
 static int mkdir_p(int base, const char *rel, mode_t mode, uint64_t res)
+{
+	return mkdir_p_depth(base, rel, mode, res, 0);
+}
+
+/* At buf (a prefix of rel that exists as a dangling symlink, below base),
+ * continues mkdir -p with the link's target in its place. */
+static int mkdir_through_link(int base, char *buf, const char *rest, mode_t mode, uint64_t res, int links)
+{
+	if (links >= 40) {
+		errno = ELOOP;
+		return -1;
+	}
+	char *slash = strrchr(buf, '/');
+	int pfd = base;
+	const char *name = buf;
+	if (slash) {
+		*slash = 0;
+		pfd = xopenat2(base, buf, O_PATH | O_DIRECTORY, 0, res);
+		*slash = '/';
+		name = slash + 1;
+		if (pfd < 0)
+			return -1;
+	}
+	char target[PATH_MAX];
+	ssize_t n = readlinkat(pfd, name, target, sizeof target - 1);
+	int e = errno;
+	if (pfd != base)
+		close(pfd);
+	if (n <= 0) {
+		errno = n == 0 ? ENOENT : e;
+		return -1;
+	}
+	target[n] = 0;
+	char next[PATH_MAX];
+	int w;
+	if (target[0] == '/')
+		w = snprintf(next, sizeof next, "%s%s%s", target + 1, *rest ? "/" : "", rest);
+	else if (slash)
+		w = snprintf(next, sizeof next, "%.*s/%s%s%s", (int)(slash - buf), buf, target, *rest ? "/" : "", rest);
+	else
+		w = snprintf(next, sizeof next, "%s%s%s", target, *rest ? "/" : "", rest);
+	if (w < 0 || (size_t)w >= sizeof next) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	/* no empty or "." components: the walk below creates one name at a time */
+	char clean[PATH_MAX];
+	size_t c = 0;
+	for (char *save = NULL, *tok = strtok_r(next, "/", &save); tok; tok = strtok_r(NULL, "/", &save)) {
+		if (!strcmp(tok, "."))
+			continue;
+		size_t tl = strlen(tok);
+		if (c + tl + 2 > sizeof clean) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		if (c)
+			clean[c++] = '/';
+		memcpy(clean + c, tok, tl);
+		c += tl;
+	}
+	clean[c] = 0;
+	if (!c) /* the link points at the root itself */
+		return xopenat2(base, ".", O_PATH | O_DIRECTORY, 0, res);
+	return mkdir_p_depth(base, clean, mode, res, links + 1);
+}
+
+static int mkdir_p_depth(int base, const char *rel, mode_t mode, uint64_t res, int links)
 {
 	char buf[PATH_MAX];
 	size_t len = strlen(rel);
@@ -149,8 +223,12 @@ static int mkdir_p(int base, const char *rel, mode_t mode, uint64_t res)
 				}
 			}
 			int e = errno;
+			struct stat lst;
+			int dangling = r < 0 && e == EEXIST && fstatat(pfd, name, &lst, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(lst.st_mode);
 			if (pfd != base)
 				close(pfd);
+			if (dangling)
+				return mkdir_through_link(base, buf, last ? "" : rel + i + 1, mode, res, links);
 			if (r < 0 && e != EEXIST) {
 				errno = e;
 				return -1;

@@ -1,0 +1,196 @@
+// rkt's pod semantics where tspod used to differ (issue 7, "Pods" and "Paths
+// and users"): pod volumes bound to an app's mount points by name, image
+// isolators never silently ignored, `root` without /etc/passwd, and mount
+// targets behind dangling symlinks created inside the app. The images are ACIs
+// made with GNU tar from the busybox fixture's tree. Needs root.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describeResult, FIXTURES_DIR, makeDataDir, type DataDir, type RunResult } from './harness/index.js';
+import { SKIP, ok, podsTree, removeScratchDirs, scratchDir } from './pods-util.js';
+
+const BUSYBOX_TREE = path.join(FIXTURES_DIR, 'ref', 'aci', 'rootfs');
+
+let dd: DataDir;
+let work = '';
+
+before(() => {
+  if (SKIP) return;
+  dd = makeDataDir(undefined, 'compat-pods');
+  work = scratchDir('compat-pods');
+});
+after(async () => {
+  removeScratchDirs();
+  if (dd) await dd.remove();
+});
+
+/**
+ * Writes NAME.aci: the busybox tree (less what `drop` names, plus what `add`
+ * does to it in a copy), with an appc manifest whose app is `app`.
+ */
+function makeAci(name: string, app: Record<string, unknown>, opts: { drop?: string[]; add?: (rootfs: string) => void } = {}): string {
+  const dir = path.join(work, name);
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir);
+  const cp = spawnSync('cp', ['-a', BUSYBOX_TREE, path.join(dir, 'rootfs')]);
+  assert.equal(cp.status, 0, String(cp.stderr));
+  for (const d of opts.drop ?? []) fs.rmSync(path.join(dir, 'rootfs', d), { recursive: true, force: true });
+  opts.add?.(path.join(dir, 'rootfs'));
+  const manifest = {
+    acKind: 'ImageManifest',
+    acVersion: '0.8.11',
+    name: `example.com/compat-${name}`,
+    labels: [
+      { name: 'version', value: '1' },
+      { name: 'os', value: 'linux' },
+      { name: 'arch', value: 'amd64' },
+    ],
+    app: { user: '0', group: '0', ...app },
+  };
+  fs.writeFileSync(path.join(dir, 'manifest'), JSON.stringify(manifest));
+  const file = path.join(work, `${name}.aci`);
+  const tar = spawnSync('tar', ['--numeric-owner', '-C', dir, '-cf', file, 'manifest', 'rootfs']);
+  assert.equal(tar.status, 0, String(tar.stderr));
+  return file;
+}
+
+async function imageId(file: string): Promise<string> {
+  const r = await ok(dd, ['fetch', '--full', file]);
+  return r.stdout.trim();
+}
+
+/** Exit 254 and one error line (besides fetch's `using image from file` note). */
+function failsWith(r: RunResult, line: RegExp): void {
+  const lines = r.stderr.split('\n').filter((l) => l && !l.startsWith('tspod: using image from file '));
+  assert.equal(r.code, 254, describeResult(r));
+  assert.equal(lines.length, 1, describeResult(r));
+  assert.match(lines[0].replace(/^tspod: /, ''), line, describeResult(r));
+}
+
+describe('pod volumes bind to mount points by name', { skip: SKIP }, () => {
+  const script = 'echo w >/data/from-app && echo data-rw; echo w >/ro/x 2>/dev/null && echo ro-rw || echo ro-ro; echo w >/rw/x 2>/dev/null && echo rw-rw || echo rw-ro';
+  const mountPoints = [
+    { name: 'data', path: '/data' },
+    { name: 'ro', path: '/ro', readOnly: true },
+    { name: 'rw', path: '/rw', readOnly: true },
+  ];
+
+  test('--pod-manifest: a volume named like a mount point is mounted there, readOnly from the volume, else the mount point', async () => {
+    const aci = makeAci('mountpoints', { exec: ['/bin/sh', '-c', script], mountPoints });
+    const id = await imageId(aci);
+    const data = scratchDir('mp-data');
+    const ro = scratchDir('mp-ro');
+    const rw = scratchDir('mp-rw');
+    const manifest = path.join(work, 'pod-mountpoints.json');
+    fs.writeFileSync(
+      manifest,
+      JSON.stringify({
+        acKind: 'PodManifest',
+        acVersion: '0.8.11',
+        apps: [{ name: 'app', image: { id } }],
+        volumes: [
+          { name: 'data', kind: 'host', source: data },
+          { name: 'ro', kind: 'host', source: ro },
+          { name: 'rw', kind: 'host', source: rw, readOnly: false },
+        ],
+      }),
+    );
+    const r = await ok(dd, ['run', `--pod-manifest=${manifest}`]);
+    assert.deepEqual(r.stdout.trim().split('\n'), ['data-rw', 'ro-ro', 'rw-rw']);
+    assert.equal(fs.readFileSync(path.join(data, 'from-app'), 'utf8'), 'w\n');
+    assert.deepEqual(fs.readdirSync(ro), []);
+    assert.equal(fs.readFileSync(path.join(rw, 'x'), 'utf8'), 'w\n');
+  });
+
+  test('the command line: --volume with a mount point name needs no --mount', async () => {
+    const aci = makeAci('mountpoints-cli', { exec: ['/bin/sh', '-c', script], mountPoints });
+    const data = scratchDir('mp-cli-data');
+    const ro = scratchDir('mp-cli-ro');
+    const rw = scratchDir('mp-cli-rw');
+    const r = await ok(dd, [
+      'run',
+      `--volume=data,kind=host,source=${data}`,
+      `--volume=ro,kind=host,source=${ro}`,
+      `--volume=rw,kind=host,source=${rw},readOnly=false`,
+      aci,
+    ]);
+    assert.deepEqual(r.stdout.trim().split('\n'), ['data-rw', 'ro-ro', 'rw-rw']);
+    assert.equal(fs.readFileSync(path.join(data, 'from-app'), 'utf8'), 'w\n');
+  });
+
+  test('explicit mounts come first; a mount point without a volume gets an empty one', async () => {
+    const aci = makeAci('mountpoints-explicit', { exec: ['/bin/sh', '-c', 'ls -A /data; echo end'], mountPoints: [{ name: 'data', path: '/data' }] });
+    const other = scratchDir('mp-other');
+    fs.writeFileSync(path.join(other, 'other-file'), '');
+    const data = scratchDir('mp-unused');
+    fs.writeFileSync(path.join(data, 'data-file'), '');
+    // --mount names another volume at the mount point's path: that one wins.
+    const r = await ok(dd, ['run', `--volume=data,kind=host,source=${data}`, `--volume=other,kind=host,source=${other}`, aci, '--mount=volume=other,target=/data']);
+    assert.deepEqual(r.stdout.trim().split('\n'), ['other-file', 'end']);
+    const empty = await ok(dd, ['run', aci]);
+    assert.deepEqual(empty.stdout.trim().split('\n'), ['end']);
+  });
+});
+
+describe('image isolators are never silently ignored', { skip: SKIP }, () => {
+  for (const iso of [
+    { name: 'resource/memory', value: { limit: '1G' } },
+    { name: 'os/linux/capabilities-remove-set', value: { set: ['CAP_NET_RAW'] } },
+    { name: 'os/linux/seccomp-remove-set', value: { set: ['@appc.io/empty'] } },
+    { name: 'os/linux/oom-score-adj', value: 100 },
+    { name: 'resource/cpu', value: { limit: '500m' } },
+  ]) {
+    test(`${iso.name}: prepare refuses it by name; --insecure-options=isolators runs anyway`, async () => {
+      const aci = makeAci(`iso-${iso.name.replace(/\W+/g, '-')}`, { exec: ['/bin/true'], isolators: [iso] });
+      const before = podsTree(dd.path).filter((p) => !p.startsWith('prepare/'));
+      failsWith(await dd.tspod(['prepare', aci]), new RegExp(`isolator "${iso.name}" is not applied by this version of tspod`));
+      failsWith(await dd.tspod(['run', aci]), new RegExp(`isolator "${iso.name}" is not applied`));
+      assert.deepEqual(podsTree(dd.path).filter((p) => !p.startsWith('prepare/')), before, 'no pod left behind');
+      const r = await ok(dd, ['run', '--insecure-options=isolators', aci]);
+      assert.match(r.stderr, new RegExp(`isolator "${iso.name}" is not applied`), 'a warning names it');
+    });
+  }
+
+  test('a pod manifest app with an isolator is refused the same way', async () => {
+    const id = await imageId(makeAci('iso-none', { exec: ['/bin/true'] }));
+    const manifest = path.join(work, 'pod-iso.json');
+    fs.writeFileSync(
+      manifest,
+      JSON.stringify({
+        acKind: 'PodManifest',
+        acVersion: '0.8.11',
+        apps: [{ name: 'app', image: { id }, app: { exec: ['/bin/true'], user: '0', group: '0', isolators: [{ name: 'resource/memory', value: { limit: '1G' } }] } }],
+      }),
+    );
+    failsWith(await dd.tspod(['run', `--pod-manifest=${manifest}`]), /app app: isolator "resource\/memory" is not applied/);
+    await ok(dd, ['run', '--insecure-options=isolators', `--pod-manifest=${manifest}`]);
+  });
+
+  test('no-new-privileges is applied, so it runs', async () => {
+    const aci = makeAci('iso-nnp', { exec: ['/bin/sh', '-c', 'grep NoNewPrivs /proc/self/status'], isolators: [{ name: 'os/linux/no-new-privileges', value: true }] });
+    const r = await ok(dd, ['run', aci]);
+    assert.match(r.stdout, /^NoNewPrivs:\s+1$/m);
+  });
+});
+
+describe('users and paths', { skip: SKIP }, () => {
+  test('user and group "root" work in an image without /etc/passwd or /etc/group', async () => {
+    const aci = makeAci('no-etc', { exec: ['/bin/sh', '-c', 'echo "$(id -u):$(id -g)"'], user: 'root', group: 'root' }, { drop: ['etc'] });
+    const r = await ok(dd, ['run', aci]);
+    assert.equal(r.stdout.trim(), '0:0');
+    const r2 = await ok(dd, ['run', makeAci('no-etc-cli', { exec: ['/bin/sh', '-c', 'echo "$(id -u):$(id -g)"'] }, { drop: ['etc'] }), '--user=root', '--group=root']);
+    assert.equal(r2.stdout.trim(), '0:0');
+  });
+
+  test('a mount target behind a dangling absolute symlink is created inside the app, never on the host', async () => {
+    assert.ok(!fs.existsSync('/target'), 'the host has no /target (the test would not see a write there)');
+    const aci = makeAci('dangling', { exec: ['/bin/sh', '-c', 'cat /data/in-volume; ls -d /target/dir'] }, { add: (root) => fs.symlinkSync('/target/dir', path.join(root, 'data')) });
+    const vol = scratchDir('dangling-vol');
+    fs.writeFileSync(path.join(vol, 'in-volume'), 'seen\n');
+    const r = await ok(dd, ['run', `--volume=v,kind=host,source=${vol}`, aci, '--mount=volume=v,target=/data']);
+    assert.deepEqual(r.stdout.trim().split('\n'), ['seen', '/target/dir']);
+    assert.ok(!fs.existsSync('/target'), 'nothing was created on the host');
+  });
+});
