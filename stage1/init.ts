@@ -65,16 +65,6 @@ function prepareDirectories(podDir: string, manifest: PodManifest, apps: AppPlan
   }
 }
 
-/** The terminal behind stdin, for /dev/console of an interactive pod. */
-function stdinTerminal(): string | undefined {
-  try {
-    const t = fs.readlinkSync('/proc/self/fd/0');
-    return t.startsWith('/dev/pts/') || t.startsWith('/dev/tty') ? t : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 export async function main(argv: string[]): Promise<number> {
   const args = parseInitArgs(argv);
   const podDir = process.cwd();
@@ -93,7 +83,8 @@ export async function main(argv: string[]): Promise<number> {
     const dir = path.join(podDir, 'apps', app, 'rootfs');
     return fs.existsSync(dir) ? dir : undefined;
   };
-  const ctx = { podDir, uuid: args.uuid, manifest, runtime, copiedRootfs: copied, console: runtime.interactive ? stdinTerminal() : undefined };
+  // (--interactive on a terminal: the helper gives the pod a pty of its own as /dev/console)
+  const ctx = { podDir, uuid: args.uuid, manifest, runtime, copiedRootfs: copied };
   const apps = appPlans(ctx);
   prepareDirectories(podDir, manifest, apps, copied);
   for (const a of apps) {

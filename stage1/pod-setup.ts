@@ -41,8 +41,6 @@ export interface PodContext {
   runtime: RuntimeConfig;
   /** Apps prepared with --no-overlay have a copied rootfs at apps/<name>/rootfs. */
   copiedRootfs: (app: string) => string | undefined;
-  /** The terminal to use as /dev/console for --interactive, if stdin is one. */
-  console?: string;
 }
 
 export function readJson<T>(file: string): T {
@@ -174,7 +172,9 @@ export function buildPlan(ctx: PodContext, apps: AppPlan[], stdinInherit: boolea
       p.directive('mount', `/dev/${d}`, at(`dev/${d}`), NONE, 'bind', NONE);
     }
     p.directive('touch', at('dev/console'), '0600');
-    p.directive('mount', ctx.console ?? '/dev/null', at('dev/console'), NONE, 'bind', NONE);
+    // The pod's own terminal (a pty the helper relays to the caller's) with --interactive
+    // on a terminal, else /dev/null: the caller's terminal never reaches the pod.
+    p.directive('console', at('dev/console'));
     p.directive('mkdir', at('dev/pts'), '0755');
     p.directive('mount', 'devpts', at('dev/pts'), 'devpts', 'nosuid,noexec', 'newinstance,ptmxmode=0666,mode=0620');
     p.directive('symlink', 'pts/ptmx', at('dev/ptmx'));

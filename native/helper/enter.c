@@ -15,9 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -217,6 +220,27 @@ static int is_ns_init(int dir)
 	return yes;
 }
 
+/* The ptmx of the pod's devpts (/dev/pts/ptmx in the app root, resolved in it), if
+ * it is one: a devpts file system's 5:2. Pod code could have changed what is there,
+ * but any genuine ptmx only makes a new pty. -1 otherwise. */
+static int pod_ptmx(void)
+{
+	struct statfs sf;
+	struct stat st;
+	int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int fd = root < 0 ? -1 : xopenat2(root, "dev/pts/ptmx", O_RDWR | O_NOCTTY | O_NOFOLLOW, 0, 0x10 /* RESOLVE_IN_ROOT */ | 0x02 /* NO_MAGICLINKS */);
+	if (root >= 0)
+		close(root);
+	if (fd < 0)
+		return -1;
+	if (fstatfs(fd, &sf) < 0 || sf.f_type != 0x1cd1 /* DEVPTS_SUPER_MAGIC */ || fstat(fd, &st) < 0 ||
+	    !S_ISCHR(st.st_mode) || major(st.st_rdev) != 5 || minor(st.st_rdev) != 2) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 int enter_main(int argc, char **argv)
 {
 	pid_t pid = 0, app_pid = 0;
@@ -289,6 +313,11 @@ int enter_main(int argc, char **argv)
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		die("PR_SET_DUMPABLE: %s", strerror(errno));
 	char **env = load_env(env_file);
+	/* On a terminal, the command gets a pty of its own, never the caller's terminal:
+	 * we relay between them. One of the host's, opened now, unless the pod's devpts
+	 * can give one (below: then its name means something in the pod). */
+	struct relay tty;
+	int tty_mode = isatty(0), hostpt = tty_mode ? host_ptmx() : -1;
 
 	/* Everything from the host first, each process looked up once: a pidfd, and its
 	 * /proc directory while the pidfd says it lives. A pid that is reused meanwhile
@@ -344,6 +373,12 @@ int enter_main(int argc, char **argv)
 	if (fchdir(rootfd) < 0 || chroot(".") < 0 || chdir("/") < 0)
 		die("entering the app's root: %s", strerror(errno));
 	close(rootfd);
+	if (tty_mode) {
+		int podpt = pod_ptmx();
+		if (podpt >= 0)
+			close(hostpt);
+		relay_open(&tty, podpt >= 0 ? podpt : hostpt);
+	}
 	close(pod.dir);
 	close(app.dir);
 	close(pod.pidfd);
@@ -355,8 +390,9 @@ int enter_main(int argc, char **argv)
 	sigaddset(&mask, SIGHUP);
 	sigaddset(&mask, SIGQUIT);
 	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGWINCH);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
-	int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sfd < 0)
 		die("signalfd: %s", strerror(errno));
 
@@ -365,27 +401,52 @@ int enter_main(int argc, char **argv)
 		die("fork: %s", strerror(errno));
 	if (child == 0) {
 		reset_signals();
+		if (tty_mode) {
+			/* a session of its own, with the pod's terminal as controlling terminal */
+			if (setsid() < 0)
+				die("setsid: %s", strerror(errno));
+			for (int k = 0; k < 3; k++)
+				if (dup2(tty.slave, k) < 0)
+					die("dup2: %s", strerror(errno));
+			if (ioctl(0, TIOCSCTTY, 0) < 0)
+				die("the pod's terminal as controlling terminal: %s", strerror(errno));
+		}
 		close_fds_from(3); /* whatever the caller left open: not for the pod */
 		if (apply_security(&sec) < 0)
 			_exit(EXIT_HELPER);
 		_exit(exec_in_path(cmd, env, ""));
 	}
+	if (tty_mode)
+		relay_start(&tty);
 	for (;;) {
+		struct pollfd pf[3] = { { sfd, POLLIN, 0 } };
+		int n = 1 + (tty_mode ? relay_pollfds(&tty, pf + 1) : 0);
+		if (poll(pf, (nfds_t)n, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			die("poll: %s", strerror(errno));
+		}
+		if (tty_mode)
+			relay_events(&tty, pf + 1, n - 1);
+		if (!pf[0].revents)
+			continue;
 		struct signalfd_siginfo si;
-		ssize_t r = read(sfd, &si, sizeof si);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r != sizeof si)
-			die("signalfd: %s", strerror(errno));
-		if (si.ssi_signo != SIGCHLD) {
-			/* A terminal's signal reached the command too (same process group). */
-			if (si.ssi_code != SI_KERNEL)
-				kill(child, (int)si.ssi_signo);
-			continue;
+		while (read(sfd, &si, sizeof si) == sizeof si) {
+			if (si.ssi_signo == SIGWINCH) {
+				if (tty_mode)
+					relay_winch(&tty);
+			} else if (si.ssi_signo != SIGCHLD) {
+				/* Without a pty, a terminal's signal reached the command too (same
+				 * process group); with one, the caller's terminal is raw. */
+				if (tty_mode || si.ssi_code != SI_KERNEL)
+					kill(child, (int)si.ssi_signo);
+			}
 		}
 		int st;
-		pid_t w = waitpid(child, &st, WNOHANG);
-		if (w == child)
+		if (waitpid(child, &st, WNOHANG) == child) {
+			if (tty_mode)
+				relay_finish(&tty);
 			return wait_code(st);
+		}
 	}
 }

@@ -6,12 +6,15 @@
 #include <stdint.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include <poll.h>
+#include <termios.h>
 
 #define EXIT_HELPER 254 /* the helper's own failures */
 
 /* ---- util.c ------------------------------------------------------------ */
 
 extern const char *g_who; /* message prefix after "tspod-helper: " (e.g. "app web: ") */
+extern void (*g_on_die)(void); /* called by die() first (the terminal is given back) */
 
 void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 void die_code(int code, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
@@ -42,7 +45,7 @@ const char *proc_fd_path(int fd, char buf[32]);
 
 /* ---- plan.c ------------------------------------------------------------ */
 
-enum step_kind { STEP_MKDIR, STEP_TOUCH, STEP_WRITE, STEP_SYMLINK, STEP_MOUNT, STEP_CHOWN };
+enum step_kind { STEP_MKDIR, STEP_TOUCH, STEP_WRITE, STEP_SYMLINK, STEP_MOUNT, STEP_CHOWN, STEP_CONSOLE };
 
 struct step {
 	enum step_kind kind;
@@ -103,6 +106,9 @@ char *norm_path(const char *path, int must_be_abs);
 
 /* ---- mounts.c ---------------------------------------------------------- */
 
+/* The pod's terminal (the pty slave) for `console` steps, or -1: /dev/null then. */
+extern int g_console_fd;
+
 int xopenat2(int dirfd, const char *path, int flags, mode_t mode, uint64_t resolve);
 void run_setup_steps(const struct plan *p);
 /* Bind the pod root on itself, mount /proc for the pod's pid namespace, pivot_root into it. */
@@ -128,6 +134,27 @@ int apply_security(const struct security *s);
 /* execve with PATH taken from envp; on failure prints a message and returns 126/127. */
 int exec_in_path(char *const argv[], char *const envp[], const char *what);
 void security_of_app(const struct app *a, struct security *s);
+
+/* ---- tty.c ------------------------------------------------------------- */
+
+/* A pty for the pod, relayed to the caller's terminal (fds 0 and 1). */
+struct relay {
+	int master, slave; /* slave: until relay_start, for the pod's side */
+	int in, out;
+	int in_open, master_open, out_broken, raw;
+	char buf[4096]; /* typed, not yet written to the pod's terminal */
+	size_t pending;
+	struct termios saved; /* the caller's terminal, as it was */
+};
+
+int host_ptmx(void);	/* a pty master on the host's /dev/ptmx; dies on failure */
+void relay_open(struct relay *r, int master); /* master, or -1 for host_ptmx(); dies on failure */
+void relay_start(struct relay *r);  /* closes the slave; the caller's terminal raw */
+int relay_pollfds(struct relay *r, struct pollfd *pf); /* at most 2 */
+void relay_events(struct relay *r, const struct pollfd *pf, int n);
+void relay_winch(struct relay *r);
+void relay_restore(struct relay *r);
+void relay_finish(struct relay *r); /* drains the pod's output, restores the terminal */
 
 /* ---- run.c / enter.c --------------------------------------------------- */
 

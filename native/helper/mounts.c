@@ -333,6 +333,8 @@ static void __attribute__((noreturn)) step_fail(const struct plan *p, const stru
 	die("plan %s line %d: %s %s", p->file, s->line, s->path, what);
 }
 
+int g_console_fd = -1;
+
 /* ------------------------------------------------------------------ anchors */
 
 /* The mounts the plan has made so far: path in the plan -> O_PATH fd of the mount's
@@ -488,14 +490,38 @@ static void do_mount(const struct plan *p, const struct step *s, int base, const
 	if (tfd < 0)
 		step_die(p, s, "mount target");
 	unsigned long fl = s->mflags | (s->mrec ? MS_REC : 0);
-	int bind = (fl & MS_BIND) && !(fl & MS_REMOUNT);
+	int console = s->kind == STEP_CONSOLE;
+	int bind = console || ((fl & MS_BIND) && !(fl & MS_REMOUNT));
 	int newmount = bind || (!(fl & MS_REMOUNT) && s->fstype);
 	int pfd = -1, nfd = -1;
 	if (newmount && (pfd = locate(tfd, base, rest, name)) < 0)
 		step_die(p, s, "mount target");
 	const char *src = s->arg;
 	int sfd = -1;
-	if (bind) {
+	if (console) {
+		/* The pod's terminal, or /dev/null when it has none. A bind source must be a
+		 * mount of our namespace: the terminal is opened again by its name (our copy of
+		 * the host's devpts) and must be the same device. */
+		const char *src_path = "/dev/null";
+		char where[64];
+		if (g_console_fd >= 0) {
+			ssize_t n = readlink(proc_fd_path(g_console_fd, sp), where, sizeof where - 1);
+			if (n <= 0 || n >= (ssize_t)sizeof where - 1) {
+				errno = n < 0 ? errno : ENAMETOOLONG;
+				step_die(p, s, "console (the terminal's name)");
+			}
+			where[n] = 0;
+			src_path = where;
+		}
+		struct stat want, got;
+		sfd = open(src_path, O_PATH | O_CLOEXEC);
+		if (sfd < 0 || fstat(sfd, &got) < 0)
+			die("plan %s line %d: console %s: %s", p->file, s->line, src_path, strerror(errno));
+		if (g_console_fd >= 0 && (fstat(g_console_fd, &want) < 0 || !S_ISCHR(got.st_mode) || got.st_rdev != want.st_rdev))
+			die("plan %s line %d: console %s: not the pod's terminal", p->file, s->line, src_path);
+		if (mount(proc_fd_path(sfd, sp), proc_fd_path(tfd, tp), NULL, MS_BIND, NULL) < 0)
+			die("plan %s line %d: console on %s: %s", p->file, s->line, s->path, strerror(errno));
+	} else if (bind) {
 		const char *srest;
 		uint64_t sres;
 		int sbase = open_source_base(p, s->arg, &srest, &sres);
@@ -649,6 +675,7 @@ static void do_step(const struct plan *p, const struct step *s)
 			close(pfd);
 		break;
 	case STEP_MOUNT:
+	case STEP_CONSOLE:
 		do_mount(p, s, base, rest);
 		break;
 	}

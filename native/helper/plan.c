@@ -358,6 +358,10 @@ static void step_directive(struct ctx *c, const char *kw)
 			s.arg = fld_opt(c, 1);
 		if (!(s.mflags & (MS_BIND | MS_REMOUNT)) && !s.mprop && !s.fstype)
 			perr(c, "mount needs a filesystem type, bind, remount or a propagation flag");
+	} else if (!strcmp(kw, "console")) {
+		need(c, 1, 1);
+		s.kind = STEP_CONSOLE;
+		s.path = path_fld(c, 1, 0);
 	} else if (!strcmp(kw, "chown")) {
 		need(c, 3, 3);
 		s.kind = STEP_CHOWN;
@@ -525,7 +529,7 @@ void plan_load(const char *path, struct plan *p)
 		perr(&c, "stdin inherit is for one app only (%d apps)", p->napps);
 	/* Every set-up step acts inside the pod: its target is the root or below it (mount
 	 * sources are host paths). mounts.c resolves the part below the root in the root. */
-	static const char *const kinds[] = { "mkdir", "touch", "write", "symlink", "mount", "chown" };
+	static const char *const kinds[] = { "mkdir", "touch", "write", "symlink", "mount", "chown", "console" };
 	size_t rl = strlen(p->root);
 	for (int i = 0; i < p->nsteps; i++) {
 		const struct step *s = &p->steps[i];

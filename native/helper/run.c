@@ -56,7 +56,7 @@ struct rt {
 
 static struct plan P;
 static struct rt *R;
-static int tty_mode;	  /* stdin inherit and stdin is a terminal */
+static int tty_mode;	  /* stdin inherit and stdin is a terminal: the pod gets a pty of its own */
 static int devnull = -1;  /* opened on the host, for the apps' stdin */
 
 /* ------------------------------------------------------------------ app child */
@@ -98,18 +98,36 @@ static int run_handler(const struct app *a, char **argv, const char *kind)
 	return wait_code(st);
 }
 
+/* In the app's root, with the pod's terminal on fds 0-2: it becomes the controlling
+ * terminal, reached through the app's /dev/console when that is it (so the app sees
+ * its terminal as /dev/console, not as a host devpts path). */
+static int own_terminal(void)
+{
+	struct stat t, c;
+	int fd = open("/dev/console", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (fd >= 0 && fstat(fd, &c) == 0 && fstat(0, &t) == 0 && S_ISCHR(c.st_mode) && c.st_rdev == t.st_rdev)
+		for (int i = 0; i < 3; i++)
+			if (dup2(fd, i) < 0) {
+				warnx("dup2: %s", strerror(errno));
+				return -1;
+			}
+	if (fd >= 0)
+		close(fd);
+	if (ioctl(0, TIOCSCTTY, 0) < 0) {
+		warnx("the pod's terminal as controlling terminal: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 static void __attribute__((noreturn)) app_child(const struct app *a, int nfd)
 {
 	reset_signals();
 	g_who = xasprintf("app %s: ", a->name);
-	setpgid(0, 0);
-	if (tty_mode) {
-		/* Give the terminal to the app's process group, so that ^C reaches it. */
-		signal(SIGTTOU, SIG_IGN);
-		if (tcsetpgrp(0, getpid()) < 0)
-			warnx("tcsetpgrp: %s", strerror(errno));
-		signal(SIGTTOU, SIG_DFL);
-	}
+	/* With the pod's terminal: a session of its own, which the terminal is the
+	 * controlling terminal of (below), so ^C and ^Z reach the app. */
+	if (tty_mode ? setsid() < 0 : setpgid(0, 0) < 0)
+		child_fail(nfd, EXIT_HELPER);
 	if (!P.stdin_inherit && dup2(devnull, 0) < 0)
 		child_fail(nfd, EXIT_HELPER);
 	/* Everything pid 1 has open (the report pipe, other apps' exec pipes, /dev/null)
@@ -117,6 +135,8 @@ static void __attribute__((noreturn)) app_child(const struct app *a, int nfd)
 	 * (close-on-exec: its EOF tells pid 1 that the app has exec'd). */
 	close_fds_except(&nfd, 1);
 	if (enter_app_root(a) < 0)
+		child_fail(nfd, EXIT_HELPER);
+	if (tty_mode && own_terminal() < 0)
 		child_fail(nfd, EXIT_HELPER);
 	for (int i = 0; i < a->npre; i++) {
 		int code = run_handler(a, a->pre[i], "pre-start");
@@ -295,7 +315,7 @@ static int all_done(void)
 	return 1;
 }
 
-static void __attribute__((noreturn)) pid1_main(int rep, int outer_pidfd)
+static void __attribute__((noreturn)) pid1_main(int rep, int outer_pidfd, int tty)
 {
 	report_fd = rep;
 	/* The pod dies with its supervisor: should the outer helper die (even by SIGKILL),
@@ -314,7 +334,8 @@ static void __attribute__((noreturn)) pid1_main(int rep, int outer_pidfd)
 	 * directory, not the outer helper's signalfd. */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		die("PR_SET_DUMPABLE: %s", strerror(errno));
-	close_fds_except(&report_fd, 1);
+	int keep[2] = { report_fd, tty };
+	close_fds_except(keep, tty >= 0 ? 2 : 1);
 	sigset_t mask;
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
@@ -324,10 +345,10 @@ static void __attribute__((noreturn)) pid1_main(int rep, int outer_pidfd)
 	int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (sfd < 0)
 		die("signalfd: %s", strerror(errno));
-	/* Without a terminal to share, the pod gets its own session: terminal signals
-	 * reach the outer helper only, which forwards them once. */
-	if (!tty_mode)
-		setsid();
+	/* The pod gets its own session: the caller's terminal signals reach the outer
+	 * helper only, which forwards them once; the pod's own terminal (tty) is the
+	 * app's controlling terminal, not ours. */
+	setsid();
 	signal(SIGPIPE, SIG_IGN); /* the outer helper may be gone when we report */
 
 	/* Opened on the host, before any mount (a device, not a directory). */
@@ -351,8 +372,18 @@ static void __attribute__((noreturn)) pid1_main(int rep, int outer_pidfd)
 	/* Nothing we mount may propagate back to the host. */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		die("making / private: %s", strerror(errno));
+	g_console_fd = tty;
 	run_setup_steps(&P);
 	enter_pod_root(&P);
+	if (tty >= 0) {
+		/* From here on pod code runs: nothing of the caller's terminal stays with us.
+		 * (The set-up steps' errors went to the caller's stderr.) */
+		for (int i = 0; i < 3; i++)
+			if (dup2(tty, i) < 0)
+				die("dup2: %s", strerror(errno));
+		close(tty);
+		g_console_fd = -1;
+	}
 	if (!(P.ns & NS_PID))
 		prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 
@@ -371,7 +402,8 @@ static void __attribute__((noreturn)) pid1_main(int rep, int outer_pidfd)
 			app_child(&P.apps[i], pfd[1]);
 		}
 		close(pfd[1]);
-		setpgid(pid, pid);
+		if (!tty_mode)
+			setpgid(pid, pid); /* (with a terminal, the app makes its own session) */
 		R[i].pid = pid;
 		R[i].notify = pfd[0];
 		R[i].state = A_STARTING;
@@ -631,6 +663,10 @@ int run_main(int argc, char **argv)
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
 	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGWINCH);
+	tty_mode = P.stdin_inherit && isatty(0);
+	if (tty_mode)
+		sigaddset(&mask, SIGQUIT); /* absorbed: the terminal must be given back */
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (sfd < 0)
@@ -644,32 +680,37 @@ int run_main(int argc, char **argv)
 	if (fcntl(self_pidfd, F_SETFD, FD_CLOEXEC) < 0)
 		die("pidfd: %s", strerror(errno));
 
-	pid_t saved_fg = -1;
-	if (P.stdin_inherit && isatty(0)) {
-		tty_mode = 1;
-		saved_fg = tcgetpgrp(0);
-	}
+	struct relay tty;
+	if (tty_mode)
+		relay_open(&tty, -1); /* on the host's /dev/ptmx: the pod gets the slave */
 	if ((P.ns & NS_PID) && unshare(CLONE_NEWPID) < 0)
 		die("unshare(CLONE_NEWPID): %s", strerror(errno));
 	pid_t pid1 = fork();
 	if (pid1 < 0)
 		die("fork: %s", strerror(errno));
 	if (pid1 == 0)
-		pid1_main(rep[1], self_pidfd);
+		pid1_main(rep[1], self_pidfd, tty_mode ? tty.slave : -1);
 	O.pid1 = pid1;
 	close(rep[1]);
 	close(self_pidfd);
+	if (tty_mode)
+		relay_start(&tty);
 	if (fcntl(rep[0], F_SETFL, O_NONBLOCK) < 0)
 		die("pipe: %s", strerror(errno));
 
 	int rfd = rep[0], status = 0, done = 0;
 	while (!done) {
-		struct pollfd pf[2] = { { sfd, POLLIN, 0 }, { rfd, POLLIN, 0 } };
-		if (poll(pf, rfd >= 0 ? 2 : 1, -1) < 0) {
+		struct pollfd pf[4] = { { sfd, POLLIN, 0 }, { rfd, POLLIN, 0 } };
+		int n = 2 + (tty_mode ? relay_pollfds(&tty, pf + 2) : 0);
+		if (rfd < 0)
+			pf[1].fd = -1; /* (poll skips it) */
+		if (poll(pf, (nfds_t)n, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			die("poll: %s", strerror(errno));
 		}
+		if (tty_mode)
+			relay_events(&tty, pf + 2, n - 2);
 		if (rfd >= 0 && pf[1].revents && !read_report(rfd)) {
 			close(rfd); /* pid 1 is gone */
 			rfd = -1;
@@ -677,7 +718,10 @@ int run_main(int argc, char **argv)
 		if (pf[0].revents) {
 			struct signalfd_siginfo si;
 			while (read(sfd, &si, sizeof si) == sizeof si) {
-				if (si.ssi_signo != SIGCHLD)
+				if (si.ssi_signo == SIGWINCH) {
+					if (tty_mode)
+						relay_winch(&tty);
+				} else if (si.ssi_signo != SIGCHLD && si.ssi_signo != SIGQUIT)
 					kill(pid1, (int)si.ssi_signo);
 			}
 			if (waitpid(pid1, &status, WNOHANG) == pid1)
@@ -687,9 +731,7 @@ int run_main(int argc, char **argv)
 	/* What pid 1 wrote before it exited (every exit code) is still in the pipe. */
 	while (rfd >= 0 && read_report(rfd) == 1)
 		;
-	if (tty_mode && saved_fg > 0) {
-		signal(SIGTTOU, SIG_IGN);
-		tcsetpgrp(0, saved_fg);
-	}
+	if (tty_mode)
+		relay_finish(&tty);
 	return wait_code(status);
 }

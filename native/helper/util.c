@@ -16,6 +16,7 @@
 #include <dirent.h>
 
 const char *g_who = "";
+void (*g_on_die)(void);
 
 static void vmsg(const char *fmt, va_list ap)
 {
@@ -36,6 +37,8 @@ static void vmsg(const char *fmt, va_list ap)
 void die_code(int code, const char *fmt, ...)
 {
 	va_list ap;
+	if (g_on_die)
+		g_on_die();
 	va_start(ap, fmt);
 	vmsg(fmt, ap);
 	va_end(ap);
@@ -45,6 +48,8 @@ void die_code(int code, const char *fmt, ...)
 void die(const char *fmt, ...)
 {
 	va_list ap;
+	if (g_on_die)
+		g_on_die();
 	va_start(ap, fmt);
 	vmsg(fmt, ap);
 	va_end(ap);
