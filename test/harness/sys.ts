@@ -74,7 +74,7 @@ export function unmountAll(patterns: readonly PathPattern[]): MountEntry[] {
 export interface ProcessRef {
   pid: number;
   cmdline: string;
-  /** What ties it to the patterns: 'cmdline', 'cwd', 'root', 'exe', or 'mountns' (its mount namespace has mounts from there). */
+  /** What ties it to the patterns: 'cmdline', 'cwd', 'root', 'exe', or 'mountns: <mount line>' (its mount namespace has mounts from there). */
   why: string;
 }
 
@@ -120,7 +120,10 @@ export function processesReferencing(patterns: readonly PathPattern[], exclude: 
       if (mntNs && ownMntNs && mntNs !== ownMntNs) {
         try {
           const mi = fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8');
-          if (needles.some((n) => mi.includes(n))) why = 'mountns';
+          // The matching mount line goes into `why`, so that the leak check can
+          // tell another live run's pod from this run's.
+          const line = mi.split('\n').find((l) => needles.some((n) => l.includes(n)));
+          if (line) why = `mountns: ${line.slice(0, 400)}`;
         } catch {
           // gone, or not ours to read
         }
