@@ -6,6 +6,9 @@ import { TspodError, ErrorCode } from '../native/errors.js';
 import { imagePathProblem } from '../native/image-fs.js';
 import type { PodVolume } from '../stage1/contract/pod.js';
 import type { AppSpec, MountSpec, PodSpec } from '../stage0/spec.js';
+import type { AppcIsolator } from '../stage1/contract/appc.js';
+import { capabilityName, CAPS_REMOVE, CAPS_RETAIN } from '../stage1/contract/capabilities.js';
+import { OOM_SCORE_ADJ, parseOomScoreAdj } from '../stage0/isolators.js';
 import { pullPolicyFromFlags } from './global.js';
 
 export interface GlobalFlags {
@@ -50,12 +53,15 @@ const APP_FLAGS: Record<string, Kind> = {
   mount: 'list',
   environment: 'list',
   annotation: 'list',
+  'caps-retain': 'value',
+  'caps-remove': 'value',
+  'oom-score-adj': 'value',
 };
 
 /** rkt flags tspod does not implement yet: refused by name rather than misread. */
 const NOT_YET = [
   'port', 'dns', 'dns-search', 'dns-opt', 'dns-domain', 'hosts-entry', 'memory', 'cpu', 'cpu-shares',
-  'caps-retain', 'caps-remove', 'seccomp', 'oom-score-adj', 'user-annotation', 'user-label', 'signature',
+  'seccomp', 'user-annotation', 'user-label', 'signature',
   'private-users', 'ipc', 'stage1-url', 'stage1-from-dir',
 ];
 
@@ -216,7 +222,39 @@ function toAppSpec(image: string, f: Record<string, string | boolean | string[]>
     mounts: ((f.mount as string[]) ?? []).map(parseMount),
     environment: parseEnvList((f.environment as string[]) ?? [], '--environment'),
     annotations: ((f.annotation as string[]) ?? []).map((a) => splitKeyValue(a, '--annotation')),
+    isolators: appIsolators(f),
   };
+}
+
+/**
+ * --caps-retain / --caps-remove / --oom-score-adj as the isolators they stand
+ * for (they replace the image's isolators of the same kind, as in rkt).
+ */
+function appIsolators(f: Record<string, string | boolean | string[]>): AppcIsolator[] | undefined {
+  const out: AppcIsolator[] = [];
+  const retain = f['caps-retain'] as string | undefined;
+  const remove = f['caps-remove'] as string | undefined;
+  if (retain !== undefined && remove !== undefined) throw new TspodError(ErrorCode.BadInput, '--caps-retain and --caps-remove cannot be combined');
+  for (const [flag, value, name] of [['caps-retain', retain, CAPS_RETAIN], ['caps-remove', remove, CAPS_REMOVE]] as const) {
+    if (value === undefined) continue;
+    const set = value
+      .split(',')
+      .filter((c) => c.trim())
+      .map((c) => {
+        const n = capabilityName(c);
+        if (!n) throw new TspodError(ErrorCode.BadInput, `--${flag}: unknown capability ${JSON.stringify(c)}`, { hint: 'use names like CAP_NET_RAW or net_raw' });
+        return n;
+      });
+    if (!set.length) throw new TspodError(ErrorCode.BadInput, `--${flag}: no capability given`);
+    out.push({ name, value: { set } });
+  }
+  const oom = f['oom-score-adj'] as string | undefined;
+  if (oom !== undefined) {
+    const n = parseOomScoreAdj(oom);
+    if (n === undefined) throw new TspodError(ErrorCode.BadInput, `--oom-score-adj: ${JSON.stringify(oom)} is not an integer from -1000 to 1000`);
+    out.push({ name: OOM_SCORE_ADJ, value: n });
+  }
+  return out.length ? out : undefined;
 }
 
 function parseGids(s: string): number[] {

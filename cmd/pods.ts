@@ -17,7 +17,7 @@ import { stopPod } from '../stage0/stop.js';
 import { parseInsecureOptions } from '../store/insecure.js';
 import { StorePaths } from '../store/paths.js';
 import { withStore } from '../store/store.js';
-import type { GlobalArgs } from './global.js';
+import { insecureFrom, type GlobalArgs } from './global.js';
 import { formatOption, fullTime, humanTime, parseDuration, printJson, shortId, tabulate, type OutputFormat } from './output.js';
 import { parsePodArgs } from './podargs.js';
 import { DEFAULT_DIR } from '../store/paths.js';
@@ -94,7 +94,7 @@ export async function prepareOrRun(command: 'prepare' | 'run', tokens: string[],
     process.stdout.write(`${prepared.pod.uuid}\n`);
     return 0;
   }
-  return runJustPrepared(prepared.pod, { ...spec.runtime, debug });
+  return runJustPrepared(prepared.pod, { ...spec.runtime, debug, insecure });
 }
 
 type RunPreparedArgs = Args<{ uuid?: string; net?: string; hostname?: string; interactive?: boolean; 'uuid-file'?: string }>;
@@ -112,7 +112,7 @@ function runPreparedCommand(): CommandModule<GlobalArgs, RunPreparedArgs> {
       }) as unknown as Argv<RunPreparedArgs>,
     handler: (a) => {
       requireRoot('run-prepared');
-      runPrepared(podsRoot(a.dir), uuidArg(a), { net: a.net, hostname: a.hostname, interactive: a.interactive, debug: a.debug });
+      runPrepared(podsRoot(a.dir), uuidArg(a), { net: a.net, hostname: a.hostname, interactive: a.interactive, debug: a.debug, insecure: insecureFrom(a) });
     },
   };
 }

@@ -4,7 +4,7 @@
 import { requireRoot } from '../native/libc.js';
 import { runPrepared } from '../stage0/run.js';
 import { StorePaths } from '../store/paths.js';
-import type { GlobalArgs } from './global.js';
+import { insecureFrom, type GlobalArgs } from './global.js';
 
 export function fastRunPrepared(rest: string[], globals: GlobalArgs): number | undefined {
   let uuid: string | undefined;
@@ -41,5 +41,5 @@ export function fastRunPrepared(rest: string[], globals: GlobalArgs): number | u
   }
   if (flags.uuidFile !== undefined || uuid === undefined) return undefined;
   requireRoot('run-prepared');
-  return runPrepared(new StorePaths(globals.dir).podsDir, uuid, { net: flags.net, hostname: flags.hostname, interactive: flags.interactive, debug: globals.debug });
+  return runPrepared(new StorePaths(globals.dir).podsDir, uuid, { net: flags.net, hostname: flags.hostname, interactive: flags.interactive, debug: globals.debug, insecure: insecureFrom(globals) });
 }

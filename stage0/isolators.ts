@@ -1,6 +1,7 @@
 // Image and pod-manifest isolators (appc spec/ace.md "Isolators"). tspod applies
-// os/linux/no-new-privileges today; every other isolator that limits or
-// confines an app (capabilities, seccomp, resources, LSM labels, sysctls) is not
+// os/linux/no-new-privileges, the capability sets and os/linux/oom-score-adj
+// today (their values are checked here); every other isolator that limits or
+// confines an app (seccomp, resources, LSM labels, sysctls) is not
 // applied yet, and an app that asked for one must not run as if it had not:
 // prepare refuses it, naming the isolator, unless --insecure-options=isolators
 // says to run without it (then each one is named in a warning). Unknown
@@ -8,17 +9,17 @@
 import { TspodError, ErrorCode } from '../native/errors.js';
 import { log } from '../native/log.js';
 import type { AppcIsolator } from '../stage1/contract/appc.js';
+import { capabilitiesFromIsolators, CAPS_REMOVE, CAPS_RETAIN } from '../stage1/contract/capabilities.js';
+
+export const OOM_SCORE_ADJ = 'os/linux/oom-score-adj';
 
 /** Isolators stage1 applies. */
-const APPLIED = new Set(['os/linux/no-new-privileges']);
+const APPLIED = new Set(['os/linux/no-new-privileges', CAPS_RETAIN, CAPS_REMOVE, OOM_SCORE_ADJ]);
 
 /** Isolators appc or rkt define that this version does not apply. */
 const NOT_APPLIED = new Set([
-  'os/linux/capabilities-retain-set',
-  'os/linux/capabilities-remove-set',
   'os/linux/seccomp-retain-set',
   'os/linux/seccomp-remove-set',
-  'os/linux/oom-score-adj',
   'os/linux/cpu-shares',
   'os/linux/selinux-context',
   'os/linux/apparmor-profile',
@@ -36,6 +37,7 @@ const NOT_APPLIED = new Set([
  * unless `runAnyway`; warns about unknown ones.
  */
 export function checkIsolators(where: string, isolators: readonly AppcIsolator[] | undefined, runAnyway: boolean): void {
+  checkAppliedValues(where, isolators);
   for (const iso of isolators ?? []) {
     const name = String(iso?.name ?? '');
     if (APPLIED.has(name)) continue;
@@ -51,4 +53,31 @@ export function checkIsolators(where: string, isolators: readonly AppcIsolator[]
       hint: 'give --insecure-options=isolators to run without it',
     });
   }
+}
+
+/** -1000..1000 from a string or a JSON value; undefined if it is not one. */
+export function parseOomScoreAdj(v: unknown): number | undefined {
+  const n = typeof v === 'number' ? v : typeof v === 'string' && /^[+-]?\d{1,5}$/.test(v.trim()) ? Number(v) : NaN;
+  return Number.isInteger(n) && n >= -1000 && n <= 1000 ? n : undefined;
+}
+
+/** The values of the isolators tspod applies: a bad one is refused (never ignored). */
+function checkAppliedValues(where: string, isolators: readonly AppcIsolator[] | undefined): void {
+  try {
+    capabilitiesFromIsolators(isolators);
+  } catch (e) {
+    throw new TspodError(ErrorCode.BadInput, `${where}: ${(e as Error).message}`);
+  }
+  const ooms = (isolators ?? []).filter((i) => i?.name === OOM_SCORE_ADJ);
+  if (ooms.length > 1) throw new TspodError(ErrorCode.BadInput, `${where}: isolator ${OOM_SCORE_ADJ} given twice`);
+  if (ooms.length && parseOomScoreAdj(ooms[0].value) === undefined) {
+    throw new TspodError(ErrorCode.BadInput, `${where}: isolator ${OOM_SCORE_ADJ}: ${JSON.stringify(ooms[0].value)} is not an integer from -1000 to 1000`);
+  }
+}
+
+/** The image's isolators with those of the flags' kinds replaced by the flags' (rkt's --caps-*, --oom-score-adj). */
+export function overrideIsolators(image: readonly AppcIsolator[] | undefined, flags: readonly AppcIsolator[]): AppcIsolator[] {
+  const kinds = new Set(flags.map((f) => (f.name === CAPS_RETAIN || f.name === CAPS_REMOVE ? 'caps' : f.name)));
+  const kind = (n: string) => (n === CAPS_RETAIN || n === CAPS_REMOVE ? 'caps' : n);
+  return [...(image ?? []).filter((i) => !kinds.has(kind(String(i?.name)))), ...flags];
 }

@@ -21,7 +21,7 @@ import { findExecutable, ImageFs, lookupInLayers, readFileInLayers } from '../st
 import { renderLayers, visibleLayers } from '../store/layers/render.js';
 import type { Store } from '../store/store.js';
 import { mergeEnvironment, readEnvFile } from './env.js';
-import { checkIsolators } from './isolators.js';
+import { checkIsolators, overrideIsolators } from './isolators.js';
 import { PodsDir, type Pod } from './pods.js';
 import { checkNet, RUNTIME_DEFAULTS_FILE, type AppSpec, type PodSpec, type RuntimeFlags } from './spec.js';
 import { resolveStage1 } from './stage1.js';
@@ -162,6 +162,7 @@ function buildApp(
   base.user ||= '0';
   base.group ||= '0';
   if (a.supplementaryGids) base.supplementaryGIDs = a.supplementaryGids;
+  if (a.isolators) base.isolators = overrideIsolators(base.isolators, a.isolators);
   if (a.workingDir !== undefined) {
     const why = imagePathProblem(a.workingDir);
     if (why) throw new TspodError(ErrorCode.BadInput, `--working-dir ${JSON.stringify(a.workingDir)} ${why}`);

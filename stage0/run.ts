@@ -12,6 +12,8 @@ import { checkNet, RUNTIME_DEFAULTS_FILE, type RuntimeFlags } from './spec.js';
 
 export interface RunOptions extends RuntimeFlags {
   debug: boolean;
+  /** The run-time parts of --insecure-options (given to run or run-prepared, as in rkt). */
+  insecure?: { capabilities: boolean; paths: boolean };
 }
 
 /** `run-prepared UUID`: lock the prepared pod, move it to run/, exec stage1. */
@@ -48,6 +50,8 @@ function execStage1(pod: Pod, opts: RunOptions): never {
   args.push(`--net=${flags.net}`);
   if (flags.interactive) args.push('--interactive');
   if (flags.hostname) args.push(`--hostname=${flags.hostname}`);
+  if (opts.insecure?.capabilities) args.push('--disable-capabilities-restriction');
+  if (opts.insecure?.paths) args.push('--disable-paths');
   args.push(pod.uuid);
   process.chdir(pod.dir);
   return execve(init, args, stage1Environment({ TSPOD_LOCK_FD: String(pod.fd) }), [pod.fd]);

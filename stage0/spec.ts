@@ -2,6 +2,7 @@
 // image is looked at. cmd/podargs.ts builds it from rkt's command line.
 import { TspodError, ErrorCode } from '../native/errors.js';
 import type { PodVolume } from '../stage1/contract/pod.js';
+import type { AppcIsolator } from '../stage1/contract/appc.js';
 
 export interface MountSpec {
   volume: string;
@@ -23,6 +24,8 @@ export interface AppSpec {
   mounts: MountSpec[];
   environment: Array<[string, string]>;
   annotations: Array<[string, string]>;
+  /** From --caps-retain, --caps-remove, --oom-score-adj: replace the image's isolators of the same names. */
+  isolators?: AppcIsolator[];
 }
 
 export interface PodSpec {

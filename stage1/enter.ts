@@ -42,6 +42,7 @@ export async function main(argv: string[]): Promise<number> {
     `--capabilities=${sec.capabilities ?? '-'}`,
     `--no-new-privileges=${sec.noNewPrivileges ? 1 : 0}`,
     `--cwd=${sec.cwd}`,
+    ...(sec.oomScoreAdj !== undefined ? [`--oom-score-adj=${sec.oomScoreAdj}`] : []),
     '--',
     ...cmd,
   ];

@@ -1,5 +1,7 @@
 // stage1 /init: run by stage0 with CWD = the pod directory, the pod lock as
-// TSPOD_LOCK_FD, and `[--debug] --net=… [--interactive] [--hostname=…] UUID`.
+// TSPOD_LOCK_FD, and `[--debug] --net=… [--interactive] [--hostname=…]
+// [--disable-capabilities-restriction] [--disable-paths] UUID` (the last two are
+// rkt's stage1 flags for --insecure-options=capabilities and =paths).
 // It reads the pod, writes each app's environment and restrictions (for enter)
 // and the helper's plan, then execs the helper, which holds the lock for the
 // pod's whole life. No Node process stays.
@@ -15,6 +17,8 @@ export interface InitArgs {
   net: string;
   interactive: boolean;
   hostname?: string;
+  disableCapabilities?: boolean;
+  disablePaths?: boolean;
   uuid: string;
 }
 
@@ -26,10 +30,12 @@ export function parseInitArgs(argv: string[]): InitArgs {
     else if (a === '--interactive') out.interactive = true;
     else if (a.startsWith('--net=')) out.net = a.slice(6);
     else if (a.startsWith('--hostname=')) out.hostname = a.slice(11);
+    else if (a === '--disable-capabilities-restriction') out.disableCapabilities = true;
+    else if (a === '--disable-paths') out.disablePaths = true;
     else if (a.startsWith('--')) throw new Error(`unknown flag ${a}`);
     else positional.push(a);
   }
-  if (positional.length !== 1) throw new Error('usage: init [--debug] [--net=host|none] [--interactive] [--hostname=NAME] UUID');
+  if (positional.length !== 1) throw new Error('usage: init [--debug] [--net=host|none] [--interactive] [--hostname=NAME] [--disable-capabilities-restriction] [--disable-paths] UUID');
   return { ...(out as InitArgs), uuid: positional[0] };
 }
 
@@ -77,6 +83,8 @@ export async function main(argv: string[]): Promise<number> {
     hostname: args.hostname ?? `tspod-${args.uuid}`,
     interactive: args.interactive,
     debug: args.debug,
+    disableCapabilities: Boolean(args.disableCapabilities),
+    disablePaths: Boolean(args.disablePaths),
   };
   if (runtime.interactive && manifest.apps.length !== 1) throw new Error('--interactive needs a pod with exactly one app');
   const copied = (app: string) => {

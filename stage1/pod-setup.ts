@@ -7,17 +7,27 @@ import type { AppcApp, AppcImageManifest, NameValue } from './contract/appc.js';
 import { DEFAULT_PATH, POD_FILES, type AppSecurity, type PodApp, type PodManifest, type PodVolume, type RuntimeConfig } from './contract/pod.js';
 import { NONE, PlanWriter } from './plan.js';
 import { ImageFs } from '../native/image-fs.js';
+import { capabilitiesFromIsolators, capabilityMask, DEFAULT_CAPABILITIES } from './contract/capabilities.js';
 
 
-/** appc's default capability bounding set (the 14 capabilities of spec/ace.md). */
-export const DEFAULT_CAPABILITIES = [
-  0 /* CHOWN */, 1 /* DAC_OVERRIDE */, 3 /* FOWNER */, 4 /* FSETID */, 5 /* KILL */, 6 /* SETGID */, 7 /* SETUID */,
-  8 /* SETPCAP */, 10 /* NET_BIND_SERVICE */, 13 /* NET_RAW */, 18 /* SYS_CHROOT */, 27 /* MKNOD */, 29 /* AUDIT_WRITE */,
-  31 /* SETFCAP */,
-];
+// appc's default capability bounding set (the 14 capabilities of spec/ace.md).
+export { DEFAULT_CAPABILITIES, capabilityMask } from './contract/capabilities.js';
 
-export function capabilityMask(caps: number[]): string {
-  return caps.reduce((m, c) => m | (1n << BigInt(c)), 0n).toString(16);
+/**
+ * The app's capability mask for the helper: its capability isolator (already
+ * checked at prepare; --caps-retain/--caps-remove were stored as one), else
+ * appc's default; undefined (the helper keeps its full set) with
+ * --insecure-options=capabilities.
+ */
+export function appCapabilities(name: string, app: AppcApp, runtime: RuntimeConfig): string | undefined {
+  if (runtime.disableCapabilities) return undefined;
+  let caps: number[] | undefined;
+  try {
+    caps = capabilitiesFromIsolators(app.isolators);
+  } catch (e) {
+    throw new Error(`app ${name}: ${(e as Error).message}`);
+  }
+  return capabilityMask(caps ?? DEFAULT_CAPABILITIES);
 }
 
 const DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
@@ -90,12 +100,22 @@ export function appPlans(ctx: PodContext): AppPlan[] {
         user: credential(app.user || '0'),
         group: credential(app.group || '0'),
         supplementaryGids: app.supplementaryGIDs ?? [],
-        capabilities: capabilityMask(DEFAULT_CAPABILITIES),
+        capabilities: appCapabilities(pa.name, app, ctx.runtime),
         noNewPrivileges: app.isolators?.some((i) => i.name === 'os/linux/no-new-privileges' && i.value === true) ?? false,
         cwd: app.workingDirectory || '/',
+        oomScoreAdj: parseOomIsolator(app),
       },
     };
   });
+}
+
+/** os/linux/oom-score-adj (checked at prepare): -1000..1000, or undefined. */
+function parseOomIsolator(app: AppcApp): number | undefined {
+  const v = app.isolators?.find((i) => i.name === 'os/linux/oom-score-adj')?.value;
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < -1000 || n > 1000) throw new Error(`bad os/linux/oom-score-adj ${JSON.stringify(v)}`);
+  return n;
 }
 
 /**
@@ -216,6 +236,7 @@ export function buildPlan(ctx: PodContext, apps: AppPlan[], stdinInherit: boolea
     p.directive('app-readonly-root', a.readOnlyRootFS ? 1 : 0);
     p.directive('app-no-new-privileges', a.security.noNewPrivileges ? 1 : 0);
     p.directive('app-capabilities', a.security.capabilities ?? NONE);
+    if (a.security.oomScoreAdj !== undefined) p.directive('app-oom-score-adj', a.security.oomScoreAdj);
     p.directive('end-app');
   }
   return p.text();

@@ -137,9 +137,8 @@ describe('pod volumes bind to mount points by name', { skip: SKIP }, () => {
 describe('image isolators are never silently ignored', { skip: SKIP }, () => {
   for (const iso of [
     { name: 'resource/memory', value: { limit: '1G' } },
-    { name: 'os/linux/capabilities-remove-set', value: { set: ['CAP_NET_RAW'] } },
+    { name: 'os/linux/seccomp-retain-set', value: { set: ['@appc.io/all'] } },
     { name: 'os/linux/seccomp-remove-set', value: { set: ['@appc.io/empty'] } },
-    { name: 'os/linux/oom-score-adj', value: 100 },
     { name: 'resource/cpu', value: { limit: '500m' } },
   ]) {
     test(`${iso.name}: prepare refuses it by name; --insecure-options=isolators runs anyway`, async () => {
@@ -168,7 +167,20 @@ describe('image isolators are never silently ignored', { skip: SKIP }, () => {
     await ok(dd, ['run', '--insecure-options=isolators', `--pod-manifest=${manifest}`]);
   });
 
-  test('no-new-privileges is applied, so it runs', async () => {
+  test('the capability sets and oom-score-adj are applied, not refused', async () => {
+    const aci = makeAci('iso-nnp-caps', {
+      exec: ['/bin/sh', '-c', 'grep CapBnd /proc/self/status; cat /proc/self/oom_score_adj'],
+      isolators: [
+        { name: 'os/linux/capabilities-remove-set', value: { set: ['CAP_NET_RAW'] } },
+        { name: 'os/linux/oom-score-adj', value: 100 },
+      ],
+    });
+    const r0 = await ok(dd, ['run', aci]);
+    assert.match(r0.stdout, /^CapBnd:\s+00000000a80405fb$/m, 'capabilities-remove-set is applied, not refused');
+    assert.match(r0.stdout, /^100$/m, 'oom-score-adj is applied, not refused');
+  });
+
+  test('os/linux/no-new-privileges is applied, not refused', async () => {
     const aci = makeAci('iso-nnp', { exec: ['/bin/sh', '-c', 'grep NoNewPrivs /proc/self/status'], isolators: [{ name: 'os/linux/no-new-privileges', value: true }] });
     const r = await ok(dd, ['run', aci]);
     assert.match(r.stdout, /^NoNewPrivs:\s+1$/m);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -81,8 +82,32 @@ struct cap_data {
 };
 #define CAP_V3 0x20080522
 
+int parse_oom_score_adj(const char *s, int *out)
+{
+	uint64_t v;
+	int neg = *s == '-';
+	if (parse_uint(s + neg, 10, 1000, &v) < 0)
+		return -1;
+	*out = neg ? -(int)v : (int)v;
+	return 0;
+}
+
 int apply_security(const struct security *s)
 {
+	/* Before the credentials change: lowering it needs CAP_SYS_RESOURCE. The /proc
+	 * here is the pod's own (we are inside the app rootfs). */
+	if (s->has_oom) {
+		char buf[16];
+		int n = snprintf(buf, sizeof buf, "%d\n", s->oom);
+		int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0 || write(fd, buf, (size_t)n) != n) {
+			warnx("oom_score_adj %d: %s", s->oom, strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			return -1;
+		}
+		close(fd);
+	}
 	int64_t uid = resolve_id(s->user, 0);
 	int64_t gid = resolve_id(s->group, 1);
 	if (uid < 0 || gid < 0)
@@ -117,8 +142,10 @@ int apply_security(const struct security *s)
 		warnx("setuid %lld: %s", (long long)uid, strerror(errno));
 		return -1;
 	}
-	/* A non-root uid has lost its permitted and effective sets with setuid; for uid 0
-	 * keep them within the bounding set. Inheritable: always empty. */
+	/* A non-root uid has lost its permitted and effective sets with setuid: it has the
+	 * bounding set only, and gets file capabilities through exec (no inheritable, no
+	 * ambient: as rkt and docker). uid 0 keeps permitted and effective within the
+	 * mask, and the inheritable set is the same (so the four sets are the mask). */
 	struct cap_hdr h = { CAP_V3, 0 };
 	struct cap_data d[2];
 	if (syscall(SYS_capget, &h, d) < 0) {
@@ -129,7 +156,7 @@ int apply_security(const struct security *s)
 		uint32_t m = (uint32_t)(mask >> (32 * i));
 		d[i].effective &= m;
 		d[i].permitted &= m;
-		d[i].inheritable = 0;
+		d[i].inheritable = uid == 0 ? d[i].permitted : 0;
 	}
 	if (syscall(SYS_capset, &h, d) < 0) {
 		warnx("capset: %s", strerror(errno));
@@ -207,4 +234,6 @@ void security_of_app(const struct app *a, struct security *s)
 	s->caps = a->caps;
 	s->nnp = a->nnp;
 	s->cwd = a->cwd;
+	s->has_oom = a->has_oom;
+	s->oom = a->oom;
 }

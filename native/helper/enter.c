@@ -245,7 +245,7 @@ int enter_main(int argc, char **argv)
 {
 	pid_t pid = 0, app_pid = 0;
 	const char *env_file = NULL, *sg = NULL, *caps = NULL, *nnp = "0", *v;
-	struct security sec = { "0", "0", NULL, 0, 0, 0, 0, "/" };
+	struct security sec = { "0", "0", NULL, 0, 0, 0, 0, "/", 0, 0 };
 	int i;
 	g_who = "enter: ";
 	for (i = 2; i < argc; i++) {
@@ -272,6 +272,11 @@ int enter_main(int argc, char **argv)
 			nnp = v;
 		else if ((v = opt(a, "--cwd")))
 			sec.cwd = v;
+		else if ((v = opt(a, "--oom-score-adj"))) {
+			if (strcmp(v, "-") && parse_oom_score_adj(v, &sec.oom) < 0)
+				die("bad --oom-score-adj \"%s\" (want -1000..1000 or -)", v);
+			sec.has_oom = strcmp(v, "-") != 0;
+		}
 		else
 			die("unknown argument \"%s\"", a);
 	}

@@ -79,6 +79,8 @@ struct app {
 	int nnp;
 	int has_caps;
 	uint64_t caps;
+	int has_oom; /* app-oom-score-adj given */
+	int oom;
 };
 
 #define NS_MNT 1
@@ -127,7 +129,11 @@ struct security {
 	uint64_t caps;
 	int nnp;
 	const char *cwd;
+	int has_oom; /* write oom into /proc/self/oom_score_adj first */
+	int oom;
 };
+/* "-1000".."1000" -> 0 and *out, else -1. */
+int parse_oom_score_adj(const char *s, int *out);
 
 /* Applies credentials and restrictions (call inside the target root). 0 or -1 (printed). */
 int apply_security(const struct security *s);

@@ -300,6 +300,12 @@ static void app_directive(struct ctx *c, const char *kw)
 				perr(c, "bad capability mask \"%s\" (want hex)", s);
 			a->has_caps = 1;
 		}
+	} else if (!strcmp(kw, "app-oom-score-adj")) {
+		need(c, 1, 1);
+		ONCE(c, a->has_oom);
+		if (parse_oom_score_adj(c->f[1], &a->oom) < 0)
+			perr(c, "bad oom score adjustment \"%s\" (want -1000..1000)", c->f[1]);
+		a->has_oom = 1;
 	} else if (!strcmp(kw, "end-app")) {
 		need(c, 0, 0);
 		if (!a->root)

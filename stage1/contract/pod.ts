@@ -98,6 +98,10 @@ export interface RuntimeConfig {
   hostname: string;
   interactive: boolean;
   debug: boolean;
+  /** --insecure-options=capabilities: apps keep the helper's full capability set. */
+  disableCapabilities?: boolean;
+  /** --insecure-options=paths: no masked or read-only kernel paths in the apps. */
+  disablePaths?: boolean;
 }
 
 /** What enter applies so that it never grants more than the app has. */
@@ -105,8 +109,11 @@ export interface AppSecurity {
   user: string;
   group: string;
   supplementaryGids: number[];
+  /** Hex mask of the bounding set; undefined: every capability (--insecure-options=capabilities). */
   capabilities?: string;
   noNewPrivileges: boolean;
+  /** os/linux/oom-score-adj (or --oom-score-adj): written before the credentials are dropped. */
+  oomScoreAdj?: number;
   cwd: string;
 }
 
