@@ -32,6 +32,28 @@ export function appCapabilities(name: string, app: AppcApp, runtime: RuntimeConf
 
 const DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
 
+/**
+ * Kernel paths masked in every app (runc's list): a file gets /dev/null bound over
+ * it, a directory a read-only empty tmpfs. Left out with --insecure-options=paths.
+ */
+export const MASKED_FILES = ['proc/kcore', 'proc/keys', 'proc/timer_list', 'proc/sched_debug', 'proc/sysrq-trigger', 'proc/latency_stats', 'proc/timer_stats'];
+export const MASKED_DIRS = ['proc/acpi', 'proc/scsi'];
+/** Masked only where the plan mounted sysfs itself (not under a /sys volume). */
+export const MASKED_SYS_DIRS = ['sys/firmware'];
+/** Kernel paths made read-only (bound onto themselves), as runc does. */
+export const READONLY_PATHS = ['proc/sys', 'proc/irq', 'proc/bus', 'proc/fs'];
+
+/**
+ * The plan steps masking kernel paths below an app root (after its /proc and /sys
+ * are mounted): every one `optional`, as this kernel may lack the path.
+ */
+function maskKernelPaths(p: PlanWriter, at: (rel: string) => string, sysfs: boolean): void {
+  const flags = 'nosuid,nodev,noexec,optional';
+  for (const f of MASKED_FILES) p.directive('mount', '/dev/null', at(f), NONE, `bind,${flags}`, NONE);
+  for (const d of [...MASKED_DIRS, ...(sysfs ? MASKED_SYS_DIRS : [])]) p.directive('mount', 'tmpfs', at(d), 'tmpfs', `rdonly,${flags}`, 'mode=0555,size=4k');
+  for (const d of READONLY_PATHS) p.directive('mount', at(d), at(d), NONE, `bind,rdonly,${flags}`, NONE);
+}
+
 export interface AppPlan {
   name: string;
   app: AppcApp;
@@ -181,7 +203,8 @@ export function buildPlan(ctx: PodContext, apps: AppPlan[], stdinInherit: boolea
     }
     p.directive('mkdir', at('proc'), '0555');
     p.directive('mount', 'proc', at('proc'), 'proc', 'nosuid,nodev,noexec', NONE);
-    if (!a.mounts.some((m) => m.target === '/sys' || m.target.startsWith('/sys/'))) {
+    const sysfs = !a.mounts.some((m) => m.target === '/sys' || m.target.startsWith('/sys/'));
+    if (sysfs) {
       p.directive('mkdir', at('sys'), '0555');
       p.directive('mount', 'sysfs', at('sys'), 'sysfs', 'rdonly,nosuid,nodev,noexec', NONE);
     }
@@ -215,6 +238,8 @@ export function buildPlan(ctx: PodContext, apps: AppPlan[], stdinInherit: boolea
       p.directive('write', at('etc/hosts'), '0644', hostsFallback(ctx.runtime.hostname));
     }
     if (hasEtc && !has('etc/mtab')) p.directive('symlink', '../proc/self/mounts', at('etc/mtab'));
+    // After /etc/hostname's bind of /proc/sys/kernel/hostname, which keeps its mode.
+    if (!ctx.runtime.disablePaths) maskKernelPaths(p, at, sysfs);
     if (a.readOnlyRootFS) p.directive('mount', NONE, appRoot, NONE, 'remount,bind,rdonly', NONE);
   }
 

@@ -426,6 +426,42 @@ describe('tspod-helper', { skip }, () => {
     assert.equal(r.out, 'root-ro\nshared-rw\nvol-ro\nvol-sub-ro\nvol2-ro\n1\n');
   });
 
+  test('optional mounts: a missing target is skipped, an existing one (inside the plan\'s proc and sysfs) mounted, any other failure is an error', async () => {
+    const pod = writePod({
+      apps: [
+        {
+          name: 'main',
+          exec: sh(
+            'grep -E " /proc/(kcore|sys|no-such-file) | /sys/firmware " /proc/self/mountinfo | cut -d" " -f5,6 | cut -d, -f1 | sort; ' +
+              'test -e /proc/no-such-file || echo missing-skipped; ls -A /sys/firmware | wc -l',
+          ),
+        },
+      ],
+      steps: ({ appRoot }) => {
+        const A = appRoot('main');
+        return [
+          line('mount', '/dev/null', `${A}/proc/kcore`, '-', 'bind,nodev,optional', '-'),
+          line('mount', '/dev/null', `${A}/proc/no-such-file`, '-', 'bind,optional', '-'),
+          line('mount', 'tmpfs', `${A}/proc/no-such-dir/x`, 'tmpfs', 'rdonly,optional', '-'),
+          line('mount', 'tmpfs', `${A}/sys/firmware`, 'tmpfs', 'rdonly,nosuid,nodev,noexec,optional', 'mode=0555'),
+          line('mount', `${A}/proc/sys`, `${A}/proc/sys`, '-', 'bind,rdonly,nosuid,nodev,noexec,optional', '-'),
+        ];
+      },
+    });
+    const r = await run(pod).done;
+    assert.equal(r.code, 0, r.err);
+    assert.equal(r.out, `${fs.existsSync('/proc/kcore') ? '/proc/kcore rw\n' : ''}/proc/sys ro\n${fs.existsSync('/sys/firmware') ? '/sys/firmware ro\n' : ''}missing-skipped\n0\n`);
+
+    // ENOTDIR (a target below a file) is no "missing target": an error, optional or not
+    const bad = writePod({
+      apps: [{ name: 'main', exec: sh('true') }],
+      steps: ({ appRoot }) => [line('mount', '/dev/null', `${appRoot('main')}/proc/version/x`, '-', 'bind,optional', '-')],
+    });
+    const rb = await run(bad).done;
+    assert.equal(rb.code, 254, rb.err);
+    assert.match(rb.err, /proc\/version\/x/);
+  });
+
   test('user, group and supplementary groups: by number, name: (the app’s /etc) and path:', async () => {
     const show = sh('grep -E "^(Uid|Gid|Groups|CapPrm|CapEff|CapBnd|NoNewPrivs):" /proc/self/status');
     const cases: Array<[AppSpec, Record<string, string>]> = [

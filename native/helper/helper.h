@@ -56,6 +56,7 @@ struct step {
 	char *data;   /* mount: NULL = none */
 	unsigned long mflags; /* mount: MS_* */
 	int mrec;     /* mount: "rec" given */
+	int optional; /* mount: "optional" given: a missing target (ENOENT) skips the step */
 	unsigned long mprop;  /* mount: MS_PRIVATE/MS_SLAVE/MS_SHARED/MS_UNBINDABLE */
 	unsigned mode;
 	int64_t uid, gid; /* chown: -1 = unchanged */

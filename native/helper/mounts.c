@@ -487,6 +487,8 @@ static void do_mount(const struct plan *p, const struct step *s, int base, const
 	/* the mount point: on the anchor's mount (a symlink on the way is followed as
 	 * long as it stays there), or the anchor itself */
 	int tfd = xopenat2(base, rest, O_PATH, 0, TARGET);
+	if (tfd < 0 && errno == ENOENT && s->optional)
+		return; /* "optional": a path this kernel (or image) does not have */
 	if (tfd < 0)
 		step_die(p, s, "mount target");
 	unsigned long fl = s->mflags | (s->mrec ? MS_REC : 0);

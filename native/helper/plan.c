@@ -183,13 +183,13 @@ static char **argv_from(struct ctx *c, int first)
 static const struct {
 	const char *name;
 	unsigned long flag;
-	int kind; /* 0 = MS flag, 1 = rec, 2 = propagation */
+	int kind; /* 0 = MS flag, 1 = rec, 2 = propagation, 3 = optional */
 } mflags[] = {
 	{ "rdonly", MS_RDONLY, 0 },	   { "nosuid", MS_NOSUID, 0 },	{ "nodev", MS_NODEV, 0 },
 	{ "noexec", MS_NOEXEC, 0 },	   { "bind", MS_BIND, 0 },	{ "rec", 0, 1 },
 	{ "private", MS_PRIVATE, 2 },	   { "slave", MS_SLAVE, 2 },	{ "shared", MS_SHARED, 2 },
 	{ "unbindable", MS_UNBINDABLE, 2 }, { "remount", MS_REMOUNT, 0 }, { "strictatime", MS_STRICTATIME, 0 },
-	{ "relatime", MS_RELATIME, 0 },	   { "noatime", MS_NOATIME, 0 },
+	{ "relatime", MS_RELATIME, 0 },	   { "noatime", MS_NOATIME, 0 },	{ "optional", 0, 3 },
 };
 
 static void mount_flags(struct ctx *c, struct step *s, char *list)
@@ -205,6 +205,8 @@ static void mount_flags(struct ctx *c, struct step *s, char *list)
 			perr(c, "unknown mount flag \"%s\"", t);
 		if (mflags[k].kind == 1)
 			s->mrec = 1;
+		else if (mflags[k].kind == 3)
+			s->optional = 1;
 		else if (mflags[k].kind == 2) {
 			if (s->mprop && s->mprop != mflags[k].flag)
 				perr(c, "more than one propagation flag");
