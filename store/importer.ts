@@ -59,6 +59,9 @@ async function importOci(store: Store, c: OciCandidate, progress: Progress): Pro
   const configBytes = await readSmallBlob(c, manifest.config, `config of ${c.source}`);
   const config: ImageConfig = parseImageConfig(configBytes);
   checkConfigPlatform(config, c.source);
+  // Converted (and its paths checked) before any layer is fetched: a refused
+  // image leaves no layer or blob behind.
+  const appc = ociConfigToAppc(config, { names: c.names, source: c.source, manifestDigest: c.manifest.ref.digest, configDigest: manifest.config.digest });
   const diffIds = config.rootfs.diff_ids;
   if (diffIds.length !== manifest.layers.length) {
     throw new TspodError(
@@ -171,7 +174,6 @@ async function importOci(store: Store, c: OciCandidate, progress: Progress): Pro
     store.blobs.putBytes(configBytes, { digest: manifest.config.digest, size: manifest.config.size, what: 'config' }, scratch);
     if (c.index) store.blobs.putBytes(c.index.bytes, { digest: c.index.ref.digest, size: c.index.ref.size, what: 'index' }, scratch);
 
-    const appc = ociConfigToAppc(config, { names: c.names, source: c.source, manifestDigest: c.manifest.ref.digest, configDigest: manifest.config.digest });
     const record: ImageRecord = {
       id,
       kind: 'oci',

@@ -452,10 +452,9 @@ describe('prepare and fetch keep image paths inside the image', { skip: SKIP }, 
     assert.deepEqual(podsTree(dd.path), podsBefore, 'no pod');
   });
 
-  // Not yet: store/importer.ts converts the config (where the check is) only after
-  // it has committed the layers and blobs; converting right after parseImageConfig
-  // would refuse the image before anything is downloaded.
-  test('a refused OCI image leaves no layer or blob either', { todo: 'store/importer.ts: call ociConfigToAppc before the layers are fetched' }, async () => {
+  // store/importer.ts converts the config (where the check is) right after parsing
+  // it: the image is refused before any layer is fetched.
+  test('a refused OCI image leaves no layer or blob either', async () => {
     const layout = path.join(scratch('dotdot-store'), 'oci');
     makeLayout(layout, 'vol', [[{ name: 'bin', type: 'dir' }, { name: 'bin/new', data: crypto.randomBytes(8).toString('hex') }]], {
       config: { Cmd: ['/bin/sh'], Volumes: { '/../x': {} } },
@@ -465,16 +464,22 @@ describe('prepare and fetch keep image paths inside the image', { skip: SKIP }, 
     assertUnchanged(before, dd.path, 'a refused fetch');
   });
 
-  // Not yet: the ACI manifest check is store/sources/aci.ts's validateAciManifest,
-  // which should call checkAppPaths (store/manifest/appc.ts); prepare refuses meanwhile.
-  test('an ACI with a `..` mount point is refused at fetch', { todo: 'store/sources/aci.ts: call checkAppPaths in validateAciManifest' }, async () => {
+  // The ACI manifest check (store/sources/aci.ts, validateAciManifest) calls
+  // checkAppPaths (store/manifest/appc.ts): the fetch is refused, nothing stored.
+  test('an ACI with a `..` mount point or working directory is refused at fetch', async () => {
     const file = path.join(scratch('aci-fetch'), 'mp.aci');
     makeAci(file, [
       { name: 'manifest', data: aciManifest('example.com/dotdot-fetch', { app: { exec: ['/bin/sh'], user: '0', group: '0', mountPoints: [{ name: 'data', path: '/../x' }] } }) },
       { name: 'rootfs', type: 'dir' },
     ]);
+    const wd = path.join(path.dirname(file), 'wd.aci');
+    makeAci(wd, [
+      { name: 'manifest', data: aciManifest('example.com/dotdot-fetch-wd', { app: { exec: ['/bin/sh'], user: '0', group: '0', workingDirectory: '/srv/../../x' } }) },
+      { name: 'rootfs', type: 'dir' },
+    ]);
     const before = snapshot(dd.path);
-    oneLineError(await dd.tspod(['fetch', file]), /mount point data path "\/\.\.\/x" has a "\.\." component/);
+    oneLineError(await dd.tspod(['fetch', file]), /^tspod: .*mp\.aci: mount point data path "\/\.\.\/x" has a "\.\." component$/);
+    oneLineError(await dd.tspod(['fetch', wd]), /^tspod: .*wd\.aci: working directory "\/srv\/\.\.\/\.\.\/x" has a "\.\." component$/);
     assertUnchanged(before, dd.path, 'a refused fetch');
   });
 

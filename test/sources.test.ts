@@ -564,6 +564,8 @@ describe('ACI reading', () => {
     ['bad name', aciSpec({ ...MANIFEST, name: 'Example.com/X' }), ErrorCode.BadFormat, /bad name "Example.com\/X": an AC Identifier/],
     ['bad os', aciSpec({ ...MANIFEST, labels: [{ name: 'os', value: 'windows' }] }), ErrorCode.BadFormat, /bad os "windows" \(must be one of: \[darwin freebsd linux\]\)/],
     ['bad arch', aciSpec({ ...MANIFEST, labels: [{ name: 'os', value: 'linux' }, { name: 'arch', value: 'armv5l' }] }), ErrorCode.BadFormat, /bad arch "armv5l" for linux/],
+    ['a mount point path with ".."', aciSpec({ ...MANIFEST, app: { ...MANIFEST.app, mountPoints: [{ name: 'data', path: '/../x' }] } }), ErrorCode.BadFormat, /mount point data path "\/\.\.\/x" has a "\.\." component$/],
+    ['a working directory with ".."', aciSpec({ ...MANIFEST, app: { ...MANIFEST.app, workingDirectory: '/a/../../b' } }), ErrorCode.BadFormat, /working directory "\/a\/\.\.\/\.\.\/b" has a "\.\." component$/],
     ['no user', aciSpec({ ...MANIFEST, app: { exec: ['/x'], group: '0' } }), ErrorCode.BadFormat, /app.user is required/],
   ];
   for (const [name, spec, code, re] of broken) {

@@ -20,7 +20,7 @@ import fetch, { type Response } from 'node-fetch';
 import { TspodError, ErrorCode, errnoCode } from '../../native/errors.js';
 import { log } from '../../native/log.js';
 import type { InsecureOptions } from '../insecure.js';
-import type { AppcImageManifest } from '../manifest/appc.js';
+import { checkAppPaths, type AppcImageManifest } from '../manifest/appc.js';
 import type { AciCandidate } from './source.js';
 import { trustedCertificates } from './tls.js';
 import type { TarEntry } from '../tar/entry.js';
@@ -334,8 +334,9 @@ function checkStrings(v: unknown, what: string, source: string): void {
 
 /**
  * Checks an ACI manifest against the appc schema (what appc's Go types reject
- * on unmarshal) and returns it typed. Host os/arch is checked separately, at
- * prepare time as rkt does: see checkAciPlatform.
+ * on unmarshal) and returns it typed, with the app's paths checked as for every
+ * manifest tspod takes in (checkAppPaths: no `..`, absolute). Host os/arch is
+ * checked separately, at prepare time as rkt does: see checkAciPlatform.
  */
 export function validateAciManifest(raw: unknown, source: string): AppcImageManifest {
   if (!isObject(raw)) throw bad(source, 'the manifest is not a JSON object');
@@ -375,7 +376,10 @@ export function validateAciManifest(raw: unknown, source: string): AppcImageMani
       if (d.size !== undefined && typeof d.size !== 'number') throw bad(source, 'a dependency size must be a number');
     }
   }
-  if (raw.app !== undefined && raw.app !== null) validateApp(raw.app, source);
+  if (raw.app !== undefined && raw.app !== null) {
+    validateApp(raw.app, source);
+    checkAppPaths(raw.app as AppcImageManifest['app'], source);
+  }
   return raw as unknown as AppcImageManifest;
 }
 
