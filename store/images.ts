@@ -267,9 +267,10 @@ export class ImageStore {
     }
     if (hits.size === 1) return [...hits][0];
     // appc's rule: a name without a version matches any version of that exact
-    // name (`tspod/stage1` finds `tspod/stage1:0.1.0`); the latest import wins.
+    // name (`tspod/stage1` finds `tspod/stage1:0.1.0`), and an ACI without a
+    // version label; the latest import wins.
     if (!hasTag(name)) {
-      const versions = all.filter((r) => r.name.startsWith(`${name}:`));
+      const versions = all.filter((r) => r.name.startsWith(`${name}:`) || (r.name === name && (r.kind === 'appc' || this.isAci(r.id))));
       if (versions.length) {
         return versions.map((r) => this.get(r.id)).sort((a, b) => b.record.importTime - a.record.importTime)[0].record.id;
       }

@@ -564,6 +564,7 @@ describe('ACI reading', () => {
     ['bad name', aciSpec({ ...MANIFEST, name: 'Example.com/X' }), ErrorCode.BadFormat, /bad name "Example.com\/X": an AC Identifier/],
     ['bad os', aciSpec({ ...MANIFEST, labels: [{ name: 'os', value: 'windows' }] }), ErrorCode.BadFormat, /bad os "windows" \(must be one of: \[darwin freebsd linux\]\)/],
     ['bad arch', aciSpec({ ...MANIFEST, labels: [{ name: 'os', value: 'linux' }, { name: 'arch', value: 'armv5l' }] }), ErrorCode.BadFormat, /bad arch "armv5l" for linux/],
+    ['a name ending in "-"', aciSpec({ ...MANIFEST, name: 'example.com/x-' }), ErrorCode.BadFormat, /bad name "example.com\/x-": an AC Identifier/],
     ['a mount point path with ".."', aciSpec({ ...MANIFEST, app: { ...MANIFEST.app, mountPoints: [{ name: 'data', path: '/../x' }] } }), ErrorCode.BadFormat, /mount point data path "\/\.\.\/x" has a "\.\." component$/],
     ['a working directory with ".."', aciSpec({ ...MANIFEST, app: { ...MANIFEST.app, workingDirectory: '/a/../../b' } }), ErrorCode.BadFormat, /working directory "\/a\/\.\.\/\.\.\/b" has a "\.\." component$/],
     ['no user', aciSpec({ ...MANIFEST, app: { exec: ['/x'], group: '0' } }), ErrorCode.BadFormat, /app.user is required/],
@@ -602,6 +603,15 @@ describe('ACI reading', () => {
       );
     }
     assert.equal(validateAciManifest(MANIFEST, 'x').name, MANIFEST.name);
+  });
+
+  test("appc's AC Identifier: the characters and both ends only", () => {
+    for (const name of ['example.com/shorthash--50', 'a', 'a.b~c/d-e', 'x//y', 'x-._~/y', 'x_y']) {
+      assert.equal(validateAciManifest({ ...MANIFEST, name }, 'x').name, name, name);
+    }
+    for (const name of ['example.com/x-', '-x', 'x/', '_x', 'Example.com/x', 'x:y', 'x y', '']) {
+      assert.throws(() => validateAciManifest({ ...MANIFEST, name }, 'x'), /bad name|name must be set/, name);
+    }
   });
 });
 

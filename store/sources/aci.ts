@@ -306,7 +306,12 @@ const APPC_OS_ARCH: Record<string, string[]> = {
   linux: ['amd64', 'i386', 'aarch64', 'aarch64_be', 'armv6l', 'armv7l', 'armv7b', 'ppc64', 'ppc64le', 's390x'],
 };
 
-export const AC_IDENTIFIER = /^[a-z0-9]+([-._~/][a-z0-9]+)*$/;
+/**
+ * appc's AC Identifier: lower-case letters, digits and `-._~/`, starting and
+ * ending with a letter or digit. appc checks only that (so `shorthash--50` and
+ * `a//b` are names), not how the separators are spaced.
+ */
+export const AC_IDENTIFIER = /^[a-z0-9](?:[a-z0-9._~/-]*[a-z0-9])?$/;
 const AC_NAME = /^[a-z0-9]+(-[a-z0-9]+)*$/;
 
 function bad(source: string, detail: string): TspodError {

@@ -1,0 +1,115 @@
+// appc images as rkt handles them (issue 7 item 8), against the real CLI, with
+// ACIs made by GNU tar and python3's tarfile, never by tspod:
+//
+//  - dependencies: an app ACI whose manifest depends on a base ACI (the busybox
+//    tree) by name, by name and imageID; the base is taken from the store, else
+//    from beside the app (a file's directory, an http URL's base) by appc's file
+//    name; a wrong imageID, a missing dependency and a cycle are refused with one
+//    line and nothing of the app stored; `run` sees the base's /bin/sh; render
+//    shows both, extract the app's own files; image gc keeps a dependency that a
+//    kept image needs; pathWhitelist leaves only the listed paths;
+//  - image export of an ACI is the ACI as fetched, byte for byte (plain, gzip,
+//    bzip2, xz): its sha512 is the image ID;
+//  - an appc name with `--` is a name; one ending in `-` or with upper case is not;
+//  - os/arch labels are checked when the image is rendered or run, not at fetch.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { FIXTURES, FIXTURES_DIR, ensureFixtures, listTree, makeDataDir, type DataDir } from './harness/index.js';
+import { SKIP, podsTree } from './pods-util.js';
+import {
+  assertUnchanged,
+  fetchedId,
+  imageIds,
+  layerIds,
+  makeAci,
+  ok,
+  oneLineError,
+  snapshot,
+  startFileServer,
+  suiteHost,
+  tempDir,
+  type TarEntry,
+} from './store-util.js';
+
+before(() => ensureFixtures());
+
+/** The busybox tree, as GNU tar unpacked it from the fixture ACI. */
+const BUSYBOX_ACI_DIR = path.join(FIXTURES_DIR, 'ref', 'aci');
+const HOST_ARCH = process.arch === 'x64' ? 'amd64' : process.arch === 'arm64' ? 'aarch64' : process.arch;
+
+function manifest(name: string, extra: Record<string, unknown> = {}, labels: Array<{ name: string; value: string }> = [{ name: 'version', value: '1.0.0' }]): string {
+  return JSON.stringify({
+    acKind: 'ImageManifest',
+    acVersion: '0.8.11',
+    name,
+    labels: [...labels, { name: 'os', value: 'linux' }, { name: 'arch', value: HOST_ARCH }],
+    app: { exec: ['/bin/sh'], user: '0', group: '0' },
+    ...extra,
+  });
+}
+
+/** An ACI holding `manifestJson` and the busybox tree, written by GNU tar. */
+function busyboxAci(file: string, manifestJson: string): void {
+  const stage = fs.mkdtempSync(`${file}.stage-`);
+  fs.writeFileSync(path.join(stage, 'manifest'), manifestJson);
+  const r = spawnSync('tar', ['--numeric-owner', '-C', stage, '-cf', file, 'manifest', '-C', BUSYBOX_ACI_DIR, 'rootfs'], { encoding: 'utf8' });
+  fs.rmSync(stage, { recursive: true, force: true });
+  assert.equal(r.status, 0, r.stderr);
+}
+
+/** An ACI with a small rootfs of its own (python3 tarfile). */
+function smallAci(file: string, manifestJson: string, files: TarEntry[] = []): void {
+  makeAci(file, [{ name: 'manifest', data: manifestJson }, { name: 'rootfs', type: 'dir' }, ...files]);
+}
+
+function sha512Hex(file: string): string {
+  return crypto.createHash('sha512').update(fs.readFileSync(file)).digest('hex');
+}
+
+function record(dd: DataDir, id: string): { layers: string[]; dependencies?: string[]; aciBlob?: string } {
+  return JSON.parse(fs.readFileSync(path.join(dd.path, 'cas', 'images', id, 'record.json'), 'utf8')) as { layers: string[]; dependencies?: string[]; aciBlob?: string };
+}
+
+/** Paths under `dir` (relative, sorted), directories included. */
+function paths(dir: string): string[] {
+  return [...listTree(dir, { root: false }).keys()].map((p) => p.replace(/^\//, '')).sort();
+}
+
+function lastUsedAgo(dd: DataDir, id: string, ms: number): void {
+  const file = path.join(dd.path, 'cas', 'images', id, 'lastused');
+  if (!fs.existsSync(file)) fs.writeFileSync(file, '');
+  const t = new Date(Date.now() - ms);
+  fs.utimesSync(file, t, t);
+}
+
+const APP_FILES: TarEntry[] = [
+  { name: 'rootfs/app', type: 'dir' },
+  { name: 'rootfs/app/hello', data: 'hello from the app\n' },
+];
+const BASE_DEP = { imageName: 'example.com/base', labels: [{ name: 'version', value: '1.0.0' }] };
+
+describe('appc names: the characters and both ends', () => {
+  test('example.com/shorthash--50 is fetched and found by that name; "…-" and upper case are refused', async (t) => {
+    const dd = makeDataDir(t, 'names');
+    const dir = tempDir(t, 'names');
+    const good = path.join(dir, 'good.aci');
+    smallAci(good, manifest('example.com/shorthash--50', {}, []), APP_FILES);
+    const id = fetchedId(await dd.tspod(['fetch', good]));
+    const list = ok(await dd.tspod(['image', 'list', '--no-legend', '--fields=name']));
+    assert.equal(list.stdout.trim(), 'example.com/shorthash--50');
+    assert.equal(fetchedId(await dd.tspod(['fetch', '--pull-policy=never', 'example.com/shorthash--50'])), id);
+    const m = JSON.parse(ok(await dd.tspod(['image', 'cat-manifest', 'example.com/shorthash--50'])).stdout) as { name: string };
+    assert.equal(m.name, 'example.com/shorthash--50');
+    const before = snapshot(dd.path);
+    for (const name of ['example.com/shorthash-', 'example.com/ShortHash']) {
+      const bad = path.join(dir, 'bad.aci');
+      smallAci(bad, manifest(name, {}, []), APP_FILES);
+      oneLineError(await dd.tspod(['fetch', bad]), new RegExp(`invalid image manifest in .*bad\\.aci: bad name "${name.replace(/\./g, '\\.')}": an AC Identifier holds only lower case letters, digits and "-\\._~/", starting and ending with a letter or digit$`));
+    }
+    assertUnchanged(before, dd.path, 'refused names');
+  });
+});
