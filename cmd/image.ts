@@ -250,6 +250,7 @@ function extractCommand(kind: 'extract' | 'render'): CommandModule<GlobalArgs, G
         await extractImage(store, id, String(a.target), {
           rootfsOnly: Boolean(a['rootfs-only']),
           overwrite: Boolean(a.overwrite),
+          render: kind === 'render',
         });
       });
     },

@@ -17,6 +17,7 @@ import type { StoredImage } from '../store/images.js';
 import type { InsecureOptions } from '../store/insecure.js';
 import { imagePathProblem } from '../native/image-fs.js';
 import { AC_NAME, checkAppPaths } from '../store/manifest/appc.js';
+import { checkAciPlatform } from '../store/sources/aci.js';
 import { findExecutable, ImageFs, lookupInLayers, readFileInLayers } from '../store/layers/lookup.js';
 import { renderLayers, visibleLayers } from '../store/layers/render.js';
 import type { Store } from '../store/store.js';
@@ -100,6 +101,8 @@ async function appsFromSpec(store: Store, spec: PodSpec, insecure: InsecureOptio
   for (const a of spec.apps) {
     const { id } = await fetchImage(store, a.image, { pullPolicy: spec.pullPolicy, insecure });
     const image = store.images.get(id);
+    // rkt checks an ACI's os/arch labels when it is rendered or run, not at fetch.
+    if (image.record.kind === 'aci') checkAciPlatform(image.manifest);
     const name = a.name ?? defaultAppName(image, a.image);
     if (!/^[a-z0-9]+(-[a-z0-9]+)*$/.test(name)) {
       throw new TspodError(ErrorCode.BadInput, `invalid app name ${JSON.stringify(name)}`, { hint: 'use lower-case letters, digits and dashes' });
@@ -301,6 +304,7 @@ async function appsFromManifestFile(store: Store, file: string): Promise<Resolve
     names.add(pa.name);
     const id = store.images.resolve(pa.image.id);
     const image = store.images.get(id);
+    if (image.record.kind === 'aci') checkAciPlatform(image.manifest);
     checkAppPaths(image.manifest.app, `image ${JSON.stringify(image.manifest.name)}`);
     const layers = layerDirs(store, image);
     const app = pa.app ?? image.manifest.app;

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TspodError, ErrorCode } from '../native/errors.js';
 import { exportAci } from './export-aci.js';
-import { AC_IDENTIFIER } from './sources/aci.js';
+import { AC_IDENTIFIER, checkAciPlatform } from './sources/aci.js';
 import type { StoredImage } from './images.js';
 import { hashTree } from './layers/treehash.js';
 import { chainIds, chainLayerId, sharedLayerId } from './layers/store.js';
@@ -47,6 +47,12 @@ export function layerDirs(store: Store, img: StoredImage): string[] {
 export interface ExtractOptions {
   rootfsOnly: boolean;
   overwrite: boolean;
+  /**
+   * `image render`: the rootfs as an app sees it (refused, as rkt does, for an
+   * ACI whose os/arch labels are missing or not this host's); `image extract`
+   * (false): not checked.
+   */
+  render: boolean;
 }
 
 /**
@@ -56,6 +62,7 @@ export interface ExtractOptions {
  */
 export async function extractImage(store: Store, id: string, target: string, opts: ExtractOptions): Promise<void> {
   const img = store.images.get(id);
+  if (opts.render && img.record.kind === 'aci') checkAciPlatform(img.manifest);
   const dest = path.resolve(target);
   if (fs.existsSync(dest)) {
     if (!opts.overwrite) {

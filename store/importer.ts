@@ -16,7 +16,7 @@ import { chainIds, chainLayerId, sharedLayerId, type LayerResult } from './layer
 import { ociConfigToAppc } from './manifest/convert.js';
 import { layerCompression, parseImageConfig, parseManifestBytes, type ImageConfig } from './manifest/oci.js';
 import { checkConfigPlatform } from './manifest/platform.js';
-import { checkAciPlatform, parseAciStream, validateAciManifest } from './sources/aci.js';
+import { parseAciStream, validateAciManifest } from './sources/aci.js';
 import type { AciCandidate, BlobRef, ImageCandidate, ImageRecord, OciCandidate } from './sources/source.js';
 import type { Store } from './store.js';
 import { silentProgress, type Progress } from './progress.js';
@@ -335,7 +335,6 @@ async function importAci(store: Store, c: AciCandidate, progress: Progress): Pro
     throw e;
   }
   const manifest = validateAciManifest(await aci.manifest, c.source);
-  checkAciPlatform(manifest, c.source);
   const hex = whole.digest!.slice('sha512:'.length, 'sha512:'.length + 64);
   const id = `sha512-${hex}`;
   await store.layers.adopt(id, work, { diffId: whole.digest!, treeHash: result.treeHash, size: result.size, entries: result.entries });

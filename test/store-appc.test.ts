@@ -113,3 +113,31 @@ describe('appc names: the characters and both ends', () => {
     assertUnchanged(before, dd.path, 'refused names');
   });
 });
+
+describe('os/arch labels are checked at render and run, not at fetch', { skip: SKIP }, () => {
+  test('arch arm64 / os freebsd / no arch label: fetch, list, export and extract work; prepare, run and render are refused with one line', async (t) => {
+    const dd = makeDataDir(t, 'foreign');
+    const dir = tempDir(t, 'foreign');
+    const cases: Array<[string, Array<{ name: string; value: string }>, RegExp]> = [
+      ['arm', [{ name: 'os', value: 'linux' }, { name: 'arch', value: 'arm64' }], new RegExp(`^tspod: bad arch "arm64" for linux \\(must be one of: \\[${HOST_ARCH}\\]\\): image "example\\.com/arm" is for linux/arm64, this host runs linux/${HOST_ARCH}$`)],
+      ['bsd', [{ name: 'os', value: 'freebsd' }, { name: 'arch', value: 'amd64' }], new RegExp(`^tspod: bad os "freebsd" \\(must be one of: \\[linux\\]\\): image "example\\.com/bsd" is for freebsd/amd64, this host runs linux/${HOST_ARCH}$`)],
+      ['noarch', [{ name: 'os', value: 'linux' }], /^tspod: missing arch label in the image manifest of image "example\.com\/noarch"$/],
+    ];
+    const podsBefore = podsTree(dd.path);
+    for (const [name, labels, re] of cases) {
+      const file = path.join(dir, `${name}.aci`);
+      busyboxAci(file, JSON.stringify({ acKind: 'ImageManifest', acVersion: '0.8.11', name: `example.com/${name}`, labels, app: { exec: ['/bin/true'], user: '0', group: '0' } }));
+      const id = fetchedId(await dd.tspod(['fetch', '--full', file]), true);
+      const list = ok(await dd.tspod(['image', 'list', '--no-legend', '--full', '--fields=id,name']));
+      assert.match(list.stdout, new RegExp(`^${id}\\s+example\\.com/${name}$`, 'm'));
+      const out = tempDir(t, `foreign-${name}`);
+      ok(await dd.tspod(['image', 'export', id, path.join(out, 'x.aci')]));
+      ok(await dd.tspod(['image', 'extract', '--rootfs-only', id, path.join(out, 'extract')]));
+      for (const args of [['prepare', id], ['run', id], ['run', `example.com/${name}`], ['image', 'render', id, path.join(out, 'render')]]) {
+        oneLineError(await dd.tspod(args), re);
+      }
+      assert.ok(!fs.existsSync(path.join(out, 'render')), 'no render');
+    }
+    assert.deepEqual(podsTree(dd.path), podsBefore, 'no pod');
+  });
+});

@@ -299,13 +299,6 @@ function drained(out: PassThrough): Promise<void> {
 // ACI manifests
 // ---------------------------------------------------------------------------
 
-/** appc's table of known os/arch label values (schema/types/labels.go). */
-const APPC_OS_ARCH: Record<string, string[]> = {
-  darwin: ['x86_64', 'i386'],
-  freebsd: ['amd64', 'i386', 'arm'],
-  linux: ['amd64', 'i386', 'aarch64', 'aarch64_be', 'armv6l', 'armv7l', 'armv7b', 'ppc64', 'ppc64le', 's390x'],
-};
-
 /**
  * appc's AC Identifier: lower-case letters, digits and `-._~/`, starting and
  * ending with a letter or digit. appc checks only that (so `shorthash--50` and
@@ -340,8 +333,10 @@ function checkStrings(v: unknown, what: string, source: string): void {
 /**
  * Checks an ACI manifest against the appc schema (what appc's Go types reject
  * on unmarshal) and returns it typed, with the app's paths checked as for every
- * manifest tspod takes in (checkAppPaths: no `..`, absolute). Host os/arch is
- * checked separately, at prepare time as rkt does: see checkAciPlatform.
+ * manifest tspod takes in (checkAppPaths: no `..`, absolute). The os and arch
+ * labels are not checked here: a foreign image can be fetched, listed and
+ * exported; rkt checks them when the image is rendered or run, and so does
+ * tspod (checkAciPlatform).
  */
 export function validateAciManifest(raw: unknown, source: string): AppcImageManifest {
   if (!isObject(raw)) throw bad(source, 'the manifest is not a JSON object');
@@ -362,8 +357,6 @@ export function validateAciManifest(raw: unknown, source: string): AppcImageMani
     if (seen.has(l.name)) throw bad(source, `duplicate labels of name ${JSON.stringify(l.name)}`);
     seen.set(l.name, l.value);
   }
-  const osArch = checkOsArch(seen, APPC_OS_ARCH);
-  if (osArch) throw bad(source, osArch);
 
   checkNameValues(raw.annotations, 'annotations', source);
   for (const a of (raw.annotations ?? []) as Array<{ name: string }>) {
@@ -480,15 +473,20 @@ function osEndianness(): 'LE' | 'BE' {
 }
 
 /**
- * rkt's check before an appc image is prepared: the image must say which os and
- * arch it is for, and they must be this host's. Throws Platform errors with
- * rkt's texts (`missing os label in the image manifest`, `bad os "freebsd" …`).
+ * rkt's check before an appc image is rendered or run: the image must say which
+ * os and arch it is for, and they must be this host's. Throws Platform errors
+ * with appc's texts (`missing os label in the image manifest`, `bad arch
+ * "arm64" for linux (must be one of: [amd64])`) and which image it is.
  */
-export function checkAciPlatform(m: Pick<AppcImageManifest, 'labels'>, source?: string): void {
+export function checkAciPlatform(m: Pick<AppcImageManifest, 'labels'> & { name?: string }, source?: string): void {
   const labels = new Map((m.labels ?? []).map((l) => [l.name, l.value] as const));
-  const where = source ? ` (${source})` : '';
-  if (!labels.has('os')) throw new TspodError(ErrorCode.Platform, `missing os label in the image manifest${where}`);
-  if (!labels.has('arch')) throw new TspodError(ErrorCode.Platform, `missing arch label in the image manifest${where}`);
+  const which = source ?? (m.name ? `image ${JSON.stringify(m.name)}` : 'the image');
+  if (!labels.has('os')) throw new TspodError(ErrorCode.Platform, `missing os label in the image manifest of ${which}`);
+  if (!labels.has('arch')) throw new TspodError(ErrorCode.Platform, `missing arch label in the image manifest of ${which}`);
   const problem = checkOsArch(labels, { linux: hostAppcArches() });
-  if (problem) throw new TspodError(ErrorCode.Platform, `${problem}${where}`);
+  if (problem) {
+    throw new TspodError(ErrorCode.Platform, problem, {
+      hint: `${which} is for ${labels.get('os')}/${labels.get('arch')}, this host runs linux/${hostAppcArches()[0]}`,
+    });
+  }
 }
