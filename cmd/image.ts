@@ -218,7 +218,7 @@ function catManifestCommand(): CommandModule<GlobalArgs, GlobalArgs & Record<str
 function exportCommand(): CommandModule<GlobalArgs, GlobalArgs & Record<string, unknown>> {
   return {
     command: 'export <image> <output>',
-    describe: 'write an image to an ACI file (uncompressed)',
+    describe: 'write an image to an ACI file (uncompressed; an ACI byte for byte as fetched)',
     builder: (y: Argv<GlobalArgs>) =>
       y.option('overwrite', { type: 'boolean', default: false, describe: 'replace the output file' }) as unknown as Argv<
         GlobalArgs & Record<string, unknown>

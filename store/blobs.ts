@@ -45,6 +45,20 @@ export class BlobStore {
     commitFile(tmp, target);
   }
 
+  /**
+   * Moves a finished, synced scratch file into place as blob `digest` (which the
+   * caller computed while writing it), or drops it if that blob is already there.
+   */
+  commitScratchFile(tmp: string, digest: string): void {
+    const target = this.path(digest);
+    if (fs.existsSync(target)) {
+      fs.rmSync(tmp, { force: true });
+      return;
+    }
+    fs.chmodSync(tmp, 0o644);
+    commitFile(tmp, target);
+  }
+
   remove(digest: string): void {
     fs.rmSync(this.path(digest), { force: true });
   }

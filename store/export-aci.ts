@@ -1,5 +1,6 @@
-// `image export`: writes a rendered image tree as an uncompressed ACI that
-// `tspod fetch` (and rkt) take back: `manifest` first, then `rootfs/` and
+// `image export` of an image that did not come as an ACI (an ACI is written back
+// as it was fetched: store/aci-archive.ts): writes a rendered image tree as an
+// uncompressed ACI that `tspod fetch` (and rkt) take back: `manifest` first, then `rootfs/` and
 // everything under it in sorted order, depth first. Modes, owners, mtimes
 // (seconds), symlinks, hard links (within the tree), device nodes, fifos and
 // extended attributes (PAX SCHILY.xattr.*) are kept; sockets cannot be stored in
@@ -12,6 +13,7 @@ import fs from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { Writable } from 'node:stream';
 import { TspodError, ErrorCode, errnoCode } from '../native/errors.js';
 import { lgetxattr, llistxattr } from '../native/libc.js';
 import { log } from '../native/log.js';
@@ -31,7 +33,30 @@ export interface ExportAciOptions {
 }
 
 export async function exportAci(opts: ExportAciOptions): Promise<void> {
-  const { out } = opts;
+  const rootStat = await fs.promises.lstat(opts.rootfsDir, { bigint: true }).catch(() => undefined);
+  if (!rootStat?.isDirectory()) throw new Error(`exportAci: ${opts.rootfsDir} is not a directory`);
+  await writeOutputFile(opts.out, opts.overwrite, async (fh) => {
+    const w = new BufferedWriter(fh);
+    const writer = new AciWriter(w, opts.rootfsDir, opts.xattrs ?? true);
+    const manifestBytes = Buffer.from(JSON.stringify(opts.manifest, null, 2));
+    const mtime = Number(rootStat.mtimeNs / 1_000_000_000n);
+    await w.write(encodeTarHeader(tarEntry({ path: 'manifest', type: 'file', mode: 0o644, size: manifestBytes.length, mtime })));
+    await w.write(manifestBytes);
+    await w.write(tarPadding(manifestBytes.length));
+    await writer.entry('', rootStat);
+    await writer.walk('');
+    await w.write(TAR_END);
+    await w.flush();
+  });
+}
+
+/**
+ * Writes an output `.aci` file: `fill` writes a temporary file beside `out`,
+ * which is synced and then renamed (with `overwrite`) or hard-linked into place
+ * (without it, so that a file that appeared meanwhile is not replaced). Nothing
+ * appears at `out` unless `fill` succeeds.
+ */
+export async function writeOutputFile(out: string, overwrite: boolean, fill: (fh: FileHandle) => Promise<void>): Promise<void> {
   if (!out.endsWith('.aci')) {
     throw new TspodError(ErrorCode.BadInput, `output file ${JSON.stringify(out)} must end in .aci`);
   }
@@ -39,12 +64,9 @@ export async function exportAci(opts: ExportAciOptions): Promise<void> {
     () => true,
     () => false,
   );
-  if (outExists && !opts.overwrite) {
+  if (outExists && !overwrite) {
     throw new TspodError(ErrorCode.Conflict, `output ACI file ${JSON.stringify(out)} exists`, { hint: 'try --overwrite' });
   }
-  const rootStat = await fs.promises.lstat(opts.rootfsDir, { bigint: true }).catch(() => undefined);
-  if (!rootStat?.isDirectory()) throw new Error(`exportAci: ${opts.rootfsDir} is not a directory`);
-
   const dir = path.dirname(path.resolve(out));
   const tmp = path.join(dir, `.${path.basename(out)}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
   let fh: FileHandle;
@@ -58,20 +80,10 @@ export async function exportAci(opts: ExportAciOptions): Promise<void> {
   }
   let placed = false;
   try {
-    const w = new BufferedWriter(fh);
-    const writer = new AciWriter(w, opts.rootfsDir, opts.xattrs ?? true);
-    const manifestBytes = Buffer.from(JSON.stringify(opts.manifest, null, 2));
-    const mtime = Number(rootStat.mtimeNs / 1_000_000_000n);
-    await w.write(encodeTarHeader(tarEntry({ path: 'manifest', type: 'file', mode: 0o644, size: manifestBytes.length, mtime })));
-    await w.write(manifestBytes);
-    await w.write(tarPadding(manifestBytes.length));
-    await writer.entry('', rootStat);
-    await writer.walk('');
-    await w.write(TAR_END);
-    await w.flush();
+    await fill(fh);
     await fh.sync();
     await fh.close();
-    if (opts.overwrite) {
+    if (overwrite) {
       await fs.promises.rename(tmp, out);
     } else {
       try {
@@ -122,6 +134,19 @@ class BufferedWriter {
     await writeAll(this.fh, this.buf.subarray(0, this.used));
     this.used = 0;
   }
+}
+
+/**
+ * A Writable that writes to `fh` and leaves it open (a stream made with
+ * fh.createWriteStream keeps a reference that makes fh.close() wait for it).
+ */
+export function fileHandleSink(fh: FileHandle): Writable {
+  return new Writable({
+    highWaterMark: 1 << 20,
+    write: (chunk: Buffer, _enc, cb) => {
+      writeAll(fh, chunk).then(() => cb(), cb);
+    },
+  });
 }
 
 async function writeAll(fh: FileHandle, data: Buffer): Promise<void> {

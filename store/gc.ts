@@ -77,7 +77,7 @@ export function sweepUnreferenced(store: Store, report: Pick<ImageGcReport, 'rem
   const usedBlobs = new Set<string>();
   for (const img of store.images.all()) {
     img.record.layers.forEach((l) => usedLayers.add(l));
-    for (const d of [img.record.manifestDigest, img.record.configDigest, img.record.indexDigest]) if (d) usedBlobs.add(d);
+    for (const d of [img.record.manifestDigest, img.record.configDigest, img.record.indexDigest, img.record.aciBlob]) if (d) usedBlobs.add(d);
   }
   for (const layer of store.layers.list()) {
     if (usedLayers.has(layer)) continue;

@@ -3,7 +3,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { TspodError, ErrorCode } from '../native/errors.js';
-import { exportAci } from './export-aci.js';
+import { writeKeptAci, verifyKeptAci } from './aci-archive.js';
+import { exportAci, fileHandleSink, writeOutputFile } from './export-aci.js';
 import { AC_IDENTIFIER, checkAciPlatform } from './sources/aci.js';
 import type { StoredImage } from './images.js';
 import { hashTree } from './layers/treehash.js';
@@ -85,7 +86,13 @@ export async function extractImage(store: Store, id: string, target: string, opt
   store.images.touch(id);
 }
 
-/** Writes the image as an uncompressed ACI that `tspod fetch` takes back. */
+/**
+ * Writes the image as an uncompressed ACI that `tspod fetch` takes back. An image
+ * that came as an ACI is written back byte for byte, so that the file's sha512
+ * is the image ID (rkt's contract; store/aci-archive.ts); others (and ACIs
+ * fetched by a tspod that did not keep the archive) are rendered and written
+ * as a new ACI (store/export-aci.ts).
+ */
 export async function exportImage(store: Store, id: string, out: string, overwrite: boolean): Promise<void> {
   if (!out.endsWith('.aci')) {
     throw new TspodError(ErrorCode.BadInput, `output file ${JSON.stringify(out)} must end in .aci`);
@@ -94,6 +101,13 @@ export async function exportImage(store: Store, id: string, out: string, overwri
     throw new TspodError(ErrorCode.Conflict, `output ACI file ${JSON.stringify(out)} exists`, { hint: 'try --overwrite' });
   }
   const img = store.images.get(id);
+  if (img.record.kind === 'aci' && img.record.aciBlob) {
+    const blob = store.blobs.path(img.record.aciBlob);
+    await writeOutputFile(out, overwrite, async (fh) => {
+      await writeKeptAci(blob, id, fileHandleSink(fh));
+    });
+    return;
+  }
   const rootfs = store.scratch().path('export');
   fs.mkdirSync(rootfs, { recursive: true, mode: 0o755 });
   try {
@@ -127,7 +141,8 @@ export function exportableManifest(m: StoredImage['manifest']): StoredImage['man
 }
 
 /**
- * Re-hashes every unpacked layer and stored manifest, and checks that each layer
+ * Re-hashes every unpacked layer, stored manifest and kept ACI archive (whose
+ * uncompressed sha512 must still be the image ID), and checks that each layer
  * is the one the image's config names at its position (its diff_id, and for a
  * layer made over the layers below it, this image's chain of them); returns
  * what no longer matches.
@@ -159,6 +174,9 @@ export async function verifyImage(store: Store, id: string): Promise<string[]> {
     }
   }
   if (img.record.kind === 'oci' && img.record.configDigest && configOk) problems.push(...checkLayerKeys(store, img));
+  if (img.record.kind === 'aci' && img.record.aciBlob) {
+    problems.push(...(await verifyKeptAci(store.blobs.path(img.record.aciBlob), img.record.aciBlob, id)));
+  }
   return problems;
 }
 

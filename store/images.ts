@@ -103,6 +103,25 @@ export class ImageStore {
     for (const name of names) this.setName(name, record.id, scratch, kind);
   }
 
+  /**
+   * Rewrites the record of an image that is in the store (under its lock, temp
+   * then rename): for an image imported by an older tspod, fetched again.
+   */
+  async updateRecord(id: string, change: (r: ImageRecord) => ImageRecord): Promise<void> {
+    const lock = await FileLock.acquire(this.lockFile(id), 'exclusive');
+    try {
+      if (!this.has(id)) return;
+      const file = path.join(this.paths.image(id), 'record.json');
+      const next = change(JSON.parse(fs.readFileSync(file, 'utf8')) as ImageRecord);
+      const tmp = `${file}.${process.pid}.tmp`;
+      fs.rmSync(tmp, { force: true });
+      writeSynced(tmp, JSON.stringify(next, null, 2));
+      fs.renameSync(tmp, file);
+    } finally {
+      lock.release();
+    }
+  }
+
   /** The lock file writers of image `id`'s record take (gc removes it with the image). */
   lockFile(id: string): string {
     return path.join(this.paths.locksDir, `image-${id}.lock`);

@@ -8,6 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import fs from 'node:fs';
 import path from 'node:path';
 import { TspodError, ErrorCode, isTspodError } from '../native/errors.js';
+import { ArchiveKeeper } from './aci-archive.js';
 import { digestToId } from './digest.js';
 import { decompress } from './layers/decompress.js';
 import { unpackLayer, MissingLinkTargetError, type UnpackResult } from './layers/unpack.js';
@@ -319,9 +320,11 @@ async function importAci(store: Store, c: AciCandidate, progress: Progress): Pro
   progress.start(key, path.basename(c.source), c.size ?? -1);
   const raw = await c.open();
   const counted = countingStream((n) => progress.update(key, n));
+  // The archive as fetched is kept for `image export` (store/aci-archive.ts).
+  const keeper = new ArchiveKeeper(scratch.path('aci'));
   const whole = new Verifier({ what: `ACI ${c.source}` }, 'sha512');
-  const decompressed = decompress(counted, 'auto', `ACI ${c.source}`);
-  const feeding = pipeline(raw, counted);
+  const feeding = pipeline(raw, counted, keeper);
+  const decompressed = decompress(keeper, 'auto', `ACI ${c.source}`);
   const hashing = pipeline(decompressed, whole);
   const aci = parseAciStream(whole, c.source);
   let result: UnpackResult;
@@ -334,16 +337,20 @@ async function importAci(store: Store, c: AciCandidate, progress: Progress): Pro
     raw.destroy();
     throw e;
   }
+  const kept = await keeper.result;
   const manifest = validateAciManifest(await aci.manifest, c.source);
   const hex = whole.digest!.slice('sha512:'.length, 'sha512:'.length + 64);
   const id = `sha512-${hex}`;
-  await store.layers.adopt(id, work, { diffId: whole.digest!, treeHash: result.treeHash, size: result.size, entries: result.entries });
   progress.done(key, 'stored');
+  const existing = store.images.has(id) ? store.images.get(id).record : undefined;
+  // An image stored before tspod kept archives gets its archive now.
+  const keepArchive = !existing?.aciBlob;
+  if (keepArchive) store.blobs.commitScratchFile(kept.file, kept.digest);
+  await store.layers.adopt(id, work, { diffId: whole.digest!, treeHash: result.treeHash, size: result.size, entries: result.entries });
   // The ACI's own name is an appc name: it never answers a docker:// reference,
   // whatever registry name it claims (store/images.ts).
   const version = manifest.labels?.find((l) => l.name === 'version')?.value;
   const names = [version ? `${manifest.name}:${version}` : manifest.name];
-  const existed = store.images.has(id);
   const record: ImageRecord = {
     id,
     kind: 'aci',
@@ -351,10 +358,12 @@ async function importAci(store: Store, c: AciCandidate, progress: Progress): Pro
     size: whole.bytes,
     importTime: Date.now(),
     sources: [c.source],
+    aciBlob: kept.digest,
   };
+  if (existing && keepArchive) await store.images.updateRecord(id, (r) => ({ ...r, aciBlob: kept.digest }));
   await store.images.put(record, manifest, names, scratch, 'appc');
   log().debug(`imported ACI ${c.source} as ${id}`);
-  return { id, stored: !existed };
+  return { id, stored: !existing };
 }
 
 /** Runs tasks with at most `limit` at once; the first failure is thrown after all settle. */

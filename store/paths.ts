@@ -25,7 +25,7 @@ export class StorePaths {
   constructor(readonly dir: string) {
     this.cas = path.join(dir, 'cas');
   }
-  /** Content-addressed blobs: manifests, configs, image indexes. */
+  /** Content-addressed blobs: manifests, configs, image indexes, ACIs as fetched (store/aci-archive.ts). */
   blob(algorithm: string, hex: string): string {
     return path.join(this.cas, 'blobs', algorithm, hex);
   }

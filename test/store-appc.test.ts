@@ -92,6 +92,55 @@ const APP_FILES: TarEntry[] = [
 ];
 const BASE_DEP = { imageName: 'example.com/base', labels: [{ name: 'version', value: '1.0.0' }] };
 
+describe('image export of an ACI is the ACI as fetched', () => {
+  const host = suiteHost();
+  after(() => host.run());
+
+  for (const name of ['aci', 'aci-gz', 'aci-bz2', 'aci-xz']) {
+    test(`${name}: export, sha512sum = the image ID, cmp = the uncompressed fixture`, async (t) => {
+      const dd = makeDataDir(t, `export-${name}`);
+      const id = fetchedId(await dd.tspod(['fetch', '--full', FIXTURES[name]!.source]), true);
+      const out = path.join(tempDir(t, `export-${name}`), 'out.aci');
+      ok(await dd.tspod(['image', 'export', id, out]));
+      const sum = spawnSync('sha512sum', [out], { encoding: 'utf8' });
+      assert.equal(sum.status, 0, sum.stderr);
+      // rkt keeps the first 64 hex digits of the sha512 in the ID.
+      assert.equal(`sha512-${sum.stdout.split(' ')[0]!.slice(0, 64)}`, id);
+      const cmp = spawnSync('cmp', [out, FIXTURES.aci!.file!], { encoding: 'utf8' });
+      assert.equal(cmp.status, 0, `cmp: ${cmp.stdout}${cmp.stderr}`);
+      const blob = record(dd, id).aciBlob!;
+      const blobFile = path.join(dd.path, 'cas', 'blobs', 'sha256', blob.slice('sha256:'.length));
+      const size = fs.statSync(blobFile).size;
+      if (name === 'aci') assert.ok(size < fs.statSync(FIXTURES.aci!.file!).size / 1.5, `a plain ACI is kept compressed (${size} bytes)`);
+      else assert.equal(size, fs.statSync(FIXTURES[name]!.file!).size, 'kept as fetched');
+      // gc keeps it; verify checks it; a changed archive is refused, and no file appears.
+      ok(await dd.tspod(['image', 'gc', '--grace-period=1h']));
+      ok(await dd.tspod(['image', 'verify', id]));
+      if (name === 'aci-gz') {
+        const bytes = fs.readFileSync(blobFile);
+        bytes[bytes.length - 5] ^= 0xff; // the gzip trailer's CRC/size
+        fs.writeFileSync(blobFile, bytes);
+        const again = path.join(path.dirname(out), 'again.aci');
+        oneLineError(await dd.tspod(['image', 'export', id, again]), /stored ACI of image sha512-[0-9a-f]{64}|corrupt gzip|was modified/);
+        assert.ok(!fs.existsSync(again), 'no output file');
+        assert.equal(fs.readdirSync(path.dirname(out)).length, 1, 'no temporary file left');
+        const v = await dd.tspod(['image', 'verify', id]);
+        assert.equal(v.code, 254);
+        assert.match(v.stderr, /the stored ACI sha256:[0-9a-f]{64} was modified/);
+      }
+    });
+  }
+
+  test('an OCI image keeps its export (rendered), and fetch takes it back', async (t) => {
+    const dd = makeDataDir(t, 'export-oci');
+    const id = fetchedId(await dd.tspod(['fetch', FIXTURES.busybox!.source]));
+    const out = path.join(tempDir(t, 'export-oci'), 'bb.aci');
+    ok(await dd.tspod(['image', 'export', id, out]));
+    const back = fetchedId(await dd.tspod(['fetch', '--full', out]), true);
+    assert.equal(back, `sha512-${sha512Hex(out).slice(0, 64)}`);
+  });
+});
+
 describe('appc names: the characters and both ends', () => {
   test('example.com/shorthash--50 is fetched and found by that name; "…-" and upper case are refused', async (t) => {
     const dd = makeDataDir(t, 'names');
@@ -132,6 +181,7 @@ describe('os/arch labels are checked at render and run, not at fetch', { skip: S
       assert.match(list.stdout, new RegExp(`^${id}\\s+example\\.com/${name}$`, 'm'));
       const out = tempDir(t, `foreign-${name}`);
       ok(await dd.tspod(['image', 'export', id, path.join(out, 'x.aci')]));
+      assert.equal(fs.readFileSync(path.join(out, 'x.aci')).equals(fs.readFileSync(file)), true, 'exported byte for byte');
       ok(await dd.tspod(['image', 'extract', '--rootfs-only', id, path.join(out, 'extract')]));
       for (const args of [['prepare', id], ['run', id], ['run', `example.com/${name}`], ['image', 'render', id, path.join(out, 'render')]]) {
         oneLineError(await dd.tspod(args), re);

@@ -59,6 +59,8 @@ export interface ImageRecord {
   indexDigest?: string;
   /** The sources it was fetched from. */
   sources: string[];
+  /** ACIs: the archive as fetched (store/aci-archive.ts), for a byte-identical `image export`. */
+  aciBlob?: string;
 }
 
 export type { AppcImageManifest };
