@@ -360,7 +360,14 @@ async function importAci(store: Store, c: AciCandidate, progress: Progress): Pro
     sources: [c.source],
     aciBlob: kept.digest,
   };
-  if (existing && keepArchive) await store.images.updateRecord(id, (r) => ({ ...r, aciBlob: kept.digest }));
+  if (existing && (keepArchive || !existing.sources.includes(c.source))) {
+    // Every URL it came from answers --pull-policy=new (rkt keeps one remote per URL).
+    await store.images.updateRecord(id, (r) => ({
+      ...r,
+      sources: r.sources.includes(c.source) ? r.sources : [...r.sources, c.source],
+      ...(keepArchive ? { aciBlob: kept.digest } : {}),
+    }));
+  }
   await store.images.put(record, manifest, names, scratch, 'appc');
   log().debug(`imported ACI ${c.source} as ${id}`);
   return { id, stored: !existing };

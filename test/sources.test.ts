@@ -7,6 +7,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -645,7 +646,7 @@ describe('openAci', () => {
     await expectError(openAci(dir), ErrorCode.BadInput, /is a directory, not an ACI file: for an OCI image layout use oci:/);
   });
 
-  test('URLs: plain HTTP needs --insecure-options=http', async () => {
+  test('URLs: plain HTTP as given (as rkt); a redirect from https to http needs --insecure-options=http', async () => {
     const body = Buffer.from('pretend this is an ACI');
     const server = http.createServer((req, res) => {
       if (req.url === '/redirect') {
@@ -660,22 +661,38 @@ describe('openAci', () => {
       }
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    // An https server whose redirect goes to the plain one.
+    const key = path.join(tmp('tls'), 'key.pem');
+    const cert = path.join(path.dirname(key), 'cert.pem');
+    const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1'], { encoding: 'utf8' });
+    assert.equal(made.status, 0, made.stderr);
+    const base = () => `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const tls = https.createServer({ key: fs.readFileSync(key), cert: fs.readFileSync(cert) }, (_req, res) => {
+      res.writeHead(302, { location: `${base()}/img.aci` });
+      res.end();
+    });
+    await new Promise<void>((r) => tls.listen(0, '127.0.0.1', r));
     try {
-      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-      await expectError(openAci(`${base}/img.aci`), ErrorCode.BadInput, /refusing to fetch .* over plain HTTP.*--insecure-options=http/);
-      const c = await openAci(`${base}/img.aci`, { insecure: { http: true, tls: false } });
+      const c = await openAci(`${base()}/img.aci`);
       assert.equal(c.size, body.length);
-      assert.equal(c.source, `${base}/img.aci`);
+      assert.equal(c.source, `${base()}/img.aci`);
       assert.deepEqual(await readAll(await c.open()), body);
       await c.close?.();
-      const r = await openAci(`${base}/redirect`, { insecure: { http: true, tls: false } });
+      const r = await openAci(`${base()}/redirect`);
       assert.deepEqual(await readAll(await r.open()), body);
       await r.close?.();
-      await expectError(openAci(`${base}/missing.aci`, { insecure: { http: true, tls: false } }), ErrorCode.NotFound, /HTTP 404/);
-      await expectError(openAci('http://127.0.0.1:1/x.aci', { insecure: { http: true, tls: false } }), ErrorCode.Network, /unable to fetch image from/);
+      const secure = `https://127.0.0.1:${(tls.address() as AddressInfo).port}/x.aci`;
+      await expectError(openAci(secure, { insecure: { http: false, tls: true } }), ErrorCode.BadInput, /refusing to follow the redirect from https:.* to plain HTTP http:.*--insecure-options=http/);
+      const down = await openAci(secure, { insecure: { http: true, tls: true } });
+      assert.deepEqual(await readAll(await down.open()), body);
+      await down.close?.();
+      await expectError(openAci(`${base()}/missing.aci`), ErrorCode.NotFound, /HTTP 404/);
+      await expectError(openAci('http://127.0.0.1:1/x.aci'), ErrorCode.Network, /unable to fetch image from/);
     } finally {
       server.closeAllConnections();
+      tls.closeAllConnections();
       await new Promise((r) => server.close(r));
+      await new Promise((r) => tls.close(r));
     }
   });
 });

@@ -38,7 +38,7 @@ export interface OpenAciOptions {
 
 /**
  * An ACI file (plain, gzip, bzip2 or xz: the importer detects which) or an
- * http(s) URL. Plain HTTP needs --insecure-options=http.
+ * http(s) URL (plain HTTP too: the user named it).
  */
 export async function openAci(pathOrUrl: string, opts: OpenAciOptions = {}): Promise<AciCandidate> {
   if (/^https?:\/\//i.test(pathOrUrl)) return openAciUrl(pathOrUrl, opts);
@@ -76,20 +76,23 @@ async function openAciFile(file: string): Promise<AciCandidate> {
   };
 }
 
-function refuseHttp(url: string, opts: OpenAciOptions, redirectedFrom?: string): void {
-  if (/^http:/i.test(url) && !opts.insecure?.http) {
-    throw new TspodError(
-      ErrorCode.BadInput,
-      redirectedFrom ? `refusing to follow the redirect from ${redirectedFrom} to plain HTTP ${url}` : `refusing to fetch ${url} over plain HTTP`,
-      { hint: 'use https, or allow it with --insecure-options=http' },
-    );
+/**
+ * A URL the user typed (or a dependency next to it) is fetched as given, plain
+ * HTTP included, as rkt does: only discovery and registries need
+ * --insecure-options=http. A redirect must not turn https into plain HTTP
+ * unless that option is given.
+ */
+function refuseDowngrade(from: string, to: string, opts: OpenAciOptions): void {
+  if (/^https:/i.test(from) && /^http:/i.test(to) && !opts.insecure?.http) {
+    throw new TspodError(ErrorCode.BadInput, `refusing to follow the redirect from ${from} to plain HTTP ${to}`, {
+      hint: 'use an http:// URL yourself, or allow it with --insecure-options=http',
+    });
   }
 }
 
 const MAX_REDIRECTS = 10;
 
 async function openAciUrl(url: string, opts: OpenAciOptions): Promise<AciCandidate> {
-  refuseHttp(url, opts);
   const httpAgent = new http.Agent({ keepAlive: false });
   const httpsAgent = new https.Agent({ keepAlive: false, rejectUnauthorized: !opts.insecure?.tls, ca: trustedCertificates() });
   const destroyAgents = () => {
@@ -119,7 +122,7 @@ async function openAciUrl(url: string, opts: OpenAciOptions): Promise<AciCandida
       res.body?.resume();
       if (hops >= MAX_REDIRECTS) throw new TspodError(ErrorCode.Network, `unable to fetch image from ${url}: more than ${MAX_REDIRECTS} redirects`);
       const next = new URL(location, current).toString();
-      refuseHttp(next, opts, current);
+      refuseDowngrade(current, next, opts);
       current = next;
     }
     if (res.status !== 200 || !res.body) {
