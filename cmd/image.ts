@@ -237,8 +237,8 @@ function extractCommand(kind: 'extract' | 'render'): CommandModule<GlobalArgs, G
     command: `${kind} <image> <target>`,
     describe:
       kind === 'render'
-        ? "write an image's rootfs as an app would see it (all layers applied) and its manifest to a directory"
-        : "write an image's files and manifest to a directory",
+        ? "write an image's rootfs as an app would see it (all layers, an ACI's dependencies and pathWhitelist applied) and its manifest to a directory"
+        : "write an image's files and manifest to a directory (an ACI's own files only)",
     builder: (y: Argv<GlobalArgs>) =>
       y.options({
         'rootfs-only': { type: 'boolean', default: false, describe: 'write only the rootfs, directly into the directory' },

@@ -7,6 +7,7 @@
 import path from 'node:path';
 import { TspodError, ErrorCode } from '../native/errors.js';
 import { log } from '../native/log.js';
+import { dependencyHook } from './dependencies.js';
 import { importCandidate } from './importer.js';
 import type { InsecureOptions } from './insecure.js';
 import { silentProgress, type Progress } from './progress.js';
@@ -62,11 +63,11 @@ export async function fetchImage(store: Store, arg: string, opts: FetchOptions):
         missing: `image from ${what.url} is not in the store and --pull-policy=never`,
       });
       if (stored) return stored;
-      return finish(store, await openAci(what.url, { insecure: opts.insecure }), progress);
+      return finish(store, await openAci(what.url, { insecure: opts.insecure }), progress, opts);
     }
     case 'aci-file': {
       // rkt's message, said once the file is in: a failure gets its one line alone.
-      const r = await finish(store, await openAci(what.path, { insecure: opts.insecure }), progress);
+      const r = await finish(store, await openAci(what.path, { insecure: opts.insecure }), progress, opts);
       log().info(`using image from file ${path.resolve(what.path)}`);
       return r;
     }
@@ -100,8 +101,11 @@ function storeFirst(
   return undefined;
 }
 
-async function finish(store: Store, candidate: ImageCandidate, progress: Progress): Promise<FetchResult> {
-  const r = await importCandidate(store, candidate, progress);
+async function finish(store: Store, candidate: ImageCandidate, progress: Progress, opts?: FetchOptions): Promise<FetchResult> {
+  // An ACI's dependencies: from the store, else from beside it (store/dependencies.ts).
+  const aciDependencies =
+    candidate.kind === 'aci' && opts ? dependencyHook(store, candidate.source, { pullPolicy: opts.pullPolicy, insecure: opts.insecure, progress }) : undefined;
+  const r = await importCandidate(store, candidate, progress, { aciDependencies });
   store.images.touch(r.id);
   return { id: r.id, fromStore: !r.stored };
 }

@@ -1,4 +1,5 @@
-// Image garbage collection and what pods keep alive.
+// Image garbage collection and what pods keep alive. An ACI's dependencies are
+// kept while an image that needs them is kept.
 //
 // A pod records what it uses from the store in `<pod dir>/store-refs.json`
 // ({"images": [...ids], "layers": [...ids]}), written by stage0 at prepare. Images
@@ -6,6 +7,7 @@
 // and layers stay as long as any image or any pod on disk still uses them.
 import fs from 'node:fs';
 import path from 'node:path';
+import { log } from '../native/log.js';
 import { safeReaddir } from './blobs.js';
 import type { Store } from './store.js';
 
@@ -56,10 +58,30 @@ export async function imageGc(store: Store, graceMs: number, now = Date.now()): 
   return store.exclusive(() => {
     const live = podStoreRefs(store.paths.podsDir, LIVE_STATES);
     const report: ImageGcReport = { removedImages: [], keptInUse: [], removedLayers: [], removedBlobs: 0 };
-    for (const img of store.images.all()) {
+    const all = store.images.all();
+    const expired = new Set<string>();
+    for (const img of all) {
       if (now - img.lastUsed < graceMs) continue;
       if (live.images.has(img.record.id)) {
         report.keptInUse.push(img.record.id);
+        continue;
+      }
+      expired.add(img.record.id);
+    }
+    // An ACI's dependencies stay as long as an image that needs them stays.
+    const byId = new Map(all.map((img) => [img.record.id, img]));
+    const todo = all.filter((img) => !expired.has(img.record.id)).flatMap((img) => img.record.dependencies ?? []);
+    const needed = new Set<string>();
+    while (todo.length) {
+      const dep = todo.pop()!;
+      if (needed.has(dep)) continue;
+      needed.add(dep);
+      todo.push(...(byId.get(dep)?.record.dependencies ?? []));
+    }
+    for (const img of all) {
+      if (!expired.has(img.record.id)) continue;
+      if (needed.has(img.record.id)) {
+        log().debug(`image gc: keeping ${img.record.id}, a dependency of an image that stays`);
         continue;
       }
       store.images.remove(img.record.id);

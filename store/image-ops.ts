@@ -49,21 +49,23 @@ export interface ExtractOptions {
   rootfsOnly: boolean;
   overwrite: boolean;
   /**
-   * `image render`: the rootfs as an app sees it (refused, as rkt does, for an
-   * ACI whose os/arch labels are missing or not this host's); `image extract`
-   * (false): not checked.
+   * `image render`: the rootfs as an app sees it (an ACI's dependencies and
+   * pathWhitelist applied; refused, as rkt does, for an ACI whose os/arch labels
+   * are missing or not this host's). `image extract` (false): an ACI's own files
+   * only, as rkt extracts just that ACI; every layer for other images.
    */
   render: boolean;
 }
 
 /**
- * Writes the image's rootfs (all layers applied, as an app sees it) to `target`,
- * with its manifest beside it unless rootfsOnly. The result appears only when
- * complete: it is built next to `target` and renamed.
+ * Writes the image's rootfs to `target`, with its manifest beside it unless
+ * rootfsOnly. The result appears only when complete: it is built next to
+ * `target` and renamed.
  */
 export async function extractImage(store: Store, id: string, target: string, opts: ExtractOptions): Promise<void> {
   const img = store.images.get(id);
   if (opts.render && img.record.kind === 'aci') checkAciPlatform(img.manifest);
+  const layers = !opts.render && img.record.kind === 'aci' ? [ownLayerDir(store, img)] : layerDirs(store, img);
   const dest = path.resolve(target);
   if (fs.existsSync(dest)) {
     if (!opts.overwrite) {
@@ -75,7 +77,7 @@ export async function extractImage(store: Store, id: string, target: string, opt
   try {
     const rootfs = opts.rootfsOnly ? work : path.join(work, 'rootfs');
     fs.mkdirSync(rootfs, { recursive: true, mode: 0o755 });
-    await renderLayers(layerDirs(store, img), rootfs);
+    await renderLayers(layers, rootfs);
     if (!opts.rootfsOnly) fs.writeFileSync(path.join(work, 'manifest'), JSON.stringify(img.manifest, null, 2));
     fs.rmSync(dest, { recursive: true, force: true });
     fs.renameSync(work, dest);
@@ -84,6 +86,15 @@ export async function extractImage(store: Store, id: string, target: string, opt
     throw e;
   }
   store.images.touch(id);
+}
+
+/** An ACI's own layer (its ID), without its dependencies' or its pathWhitelist's. */
+function ownLayerDir(store: Store, img: StoredImage): string {
+  const id = img.record.id;
+  if (!store.layers.has(id)) {
+    throw new TspodError(ErrorCode.NotFound, `layer ${id} of image ${id} is missing from the store`, { hint: 'remove the image and fetch it again' });
+  }
+  return store.layers.rootfs(id);
 }
 
 /**

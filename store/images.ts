@@ -122,6 +122,30 @@ export class ImageStore {
     }
   }
 
+  /**
+   * appc's store lookup by name and labels (rkt's GetACI): the ACIs named `name`
+   * that have every label in `labels` with the same value; the most recent
+   * import first.
+   */
+  findAppc(name: string, labels: ReadonlyMap<string, string>): string[] {
+    const hits: Array<{ id: string; importTime: number }> = [];
+    for (const id of this.ids()) {
+      let record: ImageRecord;
+      let manifest: AppcImageManifest;
+      try {
+        record = JSON.parse(fs.readFileSync(path.join(this.paths.image(id), 'record.json'), 'utf8')) as ImageRecord;
+        if (record.kind !== 'aci') continue;
+        manifest = JSON.parse(fs.readFileSync(path.join(this.paths.image(id), 'manifest'), 'utf8')) as AppcImageManifest;
+      } catch {
+        continue; // being removed
+      }
+      if (manifest.name !== name) continue;
+      const has = new Map((manifest.labels ?? []).map((l) => [l.name, l.value] as const));
+      if ([...labels].every(([k, v]) => has.get(k) === v)) hits.push({ id, importTime: record.importTime });
+    }
+    return hits.sort((a, b) => b.importTime - a.importTime).map((h) => h.id);
+  }
+
   /** The lock file writers of image `id`'s record take (gc removes it with the image). */
   lockFile(id: string): string {
     return path.join(this.paths.locksDir, `image-${id}.lock`);

@@ -4,6 +4,7 @@
 // and size, uncompressed layers against the config's diff_ids. Layers are fetched
 // and unpacked concurrently, and a layer already in the store is not fetched.
 import { Transform, type Readable } from 'node:stream';
+import { createHash } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -14,6 +15,9 @@ import { decompress } from './layers/decompress.js';
 import { unpackLayer, MissingLinkTargetError, type UnpackResult } from './layers/unpack.js';
 import { UnpackThread, deserializeError, type UnpackJob } from './layers/unpack-thread.js';
 import { chainIds, chainLayerId, sharedLayerId, type LayerResult } from './layers/store.js';
+import { hashTree } from './layers/treehash.js';
+import { makeWhitelistLayer } from './layers/whitelist.js';
+import type { AppcImageManifest } from './manifest/appc.js';
 import { ociConfigToAppc } from './manifest/convert.js';
 import { layerCompression, parseImageConfig, parseManifestBytes, type ImageConfig } from './manifest/oci.js';
 import { checkConfigPlatform } from './manifest/platform.js';
@@ -34,9 +38,25 @@ const MAX_CONFIG_BYTES = 8 << 20;
 const LAYER_CONCURRENCY = 4;
 const MAX_WARNINGS_LOGGED = 10;
 
-export async function importCandidate(store: Store, candidate: ImageCandidate, progress: Progress = silentProgress): Promise<ImportResult> {
+export interface ImportOptions {
+  /**
+   * ACIs: called once the manifest is read and checked and the image ID is known,
+   * before anything of the image is stored. Checks the image against what was
+   * asked for (a dependency's name, labels and ID) and returns the image IDs of
+   * its dependencies, in order, fetching those the store lacks
+   * (store/dependencies.ts).
+   */
+  aciDependencies?: (manifest: AppcImageManifest, id: string) => Promise<string[]>;
+}
+
+export async function importCandidate(
+  store: Store,
+  candidate: ImageCandidate,
+  progress: Progress = silentProgress,
+  opts: ImportOptions = {},
+): Promise<ImportResult> {
   try {
-    return candidate.kind === 'oci' ? await importOci(store, candidate, progress) : await importAci(store, candidate, progress);
+    return candidate.kind === 'oci' ? await importOci(store, candidate, progress) : await importAci(store, candidate, progress, opts);
   } finally {
     await candidate.close?.();
   }
@@ -311,7 +331,23 @@ async function readSmallBlob(c: OciCandidate, ref: BlobRef, what: string): Promi
   return Buffer.concat(chunks);
 }
 
-async function importAci(store: Store, c: AciCandidate, progress: Progress): Promise<ImportResult> {
+/**
+ * The layer directories of `ids` (lowest first), a layer listed twice once at its
+ * topmost position (as layerDirs in image-ops.ts); `own` maps a layer not yet in
+ * the store to its scratch rootfs.
+ */
+function dirsOf(store: Store, ids: string[], own: Map<string, string>): string[] {
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (let i = ids.length - 1; i >= 0; i--) {
+    if (seen.has(ids[i])) continue;
+    seen.add(ids[i]);
+    out.push(own.get(ids[i]) ?? store.layers.rootfs(ids[i]));
+  }
+  return out.reverse();
+}
+
+async function importAci(store: Store, c: AciCandidate, progress: Progress, opts: ImportOptions): Promise<ImportResult> {
   const scratch = store.scratch();
   const work = scratch.path('layer');
   const rootfs = path.join(work, 'rootfs');
@@ -342,11 +378,37 @@ async function importAci(store: Store, c: AciCandidate, progress: Progress): Pro
   const hex = whole.digest!.slice('sha512:'.length, 'sha512:'.length + 64);
   const id = `sha512-${hex}`;
   progress.done(key, 'stored');
+  // Dependencies (store first, else from the same source) before anything of
+  // this image is stored: a missing or wrong one leaves nothing of it behind.
+  if (manifest.dependencies?.length && !opts.aciDependencies) {
+    throw new TspodError(ErrorCode.Unsupported, `ACI ${c.source} has dependencies, which cannot be resolved here`);
+  }
+  const dependencies = opts.aciDependencies ? await opts.aciDependencies(manifest, id) : [];
+  const layers = [...dependencies.flatMap((d) => store.images.get(d).record.layers), id];
+  const own = new Map([[id, rootfs]]);
+  // The pathWhitelist as a layer of whiteouts on top (store/layers/whitelist.ts),
+  // keyed by the layers below it and the list.
+  let whitelist: { id: string; work: string; result: LayerResult } | undefined;
+  if (manifest.pathWhitelist?.length) {
+    const keyHex = createHash('sha256').update(JSON.stringify({ layers, pathWhitelist: manifest.pathWhitelist })).digest('hex');
+    const wlId = `pwl-sha256-${keyHex}`;
+    if (!store.layers.has(wlId)) {
+      const wlWork = scratch.path('layer');
+      const wlRoot = path.join(wlWork, 'rootfs');
+      fs.mkdirSync(wlRoot, { recursive: true, mode: 0o755 });
+      const n = makeWhitelistLayer(dirsOf(store, layers, own), manifest.pathWhitelist, wlRoot);
+      log().debug(`pathWhitelist of ${c.source}: ${n} whiteouts in layer ${wlId}`);
+      const treeHash = await hashTree(wlRoot);
+      whitelist = { id: wlId, work: wlWork, result: { diffId: `sha256:${keyHex}`, treeHash, size: 0, entries: n } };
+    }
+    layers.push(wlId);
+  }
   const existing = store.images.has(id) ? store.images.get(id).record : undefined;
-  // An image stored before tspod kept archives gets its archive now.
+  // An image stored before tspod kept archives (or applied dependencies) gets both now.
   const keepArchive = !existing?.aciBlob;
   if (keepArchive) store.blobs.commitScratchFile(kept.file, kept.digest);
   await store.layers.adopt(id, work, { diffId: whole.digest!, treeHash: result.treeHash, size: result.size, entries: result.entries });
+  if (whitelist) await store.layers.adopt(whitelist.id, whitelist.work, whitelist.result);
   // The ACI's own name is an appc name: it never answers a docker:// reference,
   // whatever registry name it claims (store/images.ts).
   const version = manifest.labels?.find((l) => l.name === 'version')?.value;
@@ -354,10 +416,11 @@ async function importAci(store: Store, c: AciCandidate, progress: Progress): Pro
   const record: ImageRecord = {
     id,
     kind: 'aci',
-    layers: [id],
+    layers,
     size: whole.bytes,
     importTime: Date.now(),
     sources: [c.source],
+    ...(dependencies.length ? { dependencies } : {}),
     aciBlob: kept.digest,
   };
   if (existing && (keepArchive || !existing.sources.includes(c.source))) {
@@ -365,7 +428,7 @@ async function importAci(store: Store, c: AciCandidate, progress: Progress): Pro
     await store.images.updateRecord(id, (r) => ({
       ...r,
       sources: r.sources.includes(c.source) ? r.sources : [...r.sources, c.source],
-      ...(keepArchive ? { aciBlob: kept.digest } : {}),
+      ...(keepArchive ? { layers, aciBlob: kept.digest, ...(dependencies.length ? { dependencies } : {}) } : {}),
     }));
   }
   await store.images.put(record, manifest, names, scratch, 'appc');

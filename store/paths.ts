@@ -36,7 +36,9 @@ export class StorePaths {
    * One unpacked layer: `<layer>/rootfs` is an overlay lower dir, `<layer>/info.json`
    * its record. Layer IDs: `sha256-<diff_id hex>` (shared by every image that has the
    * layer), `chain-sha256-<chain ID hex>` (a layer with hardlinks into the layers
-   * below it, whose content depends on them), `sha512-<hex>` (an ACI's rootfs).
+   * below it, whose content depends on them), `sha512-<hex>` (an ACI's rootfs),
+   * `pwl-sha256-<hex>` (the whiteouts that apply an ACI's pathWhitelist over the
+   * layers below it: store/layers/whitelist.ts).
    */
   layer(layerId: string): string {
     return path.join(this.cas, 'layers', layerId);

@@ -566,6 +566,8 @@ describe('ACI reading', () => {
     ['a name ending in "-"', aciSpec({ ...MANIFEST, name: 'example.com/x-' }), ErrorCode.BadFormat, /bad name "example.com\/x-": an AC Identifier/],
     ['a mount point path with ".."', aciSpec({ ...MANIFEST, app: { ...MANIFEST.app, mountPoints: [{ name: 'data', path: '/../x' }] } }), ErrorCode.BadFormat, /mount point data path "\/\.\.\/x" has a "\.\." component$/],
     ['a working directory with ".."', aciSpec({ ...MANIFEST, app: { ...MANIFEST.app, workingDirectory: '/a/../../b' } }), ErrorCode.BadFormat, /working directory "\/a\/\.\.\/\.\.\/b" has a "\.\." component$/],
+    ['a relative pathWhitelist entry', aciSpec({ ...MANIFEST, pathWhitelist: ['/bin/sh', 'etc'] }), ErrorCode.BadFormat, /pathWhitelist entry "etc" is not an absolute path/],
+    ['a dependency imageID that is not sha512-hex', aciSpec({ ...MANIFEST, dependencies: [{ imageName: 'example.com/base', imageID: 'sha256-ab' }] }), ErrorCode.BadFormat, /dependency "example.com\/base": imageID must be sha512- and hex digits/],
     ['no user', aciSpec({ ...MANIFEST, app: { exec: ['/x'], group: '0' } }), ErrorCode.BadFormat, /app.user is required/],
   ];
   for (const [name, spec, code, re] of broken) {

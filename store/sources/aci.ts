@@ -21,6 +21,7 @@ import { TspodError, ErrorCode, errnoCode } from '../../native/errors.js';
 import { log } from '../../native/log.js';
 import type { InsecureOptions } from '../insecure.js';
 import { checkAppPaths, type AppcImageManifest } from '../manifest/appc.js';
+import { imagePathProblem } from '../../native/image-fs.js';
 import type { AciCandidate } from './source.js';
 import { trustedCertificates } from './tls.js';
 import type { TarEntry } from '../tar/entry.js';
@@ -366,13 +367,19 @@ export function validateAciManifest(raw: unknown, source: string): AppcImageMani
     if (!AC_IDENTIFIER.test(a.name)) throw bad(source, `bad annotation name ${JSON.stringify(a.name)}`);
   }
   checkStrings(raw.pathWhitelist, 'pathWhitelist', source);
+  for (const p of (raw.pathWhitelist ?? []) as string[]) {
+    const why = imagePathProblem(p);
+    if (why) throw bad(source, `pathWhitelist entry ${JSON.stringify(p)} ${why}`);
+  }
   if (raw.dependencies !== undefined && raw.dependencies !== null) {
     if (!Array.isArray(raw.dependencies)) throw bad(source, 'dependencies must be a list');
     for (const d of raw.dependencies) {
       if (!isObject(d) || typeof d.imageName !== 'string' || !AC_IDENTIFIER.test(d.imageName)) {
         throw bad(source, 'every dependency needs an imageName that is an AC Identifier');
       }
-      if (d.imageID !== undefined && typeof d.imageID !== 'string') throw bad(source, 'a dependency imageID must be a string');
+      if (d.imageID !== undefined && (typeof d.imageID !== 'string' || !/^sha512-[0-9a-f]{2,128}$/.test(d.imageID))) {
+        throw bad(source, `dependency ${JSON.stringify(d.imageName)}: imageID must be sha512- and hex digits`);
+      }
       checkNameValues(d.labels, 'dependency labels', source);
       if (d.size !== undefined && typeof d.size !== 'number') throw bad(source, 'a dependency size must be a number');
     }

@@ -59,6 +59,12 @@ export interface ImageRecord {
   indexDigest?: string;
   /** The sources it was fetched from. */
   sources: string[];
+  /**
+   * ACIs: the image IDs of its appc dependencies, in the manifest's order, as
+   * resolved at fetch (store/dependencies.ts). `layers` holds theirs, in that
+   * order, below the image's own layer (and its pathWhitelist layer on top).
+   */
+  dependencies?: string[];
   /** ACIs: the archive as fetched (store/aci-archive.ts), for a byte-identical `image export`. */
   aciBlob?: string;
 }
