@@ -15,7 +15,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { assertSameTree, describeResult, ensureFixtures, fixture, makeDataDir, readLayoutImage, runTspod, startRegistry, type DataDir, type RunResult } from './harness/index.js';
+import { assertSameTree, describeResult, ensureFixtures, fixture, makeDataDir, readLayoutImage, runTspod, startRegistry, TMP_TEST_PREFIX, type DataDir, type RunResult } from './harness/index.js';
 import { fetchedId, incompleteLayers, layerIds, ok, oneLineError, scratchLeft, suiteHost, tempDir } from './store-util.js';
 
 const IS_ROOT = process.getuid?.() === 0;
@@ -214,7 +214,16 @@ describe('the store is readable by root only', { skip: SKIP }, () => {
   });
 
   test('a store made with the old 0755 modes: the attack works on it, and the next command closes it', async (t) => {
-    const dd = makeDataDir(t, 'legacy');
+    // Under /tmp, whose parents every user can walk (a checkout's may not be), so
+    // that only the store's own modes decide what nobody reaches.
+    const parent = fs.mkdtempSync(`${TMP_TEST_PREFIX}-legacy-`);
+    fs.chmodSync(parent, 0o755);
+    const dir = path.join(parent, 'store');
+    const dd = { path: dir, tspod: (args: readonly string[]) => runTspod(args, { dir }) };
+    t.after(async () => {
+      await runTspod(['gc', '--grace-period=0s', '--expire-prepared=0s'], { dir }).catch(() => undefined);
+      fs.rmSync(parent, { recursive: true, force: true });
+    });
     const s = await fetchSuid(dd);
     loosen(dd.path);
     // The attack on the old layout: nobody reaches and runs the setuid-root binary.
