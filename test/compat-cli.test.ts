@@ -6,8 +6,8 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { describeResult, makeDataDir, type DataDir, type RunResult } from './harness/index.js';
-import { BUSYBOX, SKIP, ok, podsTree, removeScratchDirs, scratchDir } from './pods-util.js';
+import { describeResult, makeDataDir, type DataDir } from './harness/index.js';
+import { BUSYBOX, failsWith, SKIP, ok, podsTree, removeScratchDirs, scratchDir } from './pods-util.js';
 
 let dd: DataDir;
 let busyboxName = '';
@@ -23,15 +23,6 @@ after(async () => {
   removeScratchDirs();
   if (dd) await dd.remove();
 });
-
-/** Insists on exit 254 with exactly one stderr line matching `line` (after `tspod: `). */
-function failsWith(r: RunResult, line: RegExp): void {
-  const lines = r.stderr.split('\n').filter(Boolean);
-  assert.equal(r.code, 254, describeResult(r));
-  assert.equal(lines.length, 1, describeResult(r));
-  assert.match(lines[0], /^tspod: /, describeResult(r));
-  assert.match(lines[0].slice('tspod: '.length), line, describeResult(r));
-}
 
 describe('flags before the command name', { skip: SKIP }, () => {
   test('pod flags before run: --net=none, --set-env, --hostname', async () => {

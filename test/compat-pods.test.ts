@@ -5,13 +5,13 @@
 // made with GNU tar from the busybox fixture's tree. Needs root.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { describeResult, FIXTURES_DIR, makeDataDir, type DataDir, type RunResult } from './harness/index.js';
-import { SKIP, ok, podsTree, removeScratchDirs, scratchDir } from './pods-util.js';
+import { makeDataDir, type DataDir } from './harness/index.js';
+import { busyboxAci, failsWith, SKIP, ok, podsTree, removeScratchDirs, scratchDir } from './pods-util.js';
 
-const BUSYBOX_TREE = path.join(FIXTURES_DIR, 'ref', 'aci', 'rootfs');
+/** NAME.aci in this file's scratch directory (see busyboxAci). */
+const makeAci = (name: string, app: Record<string, unknown>, opts?: Parameters<typeof busyboxAci>[3]): string => busyboxAci(work, `compat-${name}`, app, opts);
 
 let dd: DataDir;
 let work = '';
@@ -26,47 +26,9 @@ after(async () => {
   if (dd) await dd.remove();
 });
 
-/**
- * Writes NAME.aci: the busybox tree (less what `drop` names, plus what `add`
- * does to it in a copy), with an appc manifest whose app is `app`.
- */
-function makeAci(name: string, app: Record<string, unknown>, opts: { drop?: string[]; add?: (rootfs: string) => void } = {}): string {
-  const dir = path.join(work, name);
-  fs.rmSync(dir, { recursive: true, force: true });
-  fs.mkdirSync(dir);
-  const cp = spawnSync('cp', ['-a', BUSYBOX_TREE, path.join(dir, 'rootfs')]);
-  assert.equal(cp.status, 0, String(cp.stderr));
-  for (const d of opts.drop ?? []) fs.rmSync(path.join(dir, 'rootfs', d), { recursive: true, force: true });
-  opts.add?.(path.join(dir, 'rootfs'));
-  const manifest = {
-    acKind: 'ImageManifest',
-    acVersion: '0.8.11',
-    name: `example.com/compat-${name}`,
-    labels: [
-      { name: 'version', value: '1' },
-      { name: 'os', value: 'linux' },
-      { name: 'arch', value: 'amd64' },
-    ],
-    app: { user: '0', group: '0', ...app },
-  };
-  fs.writeFileSync(path.join(dir, 'manifest'), JSON.stringify(manifest));
-  const file = path.join(work, `${name}.aci`);
-  const tar = spawnSync('tar', ['--numeric-owner', '-C', dir, '-cf', file, 'manifest', 'rootfs']);
-  assert.equal(tar.status, 0, String(tar.stderr));
-  return file;
-}
-
 async function imageId(file: string): Promise<string> {
   const r = await ok(dd, ['fetch', '--full', file]);
   return r.stdout.trim();
-}
-
-/** Exit 254 and one error line (besides fetch's `using image from file` note). */
-function failsWith(r: RunResult, line: RegExp): void {
-  const lines = r.stderr.split('\n').filter((l) => l && !l.startsWith('tspod: using image from file '));
-  assert.equal(r.code, 254, describeResult(r));
-  assert.equal(lines.length, 1, describeResult(r));
-  assert.match(lines[0].replace(/^tspod: /, ''), line, describeResult(r));
 }
 
 describe('pod volumes bind to mount points by name', { skip: SKIP }, () => {

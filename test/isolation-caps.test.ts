@@ -6,19 +6,19 @@
 // get exactly the app's sets. Needs root.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { describeResult, FIXTURES_DIR, makeDataDir, type DataDir, type RunResult } from './harness/index.js';
-import { DEFAULT_CAPS, SKIP, ok, podsTree, removeScratchDirs, scratchDir, withProbedPod, type Probe } from './pods-util.js';
-
-const BUSYBOX_TREE = path.join(FIXTURES_DIR, 'ref', 'aci', 'rootfs');
+import { describeResult, makeDataDir, type DataDir } from './harness/index.js';
+import { busyboxAci, DEFAULT_CAPS, failsWith, SKIP, ok, podsTree, removeScratchDirs, scratchDir, withProbedPod, type Probe } from './pods-util.js';
 const ZERO = '0000000000000000';
 const NET_RAW = 1n << 13n;
 const SYS_ADMIN = 1n << 21n;
 
 let dd: DataDir;
 let work = '';
+
+/** NAME.aci: the busybox tree, an app that prints its capability sets, these isolators. */
+const makeAci = (name: string, isolators: unknown[]): string => busyboxAci(work, `caps-${name}`, { exec: ['/bin/sh', '-c', 'grep Cap /proc/self/status'], isolators });
 
 before(() => {
   if (SKIP) return;
@@ -29,31 +29,6 @@ after(async () => {
   removeScratchDirs();
   if (dd) await dd.remove();
 });
-
-/** NAME.aci: the busybox tree with an appc manifest whose app has these isolators. */
-function makeAci(name: string, isolators: unknown[]): string {
-  const dir = path.join(work, name);
-  fs.rmSync(dir, { recursive: true, force: true });
-  fs.mkdirSync(dir);
-  const cp = spawnSync('cp', ['-a', BUSYBOX_TREE, path.join(dir, 'rootfs')]);
-  assert.equal(cp.status, 0, String(cp.stderr));
-  const manifest = {
-    acKind: 'ImageManifest',
-    acVersion: '0.8.11',
-    name: `example.com/caps-${name}`,
-    labels: [
-      { name: 'version', value: '1' },
-      { name: 'os', value: 'linux' },
-      { name: 'arch', value: 'amd64' },
-    ],
-    app: { user: '0', group: '0', exec: ['/bin/sh', '-c', 'grep Cap /proc/self/status'], isolators },
-  };
-  fs.writeFileSync(path.join(dir, 'manifest'), JSON.stringify(manifest));
-  const file = path.join(work, `${name}.aci`);
-  const tar = spawnSync('tar', ['--numeric-owner', '-C', dir, '-cf', file, 'manifest', 'rootfs']);
-  assert.equal(tar.status, 0, String(tar.stderr));
-  return file;
-}
 
 function hex(mask: bigint): string {
   return mask.toString(16).padStart(16, '0');
@@ -79,13 +54,6 @@ async function check(opts: Parameters<typeof withProbedPod>[1], mask: string, ro
     assertSets(pod.run, mask, root, `${who} (run)`);
     assertSets(await pod.enter(), mask, root, `${who} (enter)`);
   });
-}
-
-function failsWith(r: RunResult, line: RegExp): void {
-  const lines = r.stderr.split('\n').filter((l) => l && !l.startsWith('tspod: using image from file '));
-  assert.equal(r.code, 254, describeResult(r));
-  assert.equal(lines.length, 1, describeResult(r));
-  assert.match(lines[0].replace(/^tspod: /, ''), line, describeResult(r));
 }
 
 const DEFAULT = BigInt(`0x${DEFAULT_CAPS}`);

@@ -6,8 +6,8 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { describeResult, makeDataDir, type DataDir, type RunResult } from './harness/index.js';
-import { BUSYBOX, SKIP, podsTree, removeScratchDirs, withProbedPod, type Probe } from './pods-util.js';
+import { makeDataDir, type DataDir } from './harness/index.js';
+import { BUSYBOX, failsWith, SKIP, podsTree, removeScratchDirs, withProbedPod, type Probe } from './pods-util.js';
 
 let dd: DataDir;
 
@@ -19,13 +19,6 @@ after(async () => {
   removeScratchDirs();
   if (dd) await dd.remove();
 });
-
-function failsWith(r: RunResult, line: RegExp): void {
-  const lines = r.stderr.split('\n').filter((l) => l);
-  assert.equal(r.code, 254, describeResult(r));
-  assert.equal(lines.length, 1, describeResult(r));
-  assert.match(lines[0].replace(/^tspod: /, ''), line, describeResult(r));
-}
 
 // What a pod sees of the kernel paths. The sysctl write is tried only when the pod's
 // own mountinfo says /proc/sys is read-only, and writes back the value just read:

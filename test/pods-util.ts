@@ -5,7 +5,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describeResult, fixture, makeTempDir, onExit, removeTreeSafely, REPO_ROOT, TSPOD_BIN, type DataDir, type RunResult } from './harness/index.js';
+import { spawnSync } from 'node:child_process';
+import { describeResult, fixture, FIXTURES_DIR, makeTempDir, onExit, removeTreeSafely, REPO_ROOT, TSPOD_BIN, type DataDir, type RunResult } from './harness/index.js';
 
 export const BUSYBOX = fixture('busybox').source;
 export const MULTI = fixture('multi').source;
@@ -423,4 +424,51 @@ export function podsTree(dataDir: string): string[] {
 /** The image layer directories of an app (lowest first), as the pod recorded them. */
 export function appLayers(podDir: string, app: string): string[] {
   return JSON.parse(fs.readFileSync(path.join(podDir, 'appsinfo', app, 'layers'), 'utf8')) as string[];
+}
+
+// ---------------------------------------------------------------- failures and ACIs
+
+/**
+ * Insists on exit 254 and exactly one error line on stderr matching `line` (after
+ * `tspod: `); fetch's `using image from file` note before it does not count.
+ */
+export function failsWith(r: RunResult, line: RegExp): void {
+  const lines = r.stderr.split('\n').filter((l) => l && !l.startsWith('tspod: using image from file '));
+  assert.equal(r.code, 254, describeResult(r));
+  assert.equal(lines.length, 1, describeResult(r));
+  assert.match(lines[0].replace(/^tspod: /, ''), line, describeResult(r));
+}
+
+/** The busybox fixture's tree (GNU tar's extract of busybox.aci). */
+export const BUSYBOX_TREE = path.join(FIXTURES_DIR, 'ref', 'aci', 'rootfs');
+
+/**
+ * Writes DIR/NAME.aci with GNU tar: the busybox tree (less what `drop` names,
+ * plus what `add` does to a copy of it) and an appc manifest named
+ * example.com/NAME whose app is `app` (user and group 0 unless it says).
+ */
+export function busyboxAci(dir: string, name: string, app: Record<string, unknown>, opts: { drop?: string[]; add?: (rootfs: string) => void } = {}): string {
+  const tree = path.join(dir, name);
+  fs.rmSync(tree, { recursive: true, force: true });
+  fs.mkdirSync(tree);
+  const cp = spawnSync('cp', ['-a', BUSYBOX_TREE, path.join(tree, 'rootfs')]);
+  assert.equal(cp.status, 0, String(cp.stderr));
+  for (const d of opts.drop ?? []) fs.rmSync(path.join(tree, 'rootfs', d), { recursive: true, force: true });
+  opts.add?.(path.join(tree, 'rootfs'));
+  const manifest = {
+    acKind: 'ImageManifest',
+    acVersion: '0.8.11',
+    name: `example.com/${name}`,
+    labels: [
+      { name: 'version', value: '1' },
+      { name: 'os', value: 'linux' },
+      { name: 'arch', value: 'amd64' },
+    ],
+    app: { user: '0', group: '0', ...app },
+  };
+  fs.writeFileSync(path.join(tree, 'manifest'), JSON.stringify(manifest));
+  const file = path.join(dir, `${name}.aci`);
+  const tar = spawnSync('tar', ['--numeric-owner', '-C', tree, '-cf', file, 'manifest', 'rootfs']);
+  assert.equal(tar.status, 0, String(tar.stderr));
+  return file;
 }

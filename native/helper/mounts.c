@@ -122,6 +122,20 @@ static int mkdir_p(int base, const char *rel, mode_t mode, uint64_t res)
 	return mkdir_p_depth(base, rel, mode, res, 0);
 }
 
+/* The directory that holds rel's last name (base itself for a single name),
+ * resolved with res; *name points at that last name inside rel. */
+static int open_dir_of(int base, char *rel, uint64_t res, const char **name)
+{
+	char *slash = strrchr(rel, '/');
+	*name = slash ? slash + 1 : rel;
+	if (!slash)
+		return base;
+	*slash = 0;
+	int fd = xopenat2(base, rel, O_PATH | O_DIRECTORY, 0, res);
+	*slash = '/';
+	return fd;
+}
+
 /* At buf (a prefix of rel that exists as a dangling symlink, below base),
  * continues mkdir -p with the link's target in its place. */
 static int mkdir_through_link(int base, char *buf, const char *rest, mode_t mode, uint64_t res, int links)
@@ -130,17 +144,11 @@ static int mkdir_through_link(int base, char *buf, const char *rest, mode_t mode
 		errno = ELOOP;
 		return -1;
 	}
+	const char *name;
+	int pfd = open_dir_of(base, buf, res, &name);
+	if (pfd < 0)
+		return -1;
 	char *slash = strrchr(buf, '/');
-	int pfd = base;
-	const char *name = buf;
-	if (slash) {
-		*slash = 0;
-		pfd = xopenat2(base, buf, O_PATH | O_DIRECTORY, 0, res);
-		*slash = '/';
-		name = slash + 1;
-		if (pfd < 0)
-			return -1;
-	}
 	char target[PATH_MAX];
 	ssize_t n = readlinkat(pfd, name, target, sizeof target - 1);
 	int e = errno;
@@ -201,17 +209,10 @@ static int mkdir_p_depth(int base, const char *rel, mode_t mode, uint64_t res, i
 		buf[i] = 0;
 		int fd = xopenat2(base, buf, O_PATH | O_DIRECTORY, 0, res);
 		if (fd < 0 && errno == ENOENT) {
-			char *slash = strrchr(buf, '/');
-			int pfd = base;
-			const char *name = buf;
-			if (slash) {
-				*slash = 0;
-				pfd = xopenat2(base, buf, O_PATH | O_DIRECTORY, 0, res);
-				*slash = '/';
-				name = slash + 1;
-				if (pfd < 0)
-					return -1;
-			}
+			const char *name;
+			int pfd = open_dir_of(base, buf, res, &name);
+			if (pfd < 0)
+				return -1;
 			mode_t m = last ? mode : 0755;
 			int r = mkdirat(pfd, name, m);
 			if (r == 0) {
