@@ -31,6 +31,7 @@ const POD_FLAGS: Record<string, Kind> = {
   'pod-manifest': 'value',
   'no-overlay': 'bool',
   net: 'list',
+  ipc: 'value',
   'uuid-file-save': 'value',
   'pull-policy': 'value',
   'stage1-path': 'value',
@@ -62,7 +63,7 @@ const APP_FLAGS: Record<string, Kind> = {
 const NOT_YET = [
   'port', 'dns', 'dns-search', 'dns-opt', 'dns-domain', 'hosts-entry', 'memory', 'cpu', 'cpu-shares',
   'seccomp', 'user-annotation', 'user-label', 'signature',
-  'private-users', 'ipc', 'stage1-url', 'stage1-from-dir',
+  'private-users', 'stage1-url', 'stage1-from-dir',
 ];
 
 export interface ParsedPodArgs {
@@ -158,6 +159,7 @@ export function parsePodArgs(tokens: string[], command: 'run' | 'prepare'): Pars
       net: pod.net ? (pod.net as string[]).join(',') : undefined,
       hostname: pod.hostname as string | undefined,
       interactive: pod.interactive === undefined ? undefined : Boolean(pod.interactive),
+      ipc: pod.ipc as string | undefined,
     },
     uuidFileSave: pod['uuid-file-save'] as string | undefined,
     quiet: Boolean(pod.quiet),

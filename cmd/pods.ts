@@ -68,7 +68,7 @@ Pod flags:
   --volume NAME,kind=empty[,mode=0755][,uid=N][,gid=N][,readOnly=bool]
   --mount volume=NAME,target=PATH   (before any image: for every app)
   --inherit-env  --set-env NAME=VALUE  --set-env-file FILE
-  --hostname NAME  --interactive  --net host|none  --no-overlay
+  --hostname NAME  --interactive  --net host|none  --ipc auto|private|parent  --no-overlay
   --pod-manifest FILE  --pull-policy new|update|never  --uuid-file-save FILE
   --stage1-path FILE  --stage1-name NAME  --stage1-hash ID${cmd === 'prepare' ? '\n  --quiet' : ''}
 App flags (after the image they apply to):
@@ -97,7 +97,7 @@ export async function prepareOrRun(command: 'prepare' | 'run', tokens: string[],
   return runJustPrepared(prepared.pod, { ...spec.runtime, debug, insecure });
 }
 
-type RunPreparedArgs = Args<{ uuid?: string; net?: string; hostname?: string; interactive?: boolean; 'uuid-file'?: string }>;
+type RunPreparedArgs = Args<{ uuid?: string; net?: string; hostname?: string; interactive?: boolean; ipc?: string; 'uuid-file'?: string }>;
 
 function runPreparedCommand(): CommandModule<GlobalArgs, RunPreparedArgs> {
   return {
@@ -108,11 +108,12 @@ function runPreparedCommand(): CommandModule<GlobalArgs, RunPreparedArgs> {
         net: { type: 'string', describe: 'host or none' },
         hostname: { type: 'string', describe: 'the pod hostname (default tspod-<uuid>)' },
         interactive: { type: 'boolean', describe: 'pass the terminal through to the one app' },
+        ipc: { type: 'string', describe: 'auto|private (an IPC namespace of its own) or parent (the host\'s)' },
         ...uuidFileOption,
       }) as unknown as Argv<RunPreparedArgs>,
     handler: (a) => {
       requireRoot('run-prepared');
-      runPrepared(podsRoot(a.dir), uuidArg(a), { net: a.net, hostname: a.hostname, interactive: a.interactive, debug: a.debug, insecure: insecureFrom(a) });
+      runPrepared(podsRoot(a.dir), uuidArg(a), { net: a.net, hostname: a.hostname, interactive: a.interactive, ipc: a.ipc, debug: a.debug, insecure: insecureFrom(a) });
     },
   };
 }

@@ -8,9 +8,9 @@ import { insecureFrom, type GlobalArgs } from './global.js';
 
 export function fastRunPrepared(rest: string[], globals: GlobalArgs): number | undefined {
   let uuid: string | undefined;
-  const flags: { net?: string; hostname?: string; interactive?: boolean; uuidFile?: string } = {};
+  const flags: { net?: string; hostname?: string; interactive?: boolean; uuidFile?: string; ipc?: string } = {};
   for (let i = 0; i < rest.length; i++) {
-    const m = /^--(net|hostname|interactive|uuid-file|debug|dir)(?:=(.*))?$/.exec(rest[i]);
+    const m = /^--(net|hostname|interactive|uuid-file|debug|dir|ipc)(?:=(.*))?$/.exec(rest[i]);
     if (!m) {
       if (rest[i].startsWith('-') || uuid !== undefined) return undefined;
       uuid = rest[i];
@@ -34,6 +34,9 @@ export function fastRunPrepared(rest: string[], globals: GlobalArgs): number | u
       case 'hostname':
         flags.hostname = value();
         break;
+      case 'ipc':
+        flags.ipc = value();
+        break;
       case 'uuid-file':
         flags.uuidFile = value();
         break;
@@ -41,5 +44,5 @@ export function fastRunPrepared(rest: string[], globals: GlobalArgs): number | u
   }
   if (flags.uuidFile !== undefined || uuid === undefined) return undefined;
   requireRoot('run-prepared');
-  return runPrepared(new StorePaths(globals.dir).podsDir, uuid, { net: flags.net, hostname: flags.hostname, interactive: flags.interactive, debug: globals.debug, insecure: insecureFrom(globals) });
+  return runPrepared(new StorePaths(globals.dir).podsDir, uuid, { net: flags.net, hostname: flags.hostname, interactive: flags.interactive, ipc: flags.ipc, debug: globals.debug, insecure: insecureFrom(globals) });
 }

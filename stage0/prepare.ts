@@ -24,7 +24,7 @@ import type { Store } from '../store/store.js';
 import { mergeEnvironment, readEnvFile } from './env.js';
 import { checkIsolators, overrideIsolators } from './isolators.js';
 import { PodsDir, type Pod } from './pods.js';
-import { checkNet, RUNTIME_DEFAULTS_FILE, type AppSpec, type PodSpec, type RuntimeFlags } from './spec.js';
+import { checkIpc, checkNet, RUNTIME_DEFAULTS_FILE, type AppSpec, type PodSpec, type RuntimeFlags } from './spec.js';
 import { resolveStage1 } from './stage1.js';
 
 
@@ -343,6 +343,7 @@ function bindMountPoints(manifest: PodManifest, apps: ResolvedApp[]): void {
 
 function validatePod(manifest: PodManifest, apps: ResolvedApp[], runtime: RuntimeFlags): void {
   checkNet(runtime.net);
+  checkIpc(runtime.ipc);
   const volumes = manifest.volumes ?? [];
   const names = new Set<string>();
   for (const v of volumes) {

@@ -8,7 +8,7 @@ import { execve } from '../native/libc.js';
 import { annotationValue, type AppcImageManifest } from '../stage1/contract/appc.js';
 import { DEFAULT_PATH, POD_FILES, STAGE1_ANNOTATIONS } from '../stage1/contract/pod.js';
 import { PodsDir, type Pod } from './pods.js';
-import { checkNet, RUNTIME_DEFAULTS_FILE, type RuntimeFlags } from './spec.js';
+import { checkIpc, checkNet, RUNTIME_DEFAULTS_FILE, type RuntimeFlags } from './spec.js';
 
 export interface RunOptions extends RuntimeFlags {
   debug: boolean;
@@ -19,6 +19,7 @@ export interface RunOptions extends RuntimeFlags {
 /** `run-prepared UUID`: lock the prepared pod, move it to run/, exec stage1. */
 export function runPrepared(podsRoot: string, uuidPrefix: string, opts: RunOptions): never {
   checkNet(opts.net);
+  checkIpc(opts.ipc);
   const pods = new PodsDir(podsRoot);
   const uuid = pods.resolve(uuidPrefix);
   const pod = pods.open(uuid);
@@ -43,6 +44,7 @@ function execStage1(pod: Pod, opts: RunOptions): never {
     net: opts.net ?? defaults.net ?? 'host',
     hostname: opts.hostname ?? defaults.hostname,
     interactive: opts.interactive ?? defaults.interactive ?? false,
+    ipc: opts.ipc ?? defaults.ipc,
   };
   const init = stage1Entrypoint(pod.dir, 'init');
   const args = [init];
@@ -50,6 +52,7 @@ function execStage1(pod: Pod, opts: RunOptions): never {
   args.push(`--net=${flags.net}`);
   if (flags.interactive) args.push('--interactive');
   if (flags.hostname) args.push(`--hostname=${flags.hostname}`);
+  if (flags.ipc) args.push(`--ipc=${flags.ipc}`);
   if (opts.insecure?.capabilities) args.push('--disable-capabilities-restriction');
   if (opts.insecure?.paths) args.push('--disable-paths');
   args.push(pod.uuid);

@@ -50,10 +50,18 @@ export interface RuntimeFlags {
   net?: string;
   hostname?: string;
   interactive?: boolean;
+  /** --ipc: auto (the default: private), private, parent (the host's IPC namespace). */
+  ipc?: string;
 }
 
 /** Run-time defaults recorded at prepare (run-prepared's flags override them), in the pod directory. */
 export const RUNTIME_DEFAULTS_FILE = 'runtime-defaults.json';
+
+/** rkt's --ipc values: auto and private give the pod an IPC namespace of its own, parent keeps the host's. */
+export function checkIpc(ipc: string | undefined): void {
+  if (ipc === undefined || ipc === 'auto' || ipc === 'private' || ipc === 'parent') return;
+  throw new TspodError(ErrorCode.BadInput, `--ipc=${ipc}: want auto, private or parent`);
+}
 
 /** The networks this version knows: `host` (the default; `default` means it too until the private network exists) and `none`. */
 export function checkNet(net: string | undefined): void {

@@ -1,5 +1,5 @@
 // stage1 /init: run by stage0 with CWD = the pod directory, the pod lock as
-// TSPOD_LOCK_FD, and `[--debug] --net=… [--interactive] [--hostname=…]
+// TSPOD_LOCK_FD, and `[--debug] --net=… [--interactive] [--hostname=…] [--ipc=…]
 // [--disable-capabilities-restriction] [--disable-paths] UUID` (the last two are
 // rkt's stage1 flags for --insecure-options=capabilities and =paths).
 // It reads the pod, writes each app's environment and restrictions (for enter)
@@ -17,6 +17,7 @@ export interface InitArgs {
   net: string;
   interactive: boolean;
   hostname?: string;
+  ipc?: string;
   disableCapabilities?: boolean;
   disablePaths?: boolean;
   uuid: string;
@@ -30,12 +31,13 @@ export function parseInitArgs(argv: string[]): InitArgs {
     else if (a === '--interactive') out.interactive = true;
     else if (a.startsWith('--net=')) out.net = a.slice(6);
     else if (a.startsWith('--hostname=')) out.hostname = a.slice(11);
+    else if (a.startsWith('--ipc=')) out.ipc = a.slice(6);
     else if (a === '--disable-capabilities-restriction') out.disableCapabilities = true;
     else if (a === '--disable-paths') out.disablePaths = true;
     else if (a.startsWith('--')) throw new Error(`unknown flag ${a}`);
     else positional.push(a);
   }
-  if (positional.length !== 1) throw new Error('usage: init [--debug] [--net=host|none] [--interactive] [--hostname=NAME] [--disable-capabilities-restriction] [--disable-paths] UUID');
+  if (positional.length !== 1) throw new Error('usage: init [--debug] [--net=host|none] [--interactive] [--hostname=NAME] [--ipc=auto|private|parent] [--disable-capabilities-restriction] [--disable-paths] UUID');
   return { ...(out as InitArgs), uuid: positional[0] };
 }
 
@@ -44,6 +46,13 @@ export function normaliseNet(net: string): 'host' | 'none' {
   if (net === 'host' || net === 'default' || net === '') return 'host';
   if (net === 'none') return 'none';
   throw new Error(`--net=${net}: this stage1 supports only host and none`);
+}
+
+/** rkt's --ipc: auto means private in this stage1 (as in rkt's coreos stage1). */
+export function normaliseIpc(ipc: string | undefined): 'private' | 'parent' {
+  if (ipc === undefined || ipc === 'auto' || ipc === 'private') return 'private';
+  if (ipc === 'parent') return 'parent';
+  throw new Error(`--ipc=${ipc}: want auto, private or parent`);
 }
 
 function writeAtomically(file: string, data: string): void {
@@ -80,6 +89,7 @@ export async function main(argv: string[]): Promise<number> {
   const runtime: RuntimeConfig = {
     uuid: args.uuid,
     net: normaliseNet(args.net),
+    ipc: normaliseIpc(args.ipc),
     hostname: args.hostname ?? `tspod-${args.uuid}`,
     interactive: args.interactive,
     debug: args.debug,

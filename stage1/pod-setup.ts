@@ -155,6 +155,11 @@ export function hostsFallback(hostname: string): string {
   return `127.0.0.1 localhost localhost.domain localhost4 localhost4.localdomain4 ${hostname}\n::1 localhost localhost.domain localhost6 localhost6.localdomain6 ${hostname}\n`;
 }
 
+/** The namespaces of the pod's own: ipc unless --ipc=parent, net only with --net=none. */
+export function podNamespaces(runtime: RuntimeConfig): string[] {
+  return ['mnt', 'pid', 'uts', ...(runtime.ipc === 'parent' ? [] : ['ipc']), ...(runtime.net === 'none' ? ['net'] : [])];
+}
+
 /** Builds the plan for the whole pod. */
 export function buildPlan(ctx: PodContext, apps: AppPlan[], stdinInherit: boolean): string {
   const pod = ctx.podDir;
@@ -163,7 +168,7 @@ export function buildPlan(ctx: PodContext, apps: AppPlan[], stdinInherit: boolea
   p.directive('version', 1);
   p.directive('uuid', ctx.uuid);
   p.directive('hostname', ctx.runtime.hostname);
-  p.directive('namespaces', ['mnt', 'pid', 'uts', 'ipc', ...(ctx.runtime.net === 'none' ? ['net'] : [])].join(','));
+  p.directive('namespaces', podNamespaces(ctx.runtime).join(','));
   p.directive('status-dir', path.join(pod, 'status'));
   p.directive('pid-file', path.join(pod, POD_FILES.pid));
   p.directive('apps-pid-dir', path.join(pod, 'apps-pid'));
@@ -178,11 +183,11 @@ export function buildPlan(ctx: PodContext, apps: AppPlan[], stdinInherit: boolea
     p.directive('mkdir', appRoot, '0755');
     const copied = ctx.copiedRootfs(a.name);
     if (copied) {
-      p.directive('mount', copied, appRoot, NONE, 'bind', NONE);
+      p.directive('mount', copied, appRoot, NONE, 'bind,nodev', NONE);
     } else {
       const ov = path.join(pod, POD_FILES.overlay(a.name));
       const lower = [...a.layers].reverse().join(':');
-      p.directive('mount', 'overlay', appRoot, 'overlay', NONE, `lowerdir=${lower},upperdir=${ov}/upper,workdir=${ov}/work`);
+      p.directive('mount', 'overlay', appRoot, 'overlay', 'nodev', `lowerdir=${lower},upperdir=${ov}/upper,workdir=${ov}/work`);
     }
     const at = (rel: string) => path.join(appRoot, rel);
     // Volumes first: the kernel file systems below must stay on top of them.
@@ -198,7 +203,7 @@ export function buildPlan(ctx: PodContext, apps: AppPlan[], stdinInherit: boolea
       if (isDir) p.directive('mkdir', target, '0755');
       else p.directive('touch', target, '0644');
       const recursive = m.volume.kind === 'host' ? m.volume.recursive !== false : false;
-      p.directive('mount', source, target, NONE, recursive ? 'bind,rec' : 'bind', NONE);
+      p.directive('mount', source, target, NONE, recursive ? 'bind,rec,nodev' : 'bind,nodev', NONE);
       if (m.readOnly) p.directive('mount', NONE, target, NONE, `remount,bind,rdonly${recursive ? ',rec' : ''}`, NONE);
     }
     p.directive('mkdir', at('proc'), '0555');
@@ -209,7 +214,7 @@ export function buildPlan(ctx: PodContext, apps: AppPlan[], stdinInherit: boolea
       p.directive('mount', 'sysfs', at('sys'), 'sysfs', 'rdonly,nosuid,nodev,noexec', NONE);
     }
     p.directive('mkdir', at('dev'), '0755');
-    p.directive('mount', 'tmpfs', at('dev'), 'tmpfs', 'nosuid,strictatime', 'mode=0755,size=65536k');
+    p.directive('mount', 'tmpfs', at('dev'), 'tmpfs', 'nosuid,nodev,strictatime', 'mode=0755,size=65536k');
     for (const d of DEVICES) {
       p.directive('touch', at(`dev/${d}`), '0666');
       p.directive('mount', `/dev/${d}`, at(`dev/${d}`), NONE, 'bind', NONE);

@@ -98,6 +98,8 @@ export interface RuntimeConfig {
   hostname: string;
   interactive: boolean;
   debug: boolean;
+  /** --ipc: private (auto) or parent (the host's IPC namespace); absent in older pods: private. */
+  ipc?: 'private' | 'parent';
   /** --insecure-options=capabilities: apps keep the helper's full capability set. */
   disableCapabilities?: boolean;
   /** --insecure-options=paths: no masked or read-only kernel paths in the apps. */
