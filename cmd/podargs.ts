@@ -9,6 +9,7 @@ import type { AppSpec, MountSpec, PodSpec } from '../stage0/spec.js';
 import type { AppcIsolator } from '../stage1/contract/appc.js';
 import { capabilityName, CAPS_REMOVE, CAPS_RETAIN } from '../stage1/contract/capabilities.js';
 import { OOM_SCORE_ADJ, parseOomScoreAdj } from '../stage0/isolators.js';
+import { seccompFlagIsolator } from '../stage1/contract/seccomp.js';
 import { pullPolicyFromFlags } from './global.js';
 
 export interface GlobalFlags {
@@ -57,12 +58,13 @@ const APP_FLAGS: Record<string, Kind> = {
   'caps-retain': 'value',
   'caps-remove': 'value',
   'oom-score-adj': 'value',
+  seccomp: 'value',
 };
 
 /** rkt flags tspod does not implement yet: refused by name rather than misread. */
 const NOT_YET = [
   'port', 'dns', 'dns-search', 'dns-opt', 'dns-domain', 'hosts-entry', 'memory', 'cpu', 'cpu-shares',
-  'seccomp', 'user-annotation', 'user-label', 'signature',
+  'user-annotation', 'user-label', 'signature',
   'private-users', 'stage1-url', 'stage1-from-dir',
 ];
 
@@ -229,7 +231,7 @@ function toAppSpec(image: string, f: Record<string, string | boolean | string[]>
 }
 
 /**
- * --caps-retain / --caps-remove / --oom-score-adj as the isolators they stand
+ * --caps-retain / --caps-remove / --oom-score-adj / --seccomp as the isolators they stand
  * for (they replace the image's isolators of the same kind, as in rkt).
  */
 function appIsolators(f: Record<string, string | boolean | string[]>): AppcIsolator[] | undefined {
@@ -255,6 +257,14 @@ function appIsolators(f: Record<string, string | boolean | string[]>): AppcIsola
     const n = parseOomScoreAdj(oom);
     if (n === undefined) throw new TspodError(ErrorCode.BadInput, `--oom-score-adj: ${JSON.stringify(oom)} is not an integer from -1000 to 1000`);
     out.push({ name: OOM_SCORE_ADJ, value: n });
+  }
+  const seccomp = f.seccomp as string | undefined;
+  if (seccomp !== undefined) {
+    try {
+      out.push(seccompFlagIsolator(seccomp));
+    } catch (e) {
+      throw new TspodError(ErrorCode.BadInput, `--seccomp: ${(e as Error).message}`, { hint: 'e.g. --seccomp mode=remove,errno=ENOSYS,swapoff,@rkt/default-blacklist' });
+    }
   }
   return out.length ? out : undefined;
 }

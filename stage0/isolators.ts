@@ -1,7 +1,7 @@
 // Image and pod-manifest isolators (appc spec/ace.md "Isolators"). tspod applies
-// os/linux/no-new-privileges, the capability sets and os/linux/oom-score-adj
-// today (their values are checked here); every other isolator that limits or
-// confines an app (seccomp, resources, LSM labels, sysctls) is not
+// os/linux/no-new-privileges, the capability sets, the seccomp sets and
+// os/linux/oom-score-adj today (their values are checked here); every other
+// isolator that limits or confines an app (resources, LSM labels, sysctls) is not
 // applied yet, and an app that asked for one must not run as if it had not:
 // prepare refuses it, naming the isolator, unless --insecure-options=isolators
 // says to run without it (then each one is named in a warning). Unknown
@@ -10,16 +10,19 @@ import { TspodError, ErrorCode } from '../native/errors.js';
 import { log } from '../native/log.js';
 import type { AppcIsolator } from '../stage1/contract/appc.js';
 import { capabilitiesFromIsolators, CAPS_REMOVE, CAPS_RETAIN } from '../stage1/contract/capabilities.js';
+import { isolatorSyscallNames, SECCOMP_REMOVE, SECCOMP_RETAIN } from '../stage1/contract/seccomp.js';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export const OOM_SCORE_ADJ = 'os/linux/oom-score-adj';
 
 /** Isolators stage1 applies. */
-const APPLIED = new Set(['os/linux/no-new-privileges', CAPS_RETAIN, CAPS_REMOVE, OOM_SCORE_ADJ]);
+const APPLIED = new Set(['os/linux/no-new-privileges', CAPS_RETAIN, CAPS_REMOVE, OOM_SCORE_ADJ, SECCOMP_RETAIN, SECCOMP_REMOVE]);
 
 /** Isolators appc or rkt define that this version does not apply. */
 const NOT_APPLIED = new Set([
-  'os/linux/seccomp-retain-set',
-  'os/linux/seccomp-remove-set',
   'os/linux/cpu-shares',
   'os/linux/selinux-context',
   'os/linux/apparmor-profile',
@@ -36,10 +39,16 @@ const NOT_APPLIED = new Set([
  * `the pod` for pod-level isolators). Throws for one that is not applied
  * unless `runAnyway`; warns about unknown ones.
  */
-export function checkIsolators(where: string, isolators: readonly AppcIsolator[] | undefined, runAnyway: boolean): void {
+export function checkIsolators(where: string, isolators: readonly AppcIsolator[] | undefined, runAnyway: boolean, scope: 'app' | 'pod' = 'app'): void {
   checkAppliedValues(where, isolators);
   for (const iso of isolators ?? []) {
     const name = String(iso?.name ?? '');
+    if (scope === 'pod' && (name === SECCOMP_RETAIN || name === SECCOMP_REMOVE)) {
+      // rkt has them per app only: a pod-level one would bound every app's
+      throw new TspodError(ErrorCode.Unsupported, `${where}: isolator ${JSON.stringify(name)} is applied per app only`, {
+        hint: 'put it in the app (image manifest, pod manifest app, or --seccomp after the image)',
+      });
+    }
     if (APPLIED.has(name)) continue;
     if (!NOT_APPLIED.has(name)) {
       log().warn(`${where}: unknown isolator ${JSON.stringify(name)} ignored`);
@@ -68,6 +77,16 @@ function checkAppliedValues(where: string, isolators: readonly AppcIsolator[] | 
   } catch (e) {
     throw new TspodError(ErrorCode.BadInput, `${where}: ${(e as Error).message}`);
   }
+  let syscalls: string[];
+  try {
+    syscalls = isolatorSyscallNames(isolators);
+  } catch (e) {
+    throw new TspodError(ErrorCode.BadInput, `${where}: ${(e as Error).message}`);
+  }
+  const unknown = unknownSyscalls(syscalls);
+  if (unknown.length) {
+    throw new TspodError(ErrorCode.BadInput, `${where}: unknown syscall ${unknown.map((n) => JSON.stringify(n)).join(', ')} in its seccomp set (not a system call of this machine's architecture)`);
+  }
   const ooms = (isolators ?? []).filter((i) => i?.name === OOM_SCORE_ADJ);
   if (ooms.length > 1) throw new TspodError(ErrorCode.BadInput, `${where}: isolator ${OOM_SCORE_ADJ} given twice`);
   if (ooms.length && parseOomScoreAdj(ooms[0].value) === undefined) {
@@ -75,9 +94,42 @@ function checkAppliedValues(where: string, isolators: readonly AppcIsolator[] | 
   }
 }
 
-/** The image's isolators with those of the flags' kinds replaced by the flags' (rkt's --caps-*, --oom-score-adj). */
+/** The image's isolators with those of the flags' kinds replaced by the flags' (rkt's --caps-*, --seccomp, --oom-score-adj). */
 export function overrideIsolators(image: readonly AppcIsolator[] | undefined, flags: readonly AppcIsolator[]): AppcIsolator[] {
-  const kinds = new Set(flags.map((f) => (f.name === CAPS_RETAIN || f.name === CAPS_REMOVE ? 'caps' : f.name)));
-  const kind = (n: string) => (n === CAPS_RETAIN || n === CAPS_REMOVE ? 'caps' : n);
+  const kind = (n: string) => (n === CAPS_RETAIN || n === CAPS_REMOVE ? 'caps' : n === SECCOMP_RETAIN || n === SECCOMP_REMOVE ? 'seccomp' : n);
+  const kinds = new Set(flags.map((f) => kind(f.name)));
   return [...(image ?? []).filter((i) => !kinds.has(kind(String(i?.name)))), ...flags];
+}
+
+/**
+ * The names that are no syscall of this machine's architectures, as libseccomp
+ * (in the helper beside this tspod: `tspod-helper seccomp-check`) knows them.
+ * Without a helper there (a partial build), nothing is refused here: the pod's
+ * helper refuses the plan at run.
+ */
+export function unknownSyscalls(names: readonly string[]): string[] {
+  if (!names.length) return [];
+  const helper = checkHelper();
+  if (!helper) {
+    log().debug('no tspod-helper beside tspod: syscall names are checked at run');
+    return [];
+  }
+  const r = spawnSync(helper, ['seccomp-check', ...new Set(names)], { encoding: 'utf8', env: {}, stdio: ['ignore', 'pipe', 'pipe'] });
+  if (r.status === 0) return [];
+  if (r.status === 1) return r.stdout.split('\n').filter(Boolean);
+  throw new TspodError(ErrorCode.System, `checking syscall names with ${helper} failed: ${r.error?.message ?? (r.stderr.trim() || `exit ${r.status}`)}`);
+}
+
+/** bin/tspod-helper beside bin/tspod-js/ (TSPOD_HELPER overrides, for tests); undefined if missing. */
+function checkHelper(): string | undefined {
+  const env = process.env.TSPOD_HELPER;
+  if (env) return env;
+  try {
+    const main = fs.realpathSync(process.argv[1] ?? fileURLToPath(import.meta.url));
+    const p = path.join(path.dirname(path.dirname(main)), 'tspod-helper');
+    fs.accessSync(p, fs.constants.X_OK);
+    return p;
+  } catch {
+    return undefined;
+  }
 }

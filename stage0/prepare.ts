@@ -57,7 +57,7 @@ export async function preparePod(
   manifest.apps = apps.map((a) => a.podApp);
   bindMountPoints(manifest, apps);
   for (const a of apps) checkIsolators(`app ${a.podApp.name}`, a.podApp.app?.isolators, opts.insecure.isolators);
-  checkIsolators('the pod', manifest.isolators, opts.insecure.isolators);
+  checkIsolators('the pod', manifest.isolators, opts.insecure.isolators, 'pod');
   validatePod(manifest, apps, spec.runtime);
   const stage1Id = await resolveStage1(store, spec.stage1, opts.insecure);
   const stage1 = store.images.get(stage1Id);

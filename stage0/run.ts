@@ -13,7 +13,7 @@ import { checkIpc, checkNet, RUNTIME_DEFAULTS_FILE, type RuntimeFlags } from './
 export interface RunOptions extends RuntimeFlags {
   debug: boolean;
   /** The run-time parts of --insecure-options (given to run or run-prepared, as in rkt). */
-  insecure?: { capabilities: boolean; paths: boolean };
+  insecure?: { capabilities: boolean; paths: boolean; seccomp: boolean };
 }
 
 /** `run-prepared UUID`: lock the prepared pod, move it to run/, exec stage1. */
@@ -55,6 +55,7 @@ function execStage1(pod: Pod, opts: RunOptions): never {
   if (flags.ipc) args.push(`--ipc=${flags.ipc}`);
   if (opts.insecure?.capabilities) args.push('--disable-capabilities-restriction');
   if (opts.insecure?.paths) args.push('--disable-paths');
+  if (opts.insecure?.seccomp) args.push('--disable-seccomp');
   args.push(pod.uuid);
   process.chdir(pod.dir);
   return execve(init, args, stage1Environment({ TSPOD_LOCK_FD: String(pod.fd) }), [pod.fd]);

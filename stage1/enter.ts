@@ -43,6 +43,7 @@ export async function main(argv: string[]): Promise<number> {
     `--no-new-privileges=${sec.noNewPrivileges ? 1 : 0}`,
     `--cwd=${sec.cwd}`,
     ...(sec.oomScoreAdj !== undefined ? [`--oom-score-adj=${sec.oomScoreAdj}`] : []),
+    `--seccomp=${sec.seccomp ? `${sec.seccomp.mode}:${sec.seccomp.errnoNumber}:${sec.seccomp.syscalls.join(',') || '-'}` : '-'}`,
     '--',
     ...cmd,
   ];

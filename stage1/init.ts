@@ -1,7 +1,8 @@
 // stage1 /init: run by stage0 with CWD = the pod directory, the pod lock as
 // TSPOD_LOCK_FD, and `[--debug] --net=… [--interactive] [--hostname=…] [--ipc=…]
-// [--disable-capabilities-restriction] [--disable-paths] UUID` (the last two are
-// rkt's stage1 flags for --insecure-options=capabilities and =paths).
+// [--disable-capabilities-restriction] [--disable-paths] [--disable-seccomp] UUID`
+// (the last three are rkt's stage1 flags for --insecure-options=capabilities,
+// =paths and =seccomp).
 // It reads the pod, writes each app's environment and restrictions (for enter)
 // and the helper's plan, then execs the helper, which holds the lock for the
 // pod's whole life. No Node process stays.
@@ -20,6 +21,7 @@ export interface InitArgs {
   ipc?: string;
   disableCapabilities?: boolean;
   disablePaths?: boolean;
+  disableSeccomp?: boolean;
   uuid: string;
 }
 
@@ -34,10 +36,11 @@ export function parseInitArgs(argv: string[]): InitArgs {
     else if (a.startsWith('--ipc=')) out.ipc = a.slice(6);
     else if (a === '--disable-capabilities-restriction') out.disableCapabilities = true;
     else if (a === '--disable-paths') out.disablePaths = true;
+    else if (a === '--disable-seccomp') out.disableSeccomp = true;
     else if (a.startsWith('--')) throw new Error(`unknown flag ${a}`);
     else positional.push(a);
   }
-  if (positional.length !== 1) throw new Error('usage: init [--debug] [--net=host|none] [--interactive] [--hostname=NAME] [--ipc=auto|private|parent] [--disable-capabilities-restriction] [--disable-paths] UUID');
+  if (positional.length !== 1) throw new Error('usage: init [--debug] [--net=host|none] [--interactive] [--hostname=NAME] [--ipc=auto|private|parent] [--disable-capabilities-restriction] [--disable-paths] [--disable-seccomp] UUID');
   return { ...(out as InitArgs), uuid: positional[0] };
 }
 
@@ -95,6 +98,7 @@ export async function main(argv: string[]): Promise<number> {
     debug: args.debug,
     disableCapabilities: Boolean(args.disableCapabilities),
     disablePaths: Boolean(args.disablePaths),
+    disableSeccomp: Boolean(args.disableSeccomp),
   };
   if (runtime.interactive && manifest.apps.length !== 1) throw new Error('--interactive needs a pod with exactly one app');
   const copied = (app: string) => {

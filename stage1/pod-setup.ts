@@ -8,6 +8,7 @@ import { DEFAULT_PATH, POD_FILES, type AppSecurity, type PodApp, type PodManifes
 import { NONE, PlanWriter } from './plan.js';
 import { ImageFs } from '../native/image-fs.js';
 import { capabilitiesFromIsolators, capabilityMask, DEFAULT_CAPABILITIES } from './contract/capabilities.js';
+import { seccompFilter, type SeccompFilter } from './contract/seccomp.js';
 
 
 // appc's default capability bounding set (the 14 capabilities of spec/ace.md).
@@ -126,9 +127,19 @@ export function appPlans(ctx: PodContext): AppPlan[] {
         noNewPrivileges: app.isolators?.some((i) => i.name === 'os/linux/no-new-privileges' && i.value === true) ?? false,
         cwd: app.workingDirectory || '/',
         oomScoreAdj: parseOomIsolator(app),
+        seccomp: appSeccomp(pa.name, app, ctx.runtime),
       },
     };
   });
+}
+
+/** The app's seccomp filter (its isolator was checked at prepare), or none with --insecure-options=seccomp. */
+export function appSeccomp(name: string, app: AppcApp, runtime: RuntimeConfig): SeccompFilter | undefined {
+  try {
+    return seccompFilter(app.isolators, Boolean(runtime.disableSeccomp));
+  } catch (e) {
+    throw new Error(`app ${name}: ${(e as Error).message}`);
+  }
 }
 
 /** os/linux/oom-score-adj (checked at prepare): -1000..1000, or undefined. */
@@ -267,6 +278,8 @@ export function buildPlan(ctx: PodContext, apps: AppPlan[], stdinInherit: boolea
     p.directive('app-no-new-privileges', a.security.noNewPrivileges ? 1 : 0);
     p.directive('app-capabilities', a.security.capabilities ?? NONE);
     if (a.security.oomScoreAdj !== undefined) p.directive('app-oom-score-adj', a.security.oomScoreAdj);
+    const sc = a.security.seccomp;
+    if (sc) p.directive('app-seccomp', sc.mode, sc.errnoNumber, sc.syscalls.length ? sc.syscalls.join(',') : NONE);
     p.directive('end-app');
   }
   return p.text();

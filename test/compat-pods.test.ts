@@ -99,8 +99,6 @@ describe('pod volumes bind to mount points by name', { skip: SKIP }, () => {
 describe('image isolators are never silently ignored', { skip: SKIP }, () => {
   for (const iso of [
     { name: 'resource/memory', value: { limit: '1G' } },
-    { name: 'os/linux/seccomp-retain-set', value: { set: ['@appc.io/all'] } },
-    { name: 'os/linux/seccomp-remove-set', value: { set: ['@appc.io/empty'] } },
     { name: 'resource/cpu', value: { limit: '500m' } },
   ]) {
     test(`${iso.name}: prepare refuses it by name; --insecure-options=isolators runs anyway`, async () => {

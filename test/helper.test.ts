@@ -49,6 +49,8 @@ interface AppSpec {
   caps?: string;
   nnp?: boolean;
   roRoot?: boolean;
+  /** app-seccomp fields: MODE ERRNO NAMES */
+  seccomp?: [string, string, string];
 }
 
 interface PodSpec {
@@ -146,6 +148,7 @@ function writePod(spec: PodSpec): Pod {
       line('app-readonly-root', a.roRoot ? '1' : '0'),
       line('app-no-new-privileges', a.nnp ? '1' : '0'),
       'app-capabilities ' + (a.caps ? enc(a.caps) : '-'),
+      ...(a.seccomp ? [line('app-seccomp', ...a.seccomp)] : []),
       'end-app',
     );
   }
@@ -964,6 +967,29 @@ describe('tspod-helper', { skip }, () => {
       const b = await start(['run', bad]).done;
       assert.equal(b.code, 254, `${field} ${value}: ${b.err}`);
       assert.match(b.err, /^tspod-helper: plan .* line \d+: bad /, `${field} ${value}`);
+    }
+  });
+
+  test('app-seccomp: the filter is loaded last, in the app and its handlers; bad fields are refused', async () => {
+    const probe = 'grep "^Seccomp:" /proc/self/status; grep "^NoNewPrivs:" /proc/self/status; unshare -U true 2>&1 || echo unshare-failed';
+    const pod = writePod({
+      apps: [{ name: 'main', exec: sh(probe), user: '1000', group: '1000', pre: [sh('grep "^Seccomp:" /proc/self/status >&2')], seccomp: ['remove', '38', 'unshare,swapoff'] }],
+    });
+    const r = await run(pod).done;
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /^Seccomp:\s+2$/m);
+    assert.match(r.out, /^NoNewPrivs:\s+0$/m, 'no_new_privs is not forced');
+    assert.match(r.out, /unshare\(0x10000000\): Function not implemented/, 'errno 38 (ENOSYS) from the filter');
+    assert.match(r.err, /^Seccomp:\s+2$/m, 'the pre-start handler has it too');
+    const retain = writePod({ apps: [{ name: 'main', exec: ['/bin/busybox', 'mkdir', '/x'], seccomp: ['retain', '1', '-'] }] });
+    const rr = await run(retain).done;
+    assert.notEqual(rr.code, 0, `nothing but execve and exit is allowed: ${rr.err}`);
+    for (const value of ['deny 1 read', 'remove 0 read', 'remove 4096 read', 'remove EPERM read', 'remove 1 read,no_such_syscall', 'remove 1']) {
+      const bad = path.join(pod.dir, 'bad-plan');
+      fs.writeFileSync(bad, fs.readFileSync(pod.plan, 'utf8').replace(/^app-seccomp .*$/m, `app-seccomp ${value}`));
+      const b = await start(['run', bad]).done;
+      assert.equal(b.code, 254, `${value}: ${b.err}`);
+      assert.match(b.err, /^tspod-helper: plan .* line \d+: /, value);
     }
   });
 

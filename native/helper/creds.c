@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <linux/filter.h>
 
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -81,6 +82,11 @@ struct cap_data {
 	uint32_t effective, permitted, inheritable;
 };
 #define CAP_V3 0x20080522
+#define CAP_SYS_ADMIN_BIT (1U << 21)
+
+/* The app's seccomp filter, compiled by apply_security, loaded by exec_in_path. */
+static struct sock_fprog g_filter;
+static int g_have_filter;
 
 int parse_oom_score_adj(const char *s, int *out)
 {
@@ -112,6 +118,21 @@ int apply_security(const struct security *s)
 	int64_t gid = resolve_id(s->group, 1);
 	if (uid < 0 || gid < 0)
 		return -1;
+	if (s->seccomp && s->seccomp->on) {
+		if (seccomp_compile(s->seccomp, &g_filter) < 0)
+			return -1;
+		g_have_filter = 1;
+	}
+	/* Loading a filter needs no_new_privs or CAP_SYS_ADMIN. Without no_new_privs
+	 * (setuid binaries in the app keep working, as in rkt), the helper keeps
+	 * CAP_SYS_ADMIN in its permitted and effective sets until the filter is loaded,
+	 * right before execve: execve then drops it (it is neither in the inheritable nor,
+	 * unless the mask has it, in the bounding set; a non-root uid keeps nothing). */
+	int keep_admin = g_have_filter && !s->nnp;
+	if (keep_admin && uid != 0 && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) {
+		warnx("keepcaps: %s", strerror(errno));
+		return -1;
+	}
 
 	/* Ambient capabilities would survive the exec: none. */
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL) {
@@ -154,9 +175,15 @@ int apply_security(const struct security *s)
 	}
 	for (int i = 0; i < 2; i++) {
 		uint32_t m = (uint32_t)(mask >> (32 * i));
+		if (uid != 0)
+			d[i].effective = d[i].permitted = 0; /* kept only through PR_SET_KEEPCAPS */
 		d[i].effective &= m;
 		d[i].permitted &= m;
 		d[i].inheritable = uid == 0 ? d[i].permitted : 0;
+	}
+	if (keep_admin) {
+		d[0].permitted |= CAP_SYS_ADMIN_BIT;
+		d[0].effective |= CAP_SYS_ADMIN_BIT;
 	}
 	if (syscall(SYS_capset, &h, d) < 0) {
 		warnx("capset: %s", strerror(errno));
@@ -176,17 +203,18 @@ int apply_security(const struct security *s)
 int exec_in_path(char *const argv[], char *const envp[], const char *what)
 {
 	const char *file = argv[0];
-	int err = ENOENT;
 	const char *path = NULL;
-	if (strchr(file, '/')) {
-		execve(file, argv, envp);
-		err = errno;
-	} else {
+	/* Every candidate path first: after the seccomp filter is loaded the helper makes
+	 * no syscall but execve (and, if that fails, write and exit). */
+	char **cands = NULL;
+	int ncands = 0;
+	if (strchr(file, '/'))
+		*(const char **)vec_push(&cands, &ncands, sizeof(char *)) = file;
+	else {
 		path = DEFAULT_PATH;
 		for (char *const *e = envp; *e; e++)
 			if (!strncmp(*e, "PATH=", 5))
 				path = *e + 5;
-		int eacces = 0;
 		size_t fl = strlen(file);
 		for (const char *p = path;; p++) {
 			const char *end = strchrnul(p, ':');
@@ -198,20 +226,25 @@ int exec_in_path(char *const argv[], char *const envp[], const char *what)
 				memcpy(full + dl + 1, file, fl + 1);
 			} else
 				memcpy(full, file, fl + 1); /* empty entry: the working directory */
-			execve(full, argv, envp);
-			free(full);
-			if (errno == EACCES)
-				eacces = 1;
-			else if (errno != ENOENT && errno != ENOTDIR) {
-				err = errno;
+			*(char **)vec_push(&cands, &ncands, sizeof(char *)) = full;
+			if (!*end)
 				break;
-			}
-			if (!*end) {
-				err = eacces ? EACCES : ENOENT;
-				break;
-			}
 			p = end;
 		}
+	}
+	if (g_have_filter && seccomp_install(&g_filter) < 0)
+		return EXIT_HELPER;
+	int err = ENOENT, eacces = 0;
+	for (int i = 0; i < ncands; i++) {
+		execve(cands[i], argv, envp);
+		err = errno;
+		if (!path)
+			break;
+		if (errno == EACCES)
+			eacces = 1;
+		else if (errno != ENOENT && errno != ENOTDIR)
+			break;
+		err = eacces ? EACCES : ENOENT;
 	}
 	if (err == ENOENT) {
 		if (path)
@@ -236,4 +269,5 @@ void security_of_app(const struct app *a, struct security *s)
 	s->cwd = a->cwd;
 	s->has_oom = a->has_oom;
 	s->oom = a->oom;
+	s->seccomp = &a->seccomp;
 }

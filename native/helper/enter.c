@@ -245,7 +245,8 @@ int enter_main(int argc, char **argv)
 {
 	pid_t pid = 0, app_pid = 0;
 	const char *env_file = NULL, *sg = NULL, *caps = NULL, *nnp = "0", *v;
-	struct security sec = { "0", "0", NULL, 0, 0, 0, 0, "/", 0, 0 };
+	struct security sec = { "0", "0", NULL, 0, 0, 0, 0, "/", 0, 0, NULL };
+	struct seccomp_spec filter = { 0 };
 	int i;
 	g_who = "enter: ";
 	for (i = 2; i < argc; i++) {
@@ -277,7 +278,23 @@ int enter_main(int argc, char **argv)
 				die("bad --oom-score-adj \"%s\" (want -1000..1000 or -)", v);
 			sec.has_oom = strcmp(v, "-") != 0;
 		}
-		else
+		else if ((v = opt(a, "--seccomp"))) {
+			/* - (none), or <remove|retain>:<errno>:<comma list of names or -> */
+			if (strcmp(v, "-")) {
+				char *m = xstrdup(v), *e = strchr(m, ':'), *l = e ? strchr(e + 1, ':') : NULL;
+				const char *bad;
+				if (!l)
+					die("bad --seccomp \"%s\" (want MODE:ERRNO:NAMES or -)", v);
+				*e++ = 0;
+				*l++ = 0;
+				int r = seccomp_parse(m, e, l, &filter, &bad);
+				if (r == -1)
+					die("bad --seccomp: bad %s", bad);
+				if (r == -2)
+					die("bad --seccomp: unknown syscall \"%s\"", bad);
+				sec.seccomp = &filter;
+			}
+		} else
 			die("unknown argument \"%s\"", a);
 	}
 	if (!pid)

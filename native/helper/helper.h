@@ -62,6 +62,15 @@ struct step {
 	int64_t uid, gid; /* chown: -1 = unchanged */
 };
 
+/* A seccomp filter (seccomp.c): mode, errno of denied syscalls, syscall names. */
+struct seccomp_spec {
+	int on;     /* 0: no filter */
+	int retain; /* 1: only names (and the always-allowed few) pass; 0: names are denied */
+	int err;    /* errno of a denied syscall, 1..4095 */
+	char **names;
+	int nnames;
+};
+
 struct app {
 	char *name;
 	char *root;  /* absolute, normalized, inside the pod root */
@@ -82,6 +91,7 @@ struct app {
 	uint64_t caps;
 	int has_oom; /* app-oom-score-adj given */
 	int oom;
+	struct seccomp_spec seccomp; /* app-seccomp */
 };
 
 #define NS_MNT 1
@@ -132,11 +142,13 @@ struct security {
 	const char *cwd;
 	int has_oom; /* write oom into /proc/self/oom_score_adj first */
 	int oom;
+	const struct seccomp_spec *seccomp; /* NULL or !on: no filter */
 };
 /* "-1000".."1000" -> 0 and *out, else -1. */
 int parse_oom_score_adj(const char *s, int *out);
 
-/* Applies credentials and restrictions (call inside the target root). 0 or -1 (printed). */
+/* Applies credentials and restrictions (call inside the target root). 0 or -1 (printed).
+ * A seccomp filter is compiled here and loaded by exec_in_path right before execve. */
 int apply_security(const struct security *s);
 /* execve with PATH taken from envp; on failure prints a message and returns 126/127. */
 int exec_in_path(char *const argv[], char *const envp[], const char *what);
@@ -167,5 +179,18 @@ void relay_finish(struct relay *r); /* drains the pod's output, restores the ter
 
 int run_main(int argc, char **argv);
 int enter_main(int argc, char **argv);
+
+/* ---- seccomp.c --------------------------------------------------------- */
+
+struct sock_fprog;
+/* Parses a filter (mode "remove"|"retain", errno in decimal, comma list of names or
+ * "-"). -1: *bad says which field is wrong; -2: *bad is a name libseccomp does not
+ * know. */
+int seccomp_parse(const char *mode, const char *err, const char *list, struct seccomp_spec *out, const char **bad);
+/* Is it a syscall of this machine's (native or compat) architectures? */
+int seccomp_name_known(const char *name);
+int seccomp_compile(const struct seccomp_spec *s, struct sock_fprog *prog); /* 0 or -1 (printed) */
+int seccomp_install(const struct sock_fprog *prog);                          /* 0 or -1 (printed) */
+int seccomp_check_main(int argc, char **argv);
 
 #endif

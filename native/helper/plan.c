@@ -308,6 +308,15 @@ static void app_directive(struct ctx *c, const char *kw)
 		if (parse_oom_score_adj(c->f[1], &a->oom) < 0)
 			perr(c, "bad oom score adjustment \"%s\" (want -1000..1000)", c->f[1]);
 		a->has_oom = 1;
+	} else if (!strcmp(kw, "app-seccomp")) {
+		need(c, 3, 3);
+		ONCE(c, a->seccomp.on);
+		const char *bad;
+		int r = seccomp_parse(c->f[1], c->f[2], fld_opt(c, 3), &a->seccomp, &bad);
+		if (r == -1)
+			perr(c, "app-seccomp: bad %s", bad);
+		if (r == -2)
+			perr(c, "app-seccomp: unknown syscall \"%s\"", bad);
 	} else if (!strcmp(kw, "end-app")) {
 		need(c, 0, 0);
 		if (!a->root)

@@ -2,6 +2,7 @@
 // stage1 writes back, and the flags stage1 accepts. stage0 and stage1 share only
 // this directory (DESIGN.md); it imports nothing from either.
 import type { AppcImageManifest, NameValue, AppcApp } from './appc.js';
+import type { SeccompFilter } from './seccomp.js';
 
 /** The interface version this stage1 declares (annotation tspod/stage1/interface-version). */
 export const STAGE1_INTERFACE_VERSION = 1;
@@ -104,6 +105,8 @@ export interface RuntimeConfig {
   disableCapabilities?: boolean;
   /** --insecure-options=paths: no masked or read-only kernel paths in the apps. */
   disablePaths?: boolean;
+  /** --insecure-options=seccomp: no seccomp filter in the apps. */
+  disableSeccomp?: boolean;
 }
 
 /** What enter applies so that it never grants more than the app has. */
@@ -116,6 +119,8 @@ export interface AppSecurity {
   noNewPrivileges: boolean;
   /** os/linux/oom-score-adj (or --oom-score-adj): written before the credentials are dropped. */
   oomScoreAdj?: number;
+  /** The seccomp filter (contract/seccomp.ts); undefined: none (--insecure-options=seccomp, or a retain-set of @appc.io/all). */
+  seccomp?: SeccompFilter;
   cwd: string;
 }
 
