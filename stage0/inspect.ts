@@ -1,7 +1,7 @@
 // Reading a pod's state for status, list and the commands that act on pods.
 import fs from 'node:fs';
 import path from 'node:path';
-import { POD_FILES, type PodManifest } from '../stage1/contract/pod.js';
+import { POD_FILES, type AppSecurity, type PodManifest } from '../stage1/contract/pod.js';
 import { mtime, type Pod, type PodState } from './pods.js';
 
 export interface AppStatus {
@@ -12,6 +12,8 @@ export interface AppStatus {
   exitCode?: number;
   startedAt?: number;
   finishedAt?: number;
+  /** What stage1 applied (written when the pod started): credentials, capabilities, seccomp filter. */
+  security?: AppSecurity;
 }
 
 export interface PodStatus {
@@ -73,6 +75,7 @@ export function podStatus(pod: Pod): PodStatus {
       exitCode: running ? undefined : readExitCode(dir, a.name),
       startedAt,
       finishedAt,
+      security: running || exited ? readSecurity(dir, a.name) : undefined,
     };
   });
   return {
@@ -86,6 +89,14 @@ export function podStatus(pod: Pod): PodStatus {
     manifest,
     networks: [],
   };
+}
+
+function readSecurity(dir: string, app: string): AppSecurity | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(dir, POD_FILES.appSecurity(app)), 'utf8')) as AppSecurity;
+  } catch {
+    return undefined;
+  }
 }
 
 function versionOf(labels?: Array<{ name: string; value: string }>): string {

@@ -56,6 +56,11 @@ describe('the default seccomp filter', { skip: SKIP }, () => {
         assert.match(p.get('unshare-user'), EPERM, `${who}: unshare -U`);
         assert.match(p.get('swapoff'), EPERM, `${who}: swapoff`);
       }
+      const st = JSON.parse((await ok(dd, ['status', '--format=json', pod.uuid])).stdout);
+      const sc = st.apps[0].seccomp;
+      assert.equal(sc.mode, 'remove', 'status shows the filter');
+      assert.equal(sc.errno, 'EPERM');
+      for (const n of ['unshare', 'swapoff', 'mount', 'ptrace', 'kexec_load', 'bpf']) assert.ok(sc.syscalls.includes(n), n);
     });
   });
 
@@ -101,6 +106,8 @@ describe('the default seccomp filter', { skip: SKIP }, () => {
         assert.equal(seccompMode(pod.run), '0', `${opt}: run`);
         assert.equal(pod.run.get('unshare-user'), 'ok', `${opt}: unshare -U in run`);
         assert.equal(seccompMode(await pod.enter(undefined, PROBE)), '0', `${opt}: enter`);
+        const st = JSON.parse((await ok(dd, ['status', '--format=json', pod.uuid])).stdout);
+        assert.equal(st.apps[0].seccomp, null, `${opt}: status says no filter`);
       });
     }
   });
