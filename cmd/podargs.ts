@@ -31,6 +31,7 @@ const POD_FLAGS: Record<string, Kind> = {
   interactive: 'bool',
   'pod-manifest': 'value',
   'no-overlay': 'bool',
+  'private-users': 'bool',
   net: 'list',
   ipc: 'value',
   'uuid-file-save': 'value',
@@ -65,7 +66,7 @@ const APP_FLAGS: Record<string, Kind> = {
 const NOT_YET = [
   'port', 'dns', 'dns-search', 'dns-opt', 'dns-domain', 'hosts-entry', 'memory', 'cpu', 'cpu-shares',
   'user-annotation', 'user-label', 'signature',
-  'private-users', 'stage1-url', 'stage1-from-dir',
+  'stage1-url', 'stage1-from-dir',
 ];
 
 export interface ParsedPodArgs {
@@ -148,6 +149,7 @@ export function parsePodArgs(tokens: string[], command: 'run' | 'prepare'): Pars
     setEnvFiles: (pod['set-env-file'] as string[]) ?? [],
     podManifestFile: pod['pod-manifest'] as string | undefined,
     noOverlay: Boolean(pod['no-overlay']),
+    privateUsers: Boolean(pod['private-users']),
     pullPolicy: pullPolicyFromFlags(
       { pullPolicy: pod['pull-policy'] as string | undefined, noStore: pod['no-store'] === true, storeOnly: pod['store-only'] === true },
       'new',

@@ -69,6 +69,7 @@ Pod flags:
   --mount volume=NAME,target=PATH   (before any image: for every app)
   --inherit-env  --set-env NAME=VALUE  --set-env-file FILE
   --hostname NAME  --interactive  --net host|none  --ipc auto|private|parent  --no-overlay
+  --private-users
   --pod-manifest FILE  --pull-policy new|update|never  --uuid-file-save FILE
   --stage1-path FILE  --stage1-name NAME  --stage1-hash ID${cmd === 'prepare' ? '\n  --quiet' : ''}
 App flags (after the image they apply to):
@@ -221,6 +222,7 @@ function podJson(s: PodStatus): unknown {
     started_at: sec(s.startedAt),
     user_annotations: s.manifest?.userAnnotations ?? {},
     user_labels: s.manifest?.userLabels ?? {},
+    ...(s.userNamespace ? { user_namespace: { uid_map: s.userNamespace.uidMap, gid_map: s.userNamespace.gidMap } } : {}),
   };
 }
 

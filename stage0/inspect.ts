@@ -1,8 +1,9 @@
 // Reading a pod's state for status, list and the commands that act on pods.
 import fs from 'node:fs';
 import path from 'node:path';
-import { POD_FILES, type AppSecurity, type PodManifest } from '../stage1/contract/pod.js';
+import { POD_FILES, type AppSecurity, type PodManifest, type UserNamespace } from '../stage1/contract/pod.js';
 import { mtime, type Pod, type PodState } from './pods.js';
+import { readUserNamespace } from './userns.js';
 
 export interface AppStatus {
   name: string;
@@ -26,6 +27,8 @@ export interface PodStatus {
   apps: AppStatus[];
   manifest?: PodManifest;
   networks: string[];
+  /** --private-users: the pod's id maps. */
+  userNamespace?: UserNamespace;
 }
 
 export function readManifest(pod: Pod): PodManifest | undefined {
@@ -88,7 +91,16 @@ export function podStatus(pod: Pod): PodStatus {
     apps,
     manifest,
     networks: [],
+    userNamespace: readUserns(dir),
   };
+}
+
+function readUserns(dir: string): UserNamespace | undefined {
+  try {
+    return readUserNamespace(dir);
+  } catch {
+    return undefined;
+  }
 }
 
 function readSecurity(dir: string, app: string): AppSecurity | undefined {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { TspodError, ErrorCode } from '../native/errors.js';
 import { log } from '../native/log.js';
 import { AC_VERSION, annotationValue, type AppcApp, type AppcImageManifest, type NameValue } from '../stage1/contract/appc.js';
-import { DEFAULT_PATH, POD_FILES, type PodApp, type PodManifest, type PodMount, type PodVolume } from '../stage1/contract/pod.js';
+import { DEFAULT_PATH, POD_FILES, type PodApp, type PodManifest, type PodMount, type PodVolume, type UserNamespace } from '../stage1/contract/pod.js';
 import { fetchImage } from '../store/fetch.js';
 import { POD_STORE_REFS } from '../store/gc.js';
 import { layerDirs } from '../store/image-ops.js';
@@ -26,6 +26,7 @@ import { checkIsolators, overrideIsolators } from './isolators.js';
 import { PodsDir, type Pod } from './pods.js';
 import { checkIpc, checkNet, RUNTIME_DEFAULTS_FILE, type AppSpec, type PodSpec, type RuntimeFlags } from './spec.js';
 import { resolveStage1 } from './stage1.js';
+import { allocateUserNamespace, checkUserNamespaces, shiftTree } from './userns.js';
 
 
 
@@ -59,14 +60,16 @@ export async function preparePod(
   for (const a of apps) checkIsolators(`app ${a.podApp.name}`, a.podApp.app?.isolators, opts.insecure.isolators);
   checkIsolators('the pod', manifest.isolators, opts.insecure.isolators, 'pod');
   validatePod(manifest, apps, spec.runtime);
+  if (spec.privateUsers) checkUserNamespaces();
   const stage1Id = await resolveStage1(store, spec.stage1, opts.insecure);
   const stage1 = store.images.get(stage1Id);
 
   const pods = new PodsDir(store.paths.podsDir);
   const pod = pods.create();
   try {
+    const userns = spec.privateUsers ? allocateUserNamespace(pods.root, pod.dir) : undefined;
     writePodFiles(pod.dir, manifest, apps, stage1, layerDirs(store, stage1), spec.runtime);
-    await prefillImplicitVolumes(pod.dir, manifest, apps);
+    await prefillImplicitVolumes(pod.dir, manifest, apps, userns);
     const overlay = spec.noOverlay ? false : overlaySupport(store.paths.dir);
     if (typeof overlay === 'string') log().warn(`disabling overlay support: "${overlay}"`);
     if (overlay !== true) {
@@ -75,6 +78,8 @@ export async function preparePod(
         const dest = path.join(pod.dir, 'apps', a.podApp.name, 'rootfs');
         fs.mkdirSync(dest, { recursive: true, mode: 0o755 });
         await renderLayers(a.layers, dest);
+        // No idmapped overlay lowers here: the copy is shifted into the pod's range (rkt's way).
+        if (userns) shiftTree(dest, userns);
       }
     }
     for (const a of apps) store.images.touch(a.image.record.id);
@@ -375,7 +380,7 @@ function validatePod(manifest: PodManifest, apps: ResolvedApp[], runtime: Runtim
  * Images converted from Docker get their implicit volumes filled with the image's
  * content at that path (Docker's data-volume behaviour, as rkt does).
  */
-async function prefillImplicitVolumes(podDir: string, manifest: PodManifest, apps: ResolvedApp[]): Promise<void> {
+async function prefillImplicitVolumes(podDir: string, manifest: PodManifest, apps: ResolvedApp[], userns?: UserNamespace): Promise<void> {
   for (const a of apps) {
     if (!annotationValue(a.image.manifest, 'appc.io/docker/repository')) continue;
     for (const mp of a.podApp.app?.mountPoints ?? []) {
@@ -389,6 +394,7 @@ async function prefillImplicitVolumes(podDir: string, manifest: PodManifest, app
       fs.mkdirSync(dest, { recursive: true, mode: 0o755 });
       if (!found || !found.stat.isDirectory()) continue;
       await renderLayers([...found.merged].reverse(), dest);
+      if (userns) shiftTree(dest, userns); // (its top directory: stage1, from the volume's uid/gid)
       const st = found.stat;
       fs.chmodSync(dest, st.mode & 0o7777);
       fs.chownSync(dest, st.uid, st.gid);

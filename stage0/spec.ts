@@ -38,6 +38,8 @@ export interface PodSpec {
   setEnvFiles: string[];
   podManifestFile?: string;
   noOverlay: boolean;
+  /** --private-users: a user namespace with a range of host ids of its own (stage0/userns.ts). */
+  privateUsers?: boolean;
   pullPolicy: 'new' | 'update' | 'never';
   stage1: { path?: string; name?: string; hash?: string };
   /** Run-time defaults recorded at prepare; run-prepared's own flags win. */

@@ -9,8 +9,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { execve } from '../native/libc.js';
-import { POD_FILES, type PodManifest, type RuntimeConfig } from './contract/pod.js';
-import { appPlans, buildPlan, readJson, type AppPlan } from './pod-setup.js';
+import { POD_FILES, type PodManifest, type RuntimeConfig, type UserNamespace } from './contract/pod.js';
+import { appPlans, buildPlan, readJson, readUserNamespace, type AppPlan } from './pod-setup.js';
 import { helperPath } from './sea.js';
 
 export interface InitArgs {
@@ -65,7 +65,10 @@ function writeAtomically(file: string, data: string): void {
   fs.renameSync(tmp, file);
 }
 
-function prepareDirectories(podDir: string, manifest: PodManifest, apps: AppPlan[], copied: (a: string) => string | undefined): void {
+function prepareDirectories(podDir: string, manifest: PodManifest, apps: AppPlan[], copied: (a: string) => string | undefined, userns?: UserNamespace): void {
+  // --private-users: the range's ids for what the pod owns (its root is base, N is base+N).
+  const uid = (n: number) => (userns ? userns.uidMap[0][1] + n : n);
+  const gid = (n: number) => (userns ? userns.gidMap[0][1] + n : n);
   for (const d of ['status', 'apps-pid', 'env', 'security']) fs.mkdirSync(path.join(podDir, d), { recursive: true, mode: 0o750 });
   fs.mkdirSync(path.join(podDir, POD_FILES.stage1Rootfs), { recursive: true, mode: 0o755 });
   for (const a of apps) {
@@ -73,13 +76,18 @@ function prepareDirectories(podDir: string, manifest: PodManifest, apps: AppPlan
     const ov = path.join(podDir, POD_FILES.overlay(a.name));
     fs.mkdirSync(path.join(ov, 'upper'), { recursive: true, mode: 0o755 });
     fs.mkdirSync(path.join(ov, 'work'), { recursive: true, mode: 0o700 });
+    if (userns) {
+      // The app's / is the upper directory's root: the pod's root owns it.
+      fs.chownSync(path.join(ov, 'upper'), uid(0), gid(0));
+      fs.chownSync(path.join(ov, 'work'), uid(0), gid(0));
+    }
   }
   for (const v of manifest.volumes ?? []) {
     if (v.kind !== 'empty') continue;
     const dir = path.join(podDir, POD_FILES.sharedVolume(v.name));
     fs.mkdirSync(dir, { recursive: true });
     fs.chmodSync(dir, parseInt(v.mode ?? '0755', 8));
-    fs.chownSync(dir, v.uid ?? 0, v.gid ?? 0);
+    fs.chownSync(dir, uid(v.uid ?? 0), gid(v.gid ?? 0));
   }
 }
 
@@ -106,9 +114,10 @@ export async function main(argv: string[]): Promise<number> {
     return fs.existsSync(dir) ? dir : undefined;
   };
   // (--interactive on a terminal: the helper gives the pod a pty of its own as /dev/console)
-  const ctx = { podDir, uuid: args.uuid, manifest, runtime, copiedRootfs: copied };
+  const userns = readUserNamespace(podDir);
+  const ctx = { podDir, uuid: args.uuid, manifest, runtime, copiedRootfs: copied, userns };
   const apps = appPlans(ctx);
-  prepareDirectories(podDir, manifest, apps, copied);
+  prepareDirectories(podDir, manifest, apps, copied, userns);
   for (const a of apps) {
     writeAtomically(path.join(podDir, POD_FILES.appEnv(a.name)), a.env.map((e) => `${e.name}=${e.value}\n`).join(''));
     writeAtomically(path.join(podDir, POD_FILES.appSecurity(a.name)), JSON.stringify(a.security));

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { AppcApp, AppcImageManifest, NameValue } from './contract/appc.js';
-import { DEFAULT_PATH, POD_FILES, type AppSecurity, type PodApp, type PodManifest, type PodVolume, type RuntimeConfig } from './contract/pod.js';
+import { DEFAULT_PATH, POD_FILES, type AppSecurity, type PodApp, type PodManifest, type PodVolume, type RuntimeConfig, type UserNamespace } from './contract/pod.js';
 import { NONE, PlanWriter } from './plan.js';
 import { ImageFs } from '../native/image-fs.js';
 import { capabilitiesFromIsolators, capabilityMask, DEFAULT_CAPABILITIES } from './contract/capabilities.js';
@@ -74,6 +74,18 @@ export interface PodContext {
   runtime: RuntimeConfig;
   /** Apps prepared with --no-overlay have a copied rootfs at apps/<name>/rootfs. */
   copiedRootfs: (app: string) => string | undefined;
+  /** --private-users: the pod's id maps (its `userns` file). */
+  userns?: UserNamespace;
+}
+
+/** The pod's `userns` file (--private-users, written at prepare), or undefined. */
+export function readUserNamespace(podDir: string): UserNamespace | undefined {
+  const file = path.join(podDir, POD_FILES.userns);
+  if (!fs.existsSync(file)) return undefined;
+  const u = readJson<UserNamespace>(file);
+  const ok = (m: unknown) => Array.isArray(m) && m.length === 1 && Array.isArray(m[0]) && m[0].length === 3 && m[0][0] === 0 && m[0].every((n: unknown) => Number.isInteger(n) && (n as number) >= 0);
+  if (!ok(u.uidMap) || !ok(u.gidMap)) throw new Error(`${file}: malformed`);
+  return u;
 }
 
 export function readJson<T>(file: string): T {
@@ -185,6 +197,14 @@ export function buildPlan(ctx: PodContext, apps: AppPlan[], stdinInherit: boolea
   p.directive('apps-pid-dir', path.join(pod, 'apps-pid'));
   p.directive('root', root);
   p.directive('stdin', stdinInherit ? 'inherit' : 'null');
+  // --private-users: pid 1 joins the pod's user namespace once the set-up is done;
+  // what the set-up creates (mount points, /etc/hosts, /dev entries) is the pod root's.
+  const un = ctx.userns;
+  const owner = un ? `,uid=${un.uidMap[0][1]},gid=${un.gidMap[0][1]}` : '';
+  if (un) {
+    p.directive('userns', un.uidMap[0][1], un.gidMap[0][1], un.uidMap[0][2]);
+    p.directive('create-owner', un.uidMap[0][1], un.gidMap[0][1]);
+  }
 
   p.directive('mkdir', root, '0755');
   p.directive('mount', 'tmpfs', root, 'tmpfs', 'nosuid,nodev', 'mode=0755');
@@ -197,7 +217,18 @@ export function buildPlan(ctx: PodContext, apps: AppPlan[], stdinInherit: boolea
       p.directive('mount', copied, appRoot, NONE, 'bind,nodev', NONE);
     } else {
       const ov = path.join(pod, POD_FILES.overlay(a.name));
-      const lower = [...a.layers].reverse().join(':');
+      let layers = a.layers;
+      if (un) {
+        // Each layer idmapped through the pod's user namespace (the image's root is
+        // the pod's root), in the pod root's tmpfs, as the overlay's lower layers.
+        layers = a.layers.map((l, i) => {
+          const at = path.join(root, 'opt/stage2', a.name, 'layers', String(i));
+          p.directive('mkdir', at, '0755');
+          p.directive('mount', l, at, NONE, 'bind,idmap', NONE);
+          return at;
+        });
+      }
+      const lower = [...layers].reverse().join(':');
       p.directive('mount', 'overlay', appRoot, 'overlay', 'nodev', `lowerdir=${lower},upperdir=${ov}/upper,workdir=${ov}/work`);
     }
     const at = (rel: string) => path.join(appRoot, rel);
@@ -225,7 +256,7 @@ export function buildPlan(ctx: PodContext, apps: AppPlan[], stdinInherit: boolea
       p.directive('mount', 'sysfs', at('sys'), 'sysfs', 'rdonly,nosuid,nodev,noexec', NONE);
     }
     p.directive('mkdir', at('dev'), '0755');
-    p.directive('mount', 'tmpfs', at('dev'), 'tmpfs', 'nosuid,nodev,strictatime', 'mode=0755,size=65536k');
+    p.directive('mount', 'tmpfs', at('dev'), 'tmpfs', 'nosuid,nodev,strictatime', `mode=0755,size=65536k${owner}`);
     for (const d of DEVICES) {
       p.directive('touch', at(`dev/${d}`), '0666');
       p.directive('mount', `/dev/${d}`, at(`dev/${d}`), NONE, 'bind', NONE);
@@ -238,7 +269,7 @@ export function buildPlan(ctx: PodContext, apps: AppPlan[], stdinInherit: boolea
     p.directive('mount', 'devpts', at('dev/pts'), 'devpts', 'nosuid,noexec', 'newinstance,ptmxmode=0666,mode=0620');
     p.directive('symlink', 'pts/ptmx', at('dev/ptmx'));
     p.directive('mkdir', at('dev/shm'), '1777');
-    p.directive('mount', 'shm', at('dev/shm'), 'tmpfs', 'nosuid,nodev,noexec', 'mode=1777,size=65536k');
+    p.directive('mount', 'shm', at('dev/shm'), 'tmpfs', 'nosuid,nodev,noexec', `mode=1777,size=65536k${owner}`);
     p.directive('symlink', '/proc/self/fd', at('dev/fd'));
     p.directive('symlink', '/proc/self/fd/0', at('dev/stdin'));
     p.directive('symlink', '/proc/self/fd/1', at('dev/stdout'));

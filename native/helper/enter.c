@@ -362,6 +362,12 @@ int enter_main(int argc, char **argv)
 	int rootfd = openat(app.dir, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0)
 		die("the root of process %d: %s", (int)app_pid, strerror(errno));
+	/* The app's user namespace too, when it has one of its own (--private-users):
+	 * the command then holds capabilities in that namespace only, as the app. */
+	struct stat app_user, own_user;
+	ns_id(app.dir, "user", &app_user, "the app");
+	ns_id(AT_FDCWD, "user", &own_user, "this process");
+	int join_user = app_user.st_dev != own_user.st_dev || app_user.st_ino != own_user.st_ino;
 	join_cgroups(app.dir);
 	if (exited(app.pidfd) || exited(pod.pidfd))
 		die("process %d has exited", (int)(exited(app.pidfd) ? app_pid : pid));
@@ -369,7 +375,12 @@ int enter_main(int argc, char **argv)
 	/* ipc, uts, net, pid and mnt: the app's (the pod's, but its own mount namespace),
 	 * all at once, from its pidfd: fails if it has exited. */
 	int nsflags = CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWNS;
+	if (join_user)
+		nsflags |= CLONE_NEWUSER; /* the kernel installs the user namespace first */
 	if (setns(app.pidfd, nsflags) < 0) {
+		if (join_user)
+			die("joining the namespaces of process %d: %s", (int)app_pid,
+			    errno == ESRCH ? "it has exited" : strerror(errno));
 		if (errno != EINVAL)
 			die("joining the namespaces of process %d: %s", (int)app_pid,
 			    errno == ESRCH ? "it has exited" : strerror(errno));

@@ -57,6 +57,7 @@ struct step {
 	unsigned long mflags; /* mount: MS_* */
 	int mrec;     /* mount: "rec" given */
 	int optional; /* mount: "optional" given: a missing target (ENOENT) skips the step */
+	int idmap;    /* mount: "idmap" given: a bind mount idmapped through the pod's user namespace */
 	unsigned long mprop;  /* mount: MS_PRIVATE/MS_SLAVE/MS_SHARED/MS_UNBINDABLE */
 	unsigned mode;
 	int64_t uid, gid; /* chown: -1 = unchanged */
@@ -107,6 +108,10 @@ struct plan {
 	char *status_dir, *pid_file, *apps_pid_dir;
 	char *root; /* absolute, normalized */
 	int stdin_inherit;
+	int userns;	/* a `userns` directive: the pod runs in a user namespace of its own */
+	uint32_t uid_base, gid_base, id_count; /* ids 0..count-1 inside = base.. on the host */
+	int has_owner;	/* a `create-owner` directive */
+	uint32_t owner_uid, owner_gid; /* the owner of what set-up steps create */
 	struct step *steps;
 	int nsteps;
 	struct app *apps;
@@ -121,6 +126,8 @@ char *norm_path(const char *path, int must_be_abs);
 
 /* The pod's terminal (the pty slave) for `console` steps, or -1: /dev/null then. */
 extern int g_console_fd;
+/* The pod's user namespace (`userns`), for `idmap` mounts; -1 without one. */
+extern int g_userns_fd;
 
 int xopenat2(int dirfd, const char *path, int flags, mode_t mode, uint64_t resolve);
 void run_setup_steps(const struct plan *p);

@@ -60,6 +60,34 @@ struct mount_attr_ {
 #define MOUNT_ATTR_NOATIME_ 0x10
 #define MOUNT_ATTR_STRICTATIME_ 0x20
 #define AT_RECURSIVE_ 0x8000
+#define MOUNT_ATTR_IDMAP_ 0x100000
+#define OPEN_TREE_CLONE_ 1
+#define MOVE_MOUNT_F_EMPTY_PATH_ 0x4
+#define MOVE_MOUNT_T_EMPTY_PATH_ 0x40
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+
+int g_userns_fd = -1;
+
+/* `create-owner`: what the set-up steps create gets this owner (else the helper's). */
+static int own_set;
+static uid_t own_uid;
+static gid_t own_gid;
+
+/* Gives a file or directory a set-up step just made (name in dir pfd, or fd itself
+ * when name is NULL) the plan's owner, if it has one. 0 or -1. */
+static int own(int pfd, const char *name)
+{
+	if (!own_set)
+		return 0;
+	if (!name)
+		return fchown(pfd, own_uid, own_gid);
+	return fchownat(pfd, name, own_uid, own_gid, AT_SYMLINK_NOFOLLOW);
+}
 
 int xopenat2(int dirfd, const char *path, int flags, mode_t mode, uint64_t resolve)
 {
@@ -215,6 +243,13 @@ static int mkdir_p_depth(int base, const char *rel, mode_t mode, uint64_t res, i
 				return -1;
 			mode_t m = last ? mode : 0755;
 			int r = mkdirat(pfd, name, m);
+			if (r == 0 && own(pfd, name) < 0) {
+				int e = errno;
+				if (pfd != base)
+					close(pfd);
+				errno = e;
+				return -1;
+			}
 			if (r == 0) {
 				/* the mode exactly, whatever the umask */
 				int dfd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -531,7 +566,21 @@ static void do_mount(const struct plan *p, const struct step *s, int base, const
 		if (sbase < 0 || (sfd = xopenat2(sbase, srest, O_PATH, 0, sres)) < 0)
 			die("plan %s line %d: bind source %s: %s", p->file, s->line, s->arg, strerror(errno));
 		close(sbase);
-		if (mount(proc_fd_path(sfd, sp), proc_fd_path(tfd, tp), NULL, MS_BIND | (fl & MS_REC), NULL) < 0)
+		if (s->idmap) {
+			/* A detached copy of the source, idmapped through the pod's user namespace
+			 * (on-disk id N shows as base+N on the host, N in the pod), attached here. */
+			int rec = (fl & MS_REC) ? AT_RECURSIVE_ : 0;
+			struct mount_attr_ a = { MOUNT_ATTR_IDMAP_, 0, 0, (uint64_t)g_userns_fd };
+			int tree = (int)syscall(SYS_open_tree, sfd, "", AT_EMPTY_PATH | OPEN_TREE_CLONE_ | O_CLOEXEC | rec);
+			if (tree < 0 || syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | rec, &a, sizeof a) < 0 ||
+			    syscall(SYS_move_mount, tree, "", tfd, "", MOVE_MOUNT_F_EMPTY_PATH_ | MOVE_MOUNT_T_EMPTY_PATH_) < 0)
+				die("plan %s line %d: idmapped bind mount %s on %s: %s%s", p->file, s->line, s->arg, s->path,
+				    strerror(errno),
+				    errno == EINVAL || errno == ENOSYS || errno == EPERM
+					    ? " (the kernel or the source's file system cannot make idmapped mounts)"
+					    : "");
+			close(tree);
+		} else if (mount(proc_fd_path(sfd, sp), proc_fd_path(tfd, tp), NULL, MS_BIND | (fl & MS_REC), NULL) < 0)
 			die("plan %s line %d: bind mount %s on %s: %s", p->file, s->line, s->arg, s->path, strerror(errno));
 	} else if ((fl & MS_REMOUNT) && (fl & MS_BIND) && (fl & ATTR_FLAGS) && !s->data) {
 		/* Per-mount flags of an existing mount: set them (recursively with rec) and keep
@@ -613,7 +662,7 @@ static void do_step(const struct plan *p, const struct step *s)
 		fd = open_last(p, s, base, rest, 1, &pfd, name, 0);
 		if (fd < 0) {
 			fd = xopenat2(pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK, s->mode, LAST);
-			if (fd < 0 || fchmod(fd, s->mode) < 0)
+			if (fd < 0 || own(fd, NULL) < 0 || fchmod(fd, s->mode) < 0)
 				step_die(p, s, "touch");
 		}
 		close(fd);
@@ -638,7 +687,7 @@ static void do_step(const struct plan *p, const struct step *s)
 		fd = xopenat2(pfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY, s->mode, LAST);
 		if (fd < 0)
 			step_die(p, s, "write");
-		if (write_all(fd, s->arg, strlen(s->arg)) < 0 || fchmod(fd, s->mode) < 0 || close(fd) < 0 ||
+		if (write_all(fd, s->arg, strlen(s->arg)) < 0 || own(fd, NULL) < 0 || fchmod(fd, s->mode) < 0 || close(fd) < 0 ||
 		    renameat(pfd, tmp, pfd, name) < 0) {
 			int e = errno;
 			unlinkat(pfd, tmp, 0);
@@ -666,6 +715,8 @@ static void do_step(const struct plan *p, const struct step *s)
 			if (unlinkat(pfd, name, 0) < 0 || symlinkat(s->arg, pfd, name) < 0)
 				step_die(p, s, "symlink");
 		}
+		if (own(pfd, name) < 0)
+			step_die(p, s, "symlink (owner)");
 		close(pfd);
 		break;
 	case STEP_CHOWN:
@@ -687,9 +738,13 @@ static void do_step(const struct plan *p, const struct step *s)
 
 void run_setup_steps(const struct plan *p)
 {
+	own_set = p->has_owner;
+	own_uid = p->owner_uid;
+	own_gid = p->owner_gid;
 	for (int i = 0; i < p->nsteps; i++)
 		do_step(p, &p->steps[i]);
 	drop_anchors();
+	own_set = 0;
 }
 
 int pivot_here(void)

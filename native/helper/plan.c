@@ -183,13 +183,14 @@ static char **argv_from(struct ctx *c, int first)
 static const struct {
 	const char *name;
 	unsigned long flag;
-	int kind; /* 0 = MS flag, 1 = rec, 2 = propagation, 3 = optional */
+	int kind; /* 0 = MS flag, 1 = rec, 2 = propagation, 3 = optional, 4 = idmap */
 } mflags[] = {
 	{ "rdonly", MS_RDONLY, 0 },	   { "nosuid", MS_NOSUID, 0 },	{ "nodev", MS_NODEV, 0 },
 	{ "noexec", MS_NOEXEC, 0 },	   { "bind", MS_BIND, 0 },	{ "rec", 0, 1 },
 	{ "private", MS_PRIVATE, 2 },	   { "slave", MS_SLAVE, 2 },	{ "shared", MS_SHARED, 2 },
 	{ "unbindable", MS_UNBINDABLE, 2 }, { "remount", MS_REMOUNT, 0 }, { "strictatime", MS_STRICTATIME, 0 },
 	{ "relatime", MS_RELATIME, 0 },	   { "noatime", MS_NOATIME, 0 },	{ "optional", 0, 3 },
+	{ "idmap", 0, 4 },
 };
 
 static void mount_flags(struct ctx *c, struct step *s, char *list)
@@ -207,6 +208,8 @@ static void mount_flags(struct ctx *c, struct step *s, char *list)
 			s->mrec = 1;
 		else if (mflags[k].kind == 3)
 			s->optional = 1;
+		else if (mflags[k].kind == 4)
+			s->idmap = 1;
 		else if (mflags[k].kind == 2) {
 			if (s->mprop && s->mprop != mflags[k].flag)
 				perr(c, "more than one propagation flag");
@@ -375,6 +378,8 @@ static void step_directive(struct ctx *c, const char *kw)
 			s.arg = fld_opt(c, 1);
 		if (!(s.mflags & (MS_BIND | MS_REMOUNT)) && !s.mprop && !s.fstype)
 			perr(c, "mount needs a filesystem type, bind, remount or a propagation flag");
+		if (s.idmap && (!(s.mflags & MS_BIND) || (s.mflags & MS_REMOUNT)))
+			perr(c, "idmap is for a new bind mount");
 	} else if (!strcmp(kw, "console")) {
 		need(c, 1, 1);
 		s.kind = STEP_CONSOLE;
@@ -463,6 +468,29 @@ static void directive(struct ctx *c)
 		p->root = path_fld(c, 1, 0);
 		if (!strcmp(p->root, "/"))
 			perr(c, "the pod root cannot be /");
+	} else if (!strcmp(kw, "userns")) {
+		need(c, 3, 3);
+		ONCE(c, p->userns);
+		uint64_t u, g, n;
+		if (parse_uint(fld(c, 1), 10, 0xfffffffeULL, &u) < 0 || parse_uint(fld(c, 2), 10, 0xfffffffeULL, &g) < 0 ||
+		    parse_uint(fld(c, 3), 10, 0xfffffffeULL, &n) < 0 || n == 0 || u + n > 0xffffffffULL ||
+		    g + n > 0xffffffffULL)
+			perr(c, "userns wants <uid base> <gid base> <count> (count > 0, within 32-bit ids)");
+		if (u == 0 || g == 0)
+			perr(c, "userns: the host's root (id 0) is never mapped into a pod");
+		p->userns = 1;
+		p->uid_base = (uint32_t)u;
+		p->gid_base = (uint32_t)g;
+		p->id_count = (uint32_t)n;
+	} else if (!strcmp(kw, "create-owner")) {
+		need(c, 2, 2);
+		ONCE(c, p->has_owner);
+		p->has_owner = 1;
+		int64_t ou = id_fld(c, 1), og = id_fld(c, 2);
+		if (ou < 0 || og < 0)
+			perr(c, "create-owner wants a uid and a gid");
+		p->owner_uid = (uint32_t)ou;
+		p->owner_gid = (uint32_t)og;
 	} else if (!strcmp(kw, "stdin")) {
 		need(c, 1, 1);
 		char *s = fld(c, 1);
@@ -544,6 +572,13 @@ void plan_load(const char *path, struct plan *p)
 		perr(&c, "no app");
 	if (p->stdin_inherit && p->napps > 1)
 		perr(&c, "stdin inherit is for one app only (%d apps)", p->napps);
+	if (p->userns && !(p->ns & NS_PID))
+		perr(&c, "userns needs pid in namespaces");
+	for (int i = 0; i < p->nsteps; i++)
+		if (p->steps[i].idmap && !p->userns) {
+			c.line = p->steps[i].line;
+			perr(&c, "idmap needs a userns directive");
+		}
 	/* Every set-up step acts inside the pod: its target is the root or below it (mount
 	 * sources are host paths). mounts.c resolves the part below the root in the root. */
 	static const char *const kinds[] = { "mkdir", "touch", "write", "symlink", "mount", "chown", "console" };

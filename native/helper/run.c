@@ -35,6 +35,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <grp.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -315,6 +316,27 @@ static int all_done(void)
 	return 1;
 }
 
+/* pid 1, once every mount of the plan is made (as the host's root, in a mount
+ * namespace the host's user namespace owns, so that the pod can never undo one):
+ * into the pod's user namespace, as its root (the range's first id on the host).
+ * From here on pid 1 and everything it starts hold capabilities in that namespace
+ * only. A change of credentials clears the parent-death signal and dumpable flag:
+ * both are set again, and the outer helper checked once more. */
+static void join_userns(int outer_pidfd)
+{
+	if (setns(g_userns_fd, CLONE_NEWUSER) < 0)
+		die("joining the pod's user namespace: %s", strerror(errno));
+	close(g_userns_fd);
+	g_userns_fd = -1;
+	if (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+		die("becoming root of the pod's user namespace: %s", strerror(errno));
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		die("prctl: %s", strerror(errno));
+	struct pollfd op = { outer_pidfd, POLLIN, 0 };
+	if (poll(&op, 1, 0) != 0)
+		_exit(EXIT_HELPER);
+}
+
 static void __attribute__((noreturn)) pid1_main(int rep, int outer_pidfd, int tty)
 {
 	report_fd = rep;
@@ -334,8 +356,15 @@ static void __attribute__((noreturn)) pid1_main(int rep, int outer_pidfd, int tt
 	 * directory, not the outer helper's signalfd. */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		die("PR_SET_DUMPABLE: %s", strerror(errno));
-	int keep[2] = { report_fd, tty };
-	close_fds_except(keep, tty >= 0 ? 2 : 1);
+	/* Kept besides: the pod's user namespace (joined below) and the outer helper's
+	 * pidfd (checked again then), both closed before any pod code runs. */
+	int keep[4] = { report_fd, outer_pidfd, g_userns_fd, tty };
+	int nkeep = 2;
+	if (g_userns_fd >= 0)
+		keep[nkeep++] = g_userns_fd;
+	if (tty >= 0)
+		keep[nkeep++] = tty;
+	close_fds_except(keep, nkeep);
 	sigset_t mask;
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
@@ -375,6 +404,9 @@ static void __attribute__((noreturn)) pid1_main(int rep, int outer_pidfd, int tt
 	g_console_fd = tty;
 	run_setup_steps(&P);
 	enter_pod_root(&P);
+	if (g_userns_fd >= 0)
+		join_userns(outer_pidfd);
+	close(outer_pidfd);
 	if (tty >= 0) {
 		/* From here on pod code runs: nothing of the caller's terminal stays with us.
 		 * (The set-up steps' errors went to the caller's stderr.) */
@@ -635,6 +667,61 @@ static int read_report(int fd)
 	return 1;
 }
 
+static int write_map(pid_t pid, const char *which, uint32_t base)
+{
+	char path[64], line[64];
+	snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, which);
+	int n = snprintf(line, sizeof line, "0 %u %u\n", (unsigned)base, (unsigned)P.id_count);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t w = write(fd, line, (size_t)n);
+	int e = errno;
+	close(fd);
+	errno = e;
+	return w == n ? 0 : -1;
+}
+
+/* The pod's user namespace, made by the outer helper (in the host's): a child
+ * unshares it and stops; we write its maps (ids 0..count-1 = base..; setgroups
+ * stays allowed, so that apps get their supplementary groups) and keep an fd of it.
+ * pid 1 idmaps the image layers through it, then joins it. */
+static int make_userns(void)
+{
+	pid_t c = fork();
+	if (c < 0)
+		die("fork: %s", strerror(errno));
+	if (c == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+		if (unshare(CLONE_NEWUSER) < 0)
+			_exit(errno == EINVAL || errno == ENOSPC || errno == EPERM || errno == ENOSYS ? 2 : 1);
+		raise(SIGSTOP);
+		_exit(0);
+	}
+	int st;
+	while (waitpid(c, &st, WUNTRACED) < 0)
+		if (errno != EINTR)
+			die("waitpid: %s", strerror(errno));
+	if (!WIFSTOPPED(st))
+		die("creating the pod's user namespace: %s",
+		    WIFEXITED(st) && WEXITSTATUS(st) == 2 ? "this kernel has no user namespaces (or none left)"
+							   : "the child failed");
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/ns/user", (int)c);
+	int fd = -1;
+	if (write_map(c, "uid_map", P.uid_base) < 0 || write_map(c, "gid_map", P.gid_base) < 0 ||
+	    (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		int e = errno;
+		kill(c, SIGKILL);
+		waitpid(c, NULL, 0);
+		die("setting up the pod's user namespace: %s", strerror(e));
+	}
+	kill(c, SIGKILL);
+	while (waitpid(c, NULL, 0) < 0 && errno == EINTR)
+		;
+	return fd;
+}
+
 int run_main(int argc, char **argv)
 {
 	if (argc != 3)
@@ -683,6 +770,8 @@ int run_main(int argc, char **argv)
 	struct relay tty;
 	if (tty_mode)
 		relay_open(&tty, -1); /* on the host's /dev/ptmx: the pod gets the slave */
+	if (P.userns)
+		g_userns_fd = make_userns();
 	if ((P.ns & NS_PID) && unshare(CLONE_NEWPID) < 0)
 		die("unshare(CLONE_NEWPID): %s", strerror(errno));
 	pid_t pid1 = fork();
@@ -692,6 +781,10 @@ int run_main(int argc, char **argv)
 		pid1_main(rep[1], self_pidfd, tty_mode ? tty.slave : -1);
 	O.pid1 = pid1;
 	close(rep[1]);
+	if (g_userns_fd >= 0) {
+		close(g_userns_fd); /* pid 1's now */
+		g_userns_fd = -1;
+	}
 	close(self_pidfd);
 	if (tty_mode)
 		relay_start(&tty);

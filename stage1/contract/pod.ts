@@ -53,7 +53,18 @@ export const POD_FILES = {
   plan: 'stage1/plan',
   /** DNS/hosts inputs written by stage0. */
   hostsEntries: 'stage1/hosts-entries',
+  /** --private-users: the pod's id maps (JSON UserNamespace), written at prepare; absent otherwise. */
+  userns: 'userns',
 } as const;
+
+/**
+ * The id maps of a pod's user namespace, as /proc/PID/uid_map lines: [inside,
+ * host, count]. One range each: 0..65535 inside = base..base+65535 on the host.
+ */
+export interface UserNamespace {
+  uidMap: Array<[number, number, number]>;
+  gidMap: Array<[number, number, number]>;
+}
 
 export interface PodVolume {
   name: string;

@@ -1,0 +1,106 @@
+// --private-users (issue 10 item 6): each such pod runs in a user namespace of its
+// own that maps ids 0..65535 inside to a range of 65,536 host ids no other pod of
+// this data directory holds. Ranges start at USERNS_BASE (0x10000000, far above
+// any /etc/subuid range or account a distribution makes) and are 65,536 ids apart.
+// A pod's range is its `userns` file (JSON UserNamespace): written at prepare,
+// under an flock of pods/userns.lock, by the process that picked the lowest range
+// no pod directory (in any state) records; so the range is released when the pod
+// directory goes (rm, gc) and the next pod gets it again.
+import fs from 'node:fs';
+import path from 'node:path';
+import { TspodError, ErrorCode } from '../native/errors.js';
+import { flock, LOCK_EX } from '../native/libc.js';
+import { POD_FILES, type UserNamespace } from '../stage1/contract/pod.js';
+import { STATE_DIRS } from './pods.js';
+
+export const USERNS_BASE = 0x10000000;
+export const USERNS_SIZE = 65536;
+/** Ranges up to 0x10000000 + 16384 * 65536 = 0x50000000. */
+export const USERNS_SLOTS = 16384;
+
+const MAX_USER_NAMESPACES = '/proc/sys/user/max_user_namespaces';
+
+/** Refuses --private-users (one line, before any pod exists) where the kernel has no user namespaces. */
+export function checkUserNamespaces(): void {
+  let max: string;
+  try {
+    max = fs.readFileSync(MAX_USER_NAMESPACES, 'utf8').trim();
+  } catch {
+    throw new TspodError(ErrorCode.Unsupported, '--private-users: this kernel has no user namespaces (no /proc/sys/user/max_user_namespaces)');
+  }
+  if (max === '0') {
+    throw new TspodError(ErrorCode.Unsupported, `--private-users: user namespaces are disabled on this host (${MAX_USER_NAMESPACES} is 0)`, {
+      hint: 'raise it, or run without --private-users',
+    });
+  }
+}
+
+/** The pod's user namespace (its `userns` file), or undefined without --private-users. */
+export function readUserNamespace(podDir: string): UserNamespace | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(path.join(podDir, POD_FILES.userns), 'utf8');
+  } catch {
+    return undefined;
+  }
+  const u = JSON.parse(text) as UserNamespace;
+  const ok = (m: unknown) => Array.isArray(m) && m.length === 1 && (m[0] as number[]).length === 3 && (m[0] as number[]).every((n) => Number.isInteger(n) && n >= 0);
+  if (!ok(u.uidMap) || !ok(u.gidMap)) throw new Error(`${path.join(podDir, POD_FILES.userns)}: malformed`);
+  return u;
+}
+
+/**
+ * Picks the lowest free range and records it in the pod directory `podDir`
+ * (which must already be under `podsRoot`), under the allocation lock.
+ */
+export function allocateUserNamespace(podsRoot: string, podDir: string): UserNamespace {
+  const lockFd = fs.openSync(path.join(podsRoot, 'userns.lock'), fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+  try {
+    flock(lockFd, LOCK_EX);
+    const used = new Set<number>();
+    for (const state of STATE_DIRS) {
+      let uuids: string[];
+      try {
+        uuids = fs.readdirSync(path.join(podsRoot, state));
+      } catch {
+        continue;
+      }
+      for (const u of uuids) {
+        try {
+          const ns = readUserNamespace(path.join(podsRoot, state, u));
+          if (ns) used.add(ns.uidMap[0][1]);
+        } catch {
+          /* a pod being deleted, or a damaged file: its range stays taken only if readable */
+        }
+      }
+    }
+    let base = -1;
+    for (let i = 0; i < USERNS_SLOTS && base < 0; i++) if (!used.has(USERNS_BASE + i * USERNS_SIZE)) base = USERNS_BASE + i * USERNS_SIZE;
+    if (base < 0) throw new TspodError(ErrorCode.Conflict, `--private-users: all ${USERNS_SLOTS} id ranges are taken by pods`, { hint: 'remove exited pods (tspod gc)' });
+    const ns: UserNamespace = { uidMap: [[0, base, USERNS_SIZE]], gidMap: [[0, base, USERNS_SIZE]] };
+    const file = path.join(podDir, POD_FILES.userns);
+    fs.writeFileSync(`${file}.tmp`, JSON.stringify(ns));
+    fs.renameSync(`${file}.tmp`, file);
+    return ns;
+  } finally {
+    fs.closeSync(lockFd); // drops the lock
+  }
+}
+
+/**
+ * rkt's way for --no-overlay: the copied rootfs is shifted into the range, every
+ * id N becoming base+N (an id past the range becomes the pod's nobody, 65534).
+ * chown clears setuid/setgid bits: they are put back.
+ */
+export function shiftTree(dir: string, ns: UserNamespace): void {
+  const [, ubase, size] = ns.uidMap[0];
+  const gbase = ns.gidMap[0][1];
+  const shift = (id: number, base: number) => base + (id < size ? id : 65534);
+  const walk = (p: string) => {
+    const st = fs.lstatSync(p);
+    fs.lchownSync(p, shift(st.uid, ubase), shift(st.gid, gbase));
+    if (!st.isSymbolicLink() && st.mode & 0o6000) fs.chmodSync(p, st.mode & 0o7777);
+    if (st.isDirectory()) for (const e of fs.readdirSync(p)) walk(path.join(p, e));
+  };
+  walk(dir);
+}
