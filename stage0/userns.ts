@@ -3,9 +3,12 @@
 // this data directory holds. Ranges start at USERNS_BASE (0x10000000, far above
 // any /etc/subuid range or account a distribution makes) and are 65,536 ids apart.
 // A pod's range is its `userns` file (JSON UserNamespace): written at prepare,
-// under an flock of pods/userns.lock, by the process that picked the lowest range
+// under an flock of $DIR/userns.lock, by the process that picked the lowest range
 // no pod directory (in any state) records; so the range is released when the pod
-// directory goes (rm, gc) and the next pod gets it again.
+// directory goes (rm, gc) and the next pod gets it again. Pods of other data
+// directories on this host are kept apart through claims in /run/tspod/userns
+// (one file per range, naming its pods directory and pod; a claim whose pod no
+// longer records that range is free): a host-wide lock, held with ours.
 import fs from 'node:fs';
 import path from 'node:path';
 import { TspodError, ErrorCode } from '../native/errors.js';
@@ -54,24 +57,21 @@ export function readUserNamespace(podDir: string): UserNamespace | undefined {
  * (which must already be under `podsRoot`), under the allocation lock.
  */
 export function allocateUserNamespace(podsRoot: string, podDir: string): UserNamespace {
-  const lockFd = fs.openSync(path.join(podsRoot, 'userns.lock'), fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+  fs.mkdirSync(HOST_CLAIMS, { recursive: true, mode: 0o700 });
+  const hostLock = fs.openSync(path.join(path.dirname(HOST_CLAIMS), 'userns.lock'), fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+  const lockFd = fs.openSync(path.join(path.dirname(podsRoot), 'userns.lock'), fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
   try {
+    flock(hostLock, LOCK_EX);
     flock(lockFd, LOCK_EX);
-    const used = new Set<number>();
-    for (const state of STATE_DIRS) {
-      let uuids: string[];
+    const used = new Set<number>(rangesOf(podsRoot).values());
+    for (const name of fs.readdirSync(HOST_CLAIMS)) {
+      const base = Number.parseInt(name, 16);
+      if (used.has(base)) continue;
       try {
-        uuids = fs.readdirSync(path.join(podsRoot, state));
+        const [root, uuid] = fs.readFileSync(path.join(HOST_CLAIMS, name), 'utf8').split('\n');
+        if (root !== podsRoot && rangesOf(root, uuid).get(uuid) === base) used.add(base);
       } catch {
-        continue;
-      }
-      for (const u of uuids) {
-        try {
-          const ns = readUserNamespace(path.join(podsRoot, state, u));
-          if (ns) used.add(ns.uidMap[0][1]);
-        } catch {
-          /* a pod being deleted, or a damaged file: its range stays taken only if readable */
-        }
+        /* no claim */
       }
     }
     let base = -1;
@@ -81,10 +81,39 @@ export function allocateUserNamespace(podsRoot: string, podDir: string): UserNam
     const file = path.join(podDir, POD_FILES.userns);
     fs.writeFileSync(`${file}.tmp`, JSON.stringify(ns));
     fs.renameSync(`${file}.tmp`, file);
+    const claim = path.join(HOST_CLAIMS, base.toString(16));
+    fs.writeFileSync(`${claim}.tmp`, `${podsRoot}\n${path.basename(podDir)}`);
+    fs.renameSync(`${claim}.tmp`, claim);
     return ns;
   } finally {
-    fs.closeSync(lockFd); // drops the lock
+    fs.closeSync(lockFd); // drops the locks
+    fs.closeSync(hostLock);
   }
+}
+
+/** Host-wide claims of ranges (see the top of this file). */
+const HOST_CLAIMS = '/run/tspod/userns';
+
+/** uuid -> range base of the pods under podsRoot that have one (only `only`, if given). */
+function rangesOf(podsRoot: string, only?: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const state of STATE_DIRS) {
+    let uuids: string[];
+    try {
+      uuids = only ? [only] : fs.readdirSync(path.join(podsRoot, state));
+    } catch {
+      continue;
+    }
+    for (const u of uuids) {
+      try {
+        const ns = readUserNamespace(path.join(podsRoot, state, u));
+        if (ns) out.set(u, ns.uidMap[0][1]);
+      } catch {
+        /* not there, being deleted, or damaged */
+      }
+    }
+  }
+  return out;
 }
 
 /**
