@@ -827,6 +827,46 @@ describe('tspod-helper', { skip }, () => {
     assert.equal(fs.readFileSync(path.join(pod2.status, 'web'), 'utf8'), '127\n');
   });
 
+  test('userns: pid 1 and the apps in a user namespace of the plan\'s; an idmapped lower; create-owner; plan errors', async () => {
+    const B = 0x60000000; // outside tspod's ranges
+    const pod = writePod({
+      apps: [{ name: 'main', exec: sh('cat /proc/self/uid_map /proc/self/gid_map; stat -c %u:%g /bin/busybox /etc/made; id -u; if mknod /tmp/n c 1 3 2>/dev/null; then echo mknod; fi') }],
+      steps: ({ appRoot }) => [line('write', `${appRoot('main')}/etc/made`, '0644', 'x')],
+    });
+    const text = fs.readFileSync(pod.plan, 'utf8');
+    const lowerAt = path.join(pod.root, 'lower');
+    const plan = text
+      .replace('stdin null\n', `stdin null\nuserns ${B} ${B} 65536\ncreate-owner ${B} ${B}\n`)
+      .replace(/^(mount overlay .*)lowerdir=[^,]*,/m, `mkdir ${lowerAt} 0755\nmount ${LOWER} ${lowerAt} - bind,idmap -\n$1lowerdir=${lowerAt},`);
+    fs.writeFileSync(pod.plan, plan);
+    const r = await run(pod).done;
+    assert.equal(r.code, 0, r.err);
+    assert.deepEqual(
+      r.out.split('\n').filter(Boolean).map((l) => l.trim().split(/\s+/).join(' ')),
+      [`0 ${B} 65536`, `0 ${B} 65536`, '0:0', '0:0', '0'],
+      r.out,
+    );
+    // What the set-up made is the range's root on the host; the lower stays the host's.
+    assert.equal(fs.statSync(path.join(pod.dir, 'upper-main/etc/made')).uid, B);
+    assert.equal(fs.statSync(path.join(LOWER, 'bin/busybox')).uid, 0);
+
+    const bad = (from: string, to: string, msg: RegExp) => {
+      const f = path.join(pod.dir, `bad-${Math.random().toString(36).slice(2)}`);
+      fs.writeFileSync(f, plan.replace(from, to));
+      const c = spawnSync(HELPER, ['run', f], { encoding: 'utf8' });
+      assert.equal(c.status, 254, c.stderr);
+      assert.match(c.stderr, msg);
+      assert.equal(c.stderr.split('\n').filter(Boolean).length, 1, c.stderr);
+    };
+    bad(`userns ${B} ${B} 65536`, `userns 0 ${B} 65536`, /line \d+: userns: the host's root \(id 0\) is never mapped into a pod\n$/);
+    bad(`userns ${B} ${B} 65536`, `userns ${B} ${B} 0`, /line \d+: userns wants <uid base> <gid base> <count>/);
+    bad(`userns ${B} ${B} 65536`, `userns 4294967295 ${B} 2`, /line \d+: userns wants/);
+    bad(`userns ${B} ${B} 65536\n`, '', /line \d+: idmap needs a userns directive\n$/);
+    bad(`create-owner ${B} ${B}`, `create-owner - ${B}`, /line \d+: create-owner wants a uid and a gid\n$/);
+    bad('namespaces mnt,pid,uts,ipc', 'namespaces mnt,uts,ipc', /userns needs pid in namespaces\n$/);
+    bad(' - bind,idmap -', ' - remount,bind,idmap -', /line \d+: idmap is for a new bind mount\n$/);
+  });
+
   test('an image symlink cannot redirect a set-up step to the host', async () => {
     // The image has /etc-link -> <an absolute host path>. A step writing through it must
     // resolve it inside the rootfs (where that path also exists), never on the host.

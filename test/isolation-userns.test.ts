@@ -176,6 +176,49 @@ p app-file-owner "$(stat -c %u:%g /v/app-file)"
     });
   });
 
+  test('even with CAP_SYS_ADMIN kept, root inside cannot unmount a masked path, mount a proc or sysfs, or set the hostname (the mounts and namespaces are the host\'s)', async () => {
+    const attack = `
+mkdir -p /mnt-attack
+if umount /proc/keys 2>/dev/null; then p umount-masked yes; else p umount-masked no; fi
+if umount -l /proc/sys 2>/dev/null; then p umount-ro yes; else p umount-ro no; fi
+if mount -t proc proc /mnt-attack 2>/dev/null; then p mount-proc yes; umount /mnt-attack; else p mount-proc no; fi
+if mount -t sysfs sysfs /mnt-attack 2>/dev/null; then p mount-sysfs yes; umount /mnt-attack; else p mount-sysfs no; fi
+if hostname pwned 2>/dev/null; then p sethostname yes; else p sethostname no; fi
+`;
+    const appFlags = ['--caps-retain=CAP_SYS_ADMIN,CAP_SETUID,CAP_SETGID'];
+    // Without the seccomp filter (which denies mount and umount2 by itself): the user
+    // namespace alone must hold.
+    const noSeccomp = '--insecure-options=seccomp';
+    await withProbedPod(dd, { podFlags: [noSeccomp, '--private-users'], appFlags, extra: `${PROBE}${attack}` }, async (pod) => {
+      rangeOf(pod.run, pod.dir, 'run');
+      assert.equal(pod.run.caps().CapEff, '00000000002000c0', 'CAP_SYS_ADMIN, CAP_SETUID, CAP_SETGID');
+      for (const k of ['umount-masked', 'umount-ro', 'mount-proc', 'mount-sysfs', 'sethostname']) assert.equal(pod.run.get(k), 'no', k);
+      const e = await pod.enter(undefined, attack);
+      for (const k of ['umount-masked', 'umount-ro', 'mount-proc', 'sethostname']) assert.equal(e.get(k), 'no', `enter: ${k}`);
+    });
+    // The control: the same app without --private-users can (it is the host's root).
+    await withProbedPod(dd, { podFlags: [noSeccomp], appFlags, extra: `${PROBE}${attack}` }, async (pod) => {
+      assert.equal(pod.run.get('umount-masked'), 'yes');
+      assert.equal(pod.run.get('sethostname'), 'yes');
+    });
+  });
+
+  // Lowering it needs CAP_SYS_RESOURCE on the host, which some test hosts (containers) lack.
+  const canLower = (BigInt(`0x${/^CapEff:\s*([0-9a-f]+)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))![1]}`) & (1n << 24n)) !== 0n;
+  for (const v of ['500', '-500']) {
+    const skip = v.startsWith('-') && !canLower ? 'no CAP_SYS_RESOURCE here' : false;
+    test(`--oom-score-adj=${v} applies in the user namespace (a negative one is lowered by the helper as the host's root): run and enter`, { skip }, async () => {
+      const extra = `${PROBE}\np oom "$(cat /proc/self/oom_score_adj)"\nif echo -900 > /proc/self/oom_score_adj 2>/dev/null; then p lower yes; else p lower no; fi`;
+      await withProbedPod(dd, { podFlags: ['--private-users'], appFlags: [`--oom-score-adj=${v}`], extra }, async (pod) => {
+        rangeOf(pod.run, pod.dir, 'run');
+        assert.equal(pod.run.get('oom'), v);
+        assert.equal(pod.run.get('lower'), 'no', 'the app cannot go lower');
+        const e = await pod.enter(undefined, `${PROBE}\np oom "$(cat /proc/self/oom_score_adj)"`);
+        assert.equal(e.get('oom'), v);
+      });
+    });
+  }
+
   test('a user inside (--user=1000) is base+1000 on the host', async () => {
     await withProbedPod(dd, { podFlags: ['--private-users'], appFlags: ['--user=1000', '--group=1000'], extra: `${PROBE}\np self-owner "$(stat -c %u /proc/self/status)"` }, async (pod) => {
       const base = rangeOf(pod.run, pod.dir, 'run');

@@ -369,6 +369,19 @@ int enter_main(int argc, char **argv)
 	ns_id(AT_FDCWD, "user", &own_user, "this process");
 	int join_user = app_user.st_dev != own_user.st_dev || app_user.st_ino != own_user.st_ino;
 	join_cgroups(app.dir);
+	/* In the app's user namespace the child could not write its oom_score_adj (its
+	 * /proc files are the host root's, as it is not dumpable, and lowering the value
+	 * needs CAP_SYS_RESOURCE on the host): we write it now, as the host's root, and
+	 * the child inherits it. */
+	if (join_user && sec.has_oom) {
+		char buf[16];
+		int n = snprintf(buf, sizeof buf, "%d", sec.oom);
+		int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, buf, (size_t)n) != n)
+			die("oom_score_adj %d: %s", sec.oom, strerror(errno));
+		close(fd);
+		sec.has_oom = 0;
+	}
 	if (exited(app.pidfd) || exited(pod.pidfd))
 		die("process %d has exited", (int)(exited(app.pidfd) ? app_pid : pid));
 

@@ -57,6 +57,8 @@ struct rt {
 
 static struct plan P;
 static struct rt *R;
+static void oom_for(const struct app *a);
+static void oom_back(const struct app *a);
 static int tty_mode;	  /* stdin inherit and stdin is a terminal: the pod gets a pty of its own */
 static int devnull = -1;  /* opened on the host, for the apps' stdin */
 
@@ -83,6 +85,8 @@ static int run_handler(const struct app *a, char **argv, const char *kind)
 		 * so the app's capability bounding set and no_new_privs still apply. */
 		struct security s;
 		security_of_app(a, &s);
+		if (P.userns)
+			s.has_oom = 0; /* inherited from pid 1, which set it (oom_for) */
 		s.user = "0";
 		s.group = "0";
 		s.sgids = NULL;
@@ -148,6 +152,8 @@ static void __attribute__((noreturn)) app_child(const struct app *a, int nfd)
 	}
 	struct security s;
 	security_of_app(a, &s);
+	if (P.userns)
+		s.has_oom = 0; /* inherited from pid 1, which set it (oom_for) */
 	if (apply_security(&s) < 0)
 		child_fail(nfd, EXIT_HELPER);
 	child_fail(nfd, exec_in_path(a->exec, a->env, ""));
@@ -239,7 +245,9 @@ static void app_exited(int i, int status)
 		stop_apps(SIGTERM);
 	}
 	if (P.apps[i].npost) {
+		oom_for(&P.apps[i]);
 		r->post_pid = start_post_stop(&P.apps[i]);
+		oom_back(&P.apps[i]);
 		r->post_kill_at = now_ms() + STOP_TIMEOUT_MS;
 		if (r->post_pid < 0)
 			r->post_done = 1;
@@ -322,14 +330,64 @@ static int all_done(void)
  * From here on pid 1 and everything it starts hold capabilities in that namespace
  * only. A change of credentials clears the parent-death signal and dumpable flag:
  * both are set again, and the outer helper checked once more. */
+/* With `userns`: our own /proc/self/oom_score_adj, opened while we are the host's
+ * root. In the pod's user namespace no process can open its own any more (pid 1 and
+ * its children until they exec are not dumpable, so their /proc files are the host
+ * root's), and lowering the value needs CAP_SYS_RESOURCE on the host. So pid 1 sets
+ * an app's value on itself through this fd right before it forks the app (or its
+ * post-stop runner), which inherits it, and puts its own back after. */
+static int oom_fd = -1;
+static int oom_own;
+
+static int write_oom(int v)
+{
+	char buf[16];
+	int n = snprintf(buf, sizeof buf, "%d", v);
+	return pwrite(oom_fd, buf, (size_t)n, 0) == n ? 0 : -1;
+}
+
+/* Before forking a process of app a: its oom_score_adj on ourselves (userns only). */
+static void oom_for(const struct app *a)
+{
+	if (oom_fd >= 0 && a->has_oom && write_oom(a->oom) < 0)
+		warnx("app %s: oom_score_adj %d: %s", a->name, a->oom, strerror(errno));
+}
+
+static void oom_back(const struct app *a)
+{
+	if (oom_fd >= 0 && a->has_oom && write_oom(oom_own) < 0)
+		warnx("oom_score_adj %d: %s", oom_own, strerror(errno));
+}
+
+/* pid 1, once every mount of the plan is made (as the host's root, in a mount
+ * namespace the host's user namespace owns, so that the pod can never undo one):
+ * into the pod's user namespace, as its root (the range's first id on the host).
+ * From here on pid 1 and everything it starts hold capabilities in that namespace
+ * only. A change of credentials clears the parent-death signal and dumpable flag:
+ * both are set again, and the outer helper checked once more. */
 static void join_userns(int outer_pidfd)
 {
+	oom_fd = open("/proc/self/oom_score_adj", O_RDWR | O_CLOEXEC);
+	char buf[16] = "";
+	if (oom_fd < 0 || pread(oom_fd, buf, sizeof buf - 1, 0) < 0)
+		die("/proc/self/oom_score_adj: %s", strerror(errno));
+	oom_own = atoi(buf);
+	/* The lowest value an app asks for, written as the host's root, becomes the floor
+	 * this process and its children may go down to without privileges. */
+	int low = oom_own;
+	for (int i = 0; i < P.napps; i++)
+		if (P.apps[i].has_oom && P.apps[i].oom < low)
+			low = P.apps[i].oom;
+	if (low < oom_own && write_oom(low) < 0)
+		die("oom_score_adj %d: %s", low, strerror(errno));
 	if (setns(g_userns_fd, CLONE_NEWUSER) < 0)
 		die("joining the pod's user namespace: %s", strerror(errno));
 	close(g_userns_fd);
 	g_userns_fd = -1;
 	if (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
 		die("becoming root of the pod's user namespace: %s", strerror(errno));
+	if (low < oom_own && write_oom(oom_own) < 0) /* raising: no privilege needed; the floor stays */
+		die("oom_score_adj %d: %s", oom_own, strerror(errno));
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		die("prctl: %s", strerror(errno));
 	struct pollfd op = { outer_pidfd, POLLIN, 0 };
@@ -425,6 +483,7 @@ static void __attribute__((noreturn)) pid1_main(int rep, int outer_pidfd, int tt
 		int pfd[2];
 		if (pipe2(pfd, O_CLOEXEC) < 0)
 			die("pipe: %s", strerror(errno));
+		oom_for(&P.apps[i]);
 		pid_t pid = fork();
 		if (pid < 0)
 			die("fork: %s", strerror(errno));
@@ -433,6 +492,7 @@ static void __attribute__((noreturn)) pid1_main(int rep, int outer_pidfd, int tt
 			close(sfd);
 			app_child(&P.apps[i], pfd[1]);
 		}
+		oom_back(&P.apps[i]);
 		close(pfd[1]);
 		if (!tty_mode)
 			setpgid(pid, pid); /* (with a terminal, the app makes its own session) */
