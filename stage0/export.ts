@@ -10,6 +10,7 @@ import { renderLayers } from '../store/layers/render.js';
 import type { Store } from '../store/store.js';
 import { readManifest } from './inspect.js';
 import { PodsDir } from './pods.js';
+import { readUserNamespace, unshiftTree } from './userns.js';
 
 export async function exportPod(store: Store, podsRoot: string, uuidPrefix: string, app: string | undefined, out: string, overwrite: boolean): Promise<void> {
   if (!out.endsWith('.aci')) throw new TspodError(ErrorCode.BadInput, `output file ${JSON.stringify(out)} must end in .aci`);
@@ -39,6 +40,9 @@ export async function exportPod(store: Store, podsRoot: string, uuidPrefix: stri
     fs.mkdirSync(rootfs, { recursive: true, mode: 0o755 });
     try {
       await renderLayers(sources, rootfs);
+      // --private-users: what the app wrote (and a --no-overlay copy) is in the pod's range.
+      const userns = readUserNamespace(pod.dir);
+      if (userns) unshiftTree(rootfs, userns);
       await exportAci({ manifest, rootfsDir: rootfs, out, overwrite });
     } finally {
       fs.rmSync(rootfs, { recursive: true, force: true });

@@ -133,3 +133,24 @@ export function shiftTree(dir: string, ns: UserNamespace): void {
   };
   walk(dir);
 }
+
+/**
+ * The reverse, for `export` of a pod's rootfs: ids of the pod's range become the
+ * pod's own again (base+N is N); others are left as they are.
+ */
+export function unshiftTree(dir: string, ns: UserNamespace): void {
+  const [, ubase, size] = ns.uidMap[0];
+  const gbase = ns.gidMap[0][1];
+  const back = (id: number, base: number) => (id >= base && id < base + size ? id - base : id);
+  const walk = (p: string) => {
+    const st = fs.lstatSync(p);
+    const uid = back(st.uid, ubase);
+    const gid = back(st.gid, gbase);
+    if (uid !== st.uid || gid !== st.gid) {
+      fs.lchownSync(p, uid, gid);
+      if (!st.isSymbolicLink() && st.mode & 0o6000) fs.chmodSync(p, st.mode & 0o7777);
+    }
+    if (st.isDirectory()) for (const e of fs.readdirSync(p)) walk(path.join(p, e));
+  };
+  walk(dir);
+}

@@ -232,6 +232,22 @@ if hostname pwned 2>/dev/null; then p sethostname yes; else p sethostname no; fi
   });
 });
 
+describe('--private-users: export', { skip: SKIP }, () => {
+  for (const flags of [[], ['--no-overlay']]) {
+    test(`export${flags.map((f) => ` ${f}`).join('')}: the app's files are the pod's own ids in the ACI, not the range's`, async () => {
+      const uuidFile = path.join(work, `export-uuid${flags.length}`);
+      await ok(dd, ['run', `--uuid-file-save=${uuidFile}`, '--private-users', ...flags, BUSYBOX, '--exec=/bin/sh', '--', '-c', 'echo x > /by-root && touch /by-1000 && chown 1000:1000 /by-1000']);
+      const out = path.join(work, `export${flags.length}.aci`);
+      await ok(dd, ['export', '--overwrite', fs.readFileSync(uuidFile, 'utf8').trim(), out]);
+      const list = spawnSync('tar', ['-tvf', out, '--numeric-owner'], { encoding: 'utf8' }).stdout;
+      const owner = (f: string) => new RegExp(`^\\S+ (\\d+/\\d+) .* rootfs/${f}$`, 'm').exec(list)?.[1];
+      assert.equal(owner('by-root'), '0/0', list);
+      assert.equal(owner('by-1000'), '1000/1000', list);
+      assert.equal(owner('bin/busybox'), '0/0', list);
+    });
+  }
+});
+
 describe('--private-users: ranges are released', { skip: SKIP }, () => {
   test('after rm, the next pod gets the same range again; prepare records it, run-prepared uses it', async () => {
     const own = makeDataDir(undefined, 'isolation-userns-release');
