@@ -67,9 +67,14 @@ export function allocateUserNamespace(podsRoot: string, podDir: string): UserNam
     for (const name of fs.readdirSync(HOST_CLAIMS)) {
       const base = Number.parseInt(name, 16);
       if (used.has(base)) continue;
+      const claim = path.join(HOST_CLAIMS, name);
       try {
-        const [root, uuid] = fs.readFileSync(path.join(HOST_CLAIMS, name), 'utf8').split('\n');
-        if (root !== podsRoot && rangesOf(root, uuid).get(uuid) === base) used.add(base);
+        const [root, uuid] = fs.readFileSync(claim, 'utf8').split('\n');
+        if (root !== podsRoot && rangesOf(root, uuid).get(uuid) === base) {
+          used.add(base);
+          continue;
+        }
+        fs.rmSync(claim, { force: true }); // its pod is gone (or has another range): free
       } catch {
         /* no claim */
       }
