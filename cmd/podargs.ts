@@ -10,6 +10,7 @@ import type { AppcIsolator } from '../stage1/contract/appc.js';
 import { capabilityName, CAPS_REMOVE, CAPS_RETAIN } from '../stage1/contract/capabilities.js';
 import { OOM_SCORE_ADJ, parseOomScoreAdj } from '../stage0/isolators.js';
 import { seccompFlagIsolator } from '../stage1/contract/seccomp.js';
+import { CPU, CPU_SHARES, MEMORY, parseCpu, parseCpuShares, parseMemory, parsePidsLimit, PIDS_LIMIT } from '../stage1/contract/resources.js';
 import { pullPolicyFromFlags } from './global.js';
 
 export interface GlobalFlags {
@@ -60,11 +61,15 @@ const APP_FLAGS: Record<string, Kind> = {
   'caps-remove': 'value',
   'oom-score-adj': 'value',
   seccomp: 'value',
+  memory: 'value',
+  cpu: 'value',
+  'cpu-shares': 'value',
+  'pids-limit': 'value',
 };
 
 /** rkt flags tspod does not implement yet: refused by name rather than misread. */
 const NOT_YET = [
-  'port', 'dns', 'dns-search', 'dns-opt', 'dns-domain', 'hosts-entry', 'memory', 'cpu', 'cpu-shares',
+  'port', 'dns', 'dns-search', 'dns-opt', 'dns-domain', 'hosts-entry',
   'user-annotation', 'user-label', 'signature',
   'stage1-url', 'stage1-from-dir',
 ];
@@ -267,6 +272,31 @@ function appIsolators(f: Record<string, string | boolean | string[]>): AppcIsola
     } catch (e) {
       throw new TspodError(ErrorCode.BadInput, `--seccomp: ${(e as Error).message}`, { hint: 'e.g. --seccomp mode=remove,errno=ENOSYS,swapoff,@rkt/default-blacklist' });
     }
+  }
+  // --memory, --cpu (appc/k8s quantities: the isolators' limits), --cpu-shares, --pids-limit
+  const memory = f.memory as string | undefined;
+  if (memory !== undefined) {
+    const v = parseMemory(memory);
+    if (typeof v === 'string') throw new TspodError(ErrorCode.BadInput, `--memory: ${v}`);
+    out.push({ name: MEMORY, value: { limit: memory } });
+  }
+  const cpu = f.cpu as string | undefined;
+  if (cpu !== undefined) {
+    const v = parseCpu(cpu);
+    if (typeof v === 'string') throw new TspodError(ErrorCode.BadInput, `--cpu: ${v}`);
+    out.push({ name: CPU, value: { limit: cpu } });
+  }
+  const shares = f['cpu-shares'] as string | undefined;
+  if (shares !== undefined) {
+    const v = parseCpuShares(shares);
+    if (typeof v === 'string') throw new TspodError(ErrorCode.BadInput, `--cpu-shares: ${v}`);
+    out.push({ name: CPU_SHARES, value: v });
+  }
+  const pids = f['pids-limit'] as string | undefined;
+  if (pids !== undefined) {
+    const v = parsePidsLimit(pids);
+    if (typeof v === 'string' && v !== 'max') throw new TspodError(ErrorCode.BadInput, `--pids-limit: ${v}`);
+    out.push({ name: PIDS_LIMIT, value: v });
   }
   return out.length ? out : undefined;
 }

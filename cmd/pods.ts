@@ -14,6 +14,7 @@ import { PodsDir } from '../stage0/pods.js';
 import { preparePod } from '../stage0/prepare.js';
 import { runJustPrepared, runPrepared } from '../stage0/run.js';
 import { stopPod } from '../stage0/stop.js';
+import { podStats, setPodPaused, type PodStats } from '../stage0/resources.js';
 import { parseInsecureOptions } from '../store/insecure.js';
 import { StorePaths } from '../store/paths.js';
 import { withStore } from '../store/store.js';
@@ -183,13 +184,15 @@ function statusCommand(): CommandModule<GlobalArgs, StatusArgs> {
         printJson(podJson(status), format);
         return;
       }
-      const lines = [`state=${status.state}`];
+      const lines = [`state=${status.paused ? 'paused' : status.state}`];
       if (status.createdAt !== undefined) lines.push(`created=${fullTime(status.createdAt)}`);
       if (status.startedAt !== undefined) lines.push(`started=${fullTime(status.startedAt)}`);
       if (status.state === 'running' || status.exited) lines.push(`networks=${status.networks.join(',')}`);
       if (status.pid !== undefined) lines.push(`pid=${status.pid}`);
       lines.push(`exited=${status.exited}`);
       if (status.state !== 'running') for (const app of status.apps) if (app.exitCode !== undefined) lines.push(`app-${app.name}=${app.exitCode}`);
+      const oom = status.apps.filter((app) => app.oomKilled).map((app) => app.name);
+      if (oom.length) lines.push(`oom-killed=${oom.join(',')}`);
       process.stdout.write(`${lines.join('\n')}\n`);
     },
   };
@@ -201,16 +204,17 @@ function podJson(s: PodStatus): unknown {
   const ns = (ms?: number) => (ms === undefined ? 0 : Math.round(ms * 1e6));
   return {
     name: s.uuid,
-    state: s.state,
+    state: s.paused ? 'paused' : s.state,
     networks: s.networks,
     app_names: s.apps.map((a) => a.name),
     apps: s.apps.map((a) => ({
       name: a.name,
-      state: s.state === 'running' ? 'running' : a.exitCode !== undefined ? 'exited' : s.exited ? 'unknown' : 'created',
+      state: s.state === 'running' ? (s.paused ? 'paused' : 'running') : a.exitCode !== undefined ? 'exited' : s.exited ? 'unknown' : 'created',
       created_at: ns(s.createdAt),
       started_at: ns(a.startedAt),
       finished_at: a.exitCode !== undefined ? ns(a.finishedAt) : 0,
       exit_code: a.exitCode ?? 0,
+      ...(a.oomKilled ? { oom_killed: true, reason: 'oom-killed' } : {}),
       image_id: a.imageId,
       mounts: [],
       user_annotations: {},
@@ -262,7 +266,7 @@ function listCommand(): CommandModule<GlobalArgs, ListArgs> {
       const rows: string[][] = a.legend ? [head] : [];
       for (const s of statuses) {
         const uuid = a.full ? s.uuid : s.uuid.slice(0, 8);
-        const podCells = [s.state, time(s.createdAt), time(s.startedAt), s.networks.join(',')];
+        const podCells = [s.paused ? 'paused' : s.state, time(s.createdAt), time(s.startedAt), s.networks.join(',')];
         const apps = s.apps.length ? s.apps : [{ name: '-', imageName: '-', imageId: '-' }];
         apps.forEach((app, i) => {
           const imageId = a.full ? [app.imageId === '-' ? '-' : shortId(app.imageId, 12)] : [];
@@ -376,8 +380,90 @@ function exportCommand(): CommandModule<GlobalArgs, ExportArgs> {
   };
 }
 
+type StatsArgs = Args<{ uuid?: string; format: string; 'uuid-file'?: string }>;
+
+/** Bytes as podman shows them: 1.5MiB. */
+function iec(n?: number): string {
+  if (n === undefined) return '-';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${i ? v.toFixed(1) : v}${units[i]}`;
+}
+
+function statsCommand(): CommandModule<GlobalArgs, StatsArgs> {
+  return {
+    command: 'stats [uuid]',
+    describe: "print a running pod's resource use: per app CPU time, memory, pids; the pod's network counters",
+    builder: (y: Argv<GlobalArgs>) => uuidPositional(y, 'uuid').options({ format: formatOption, ...uuidFileOption }) as unknown as Argv<StatsArgs>,
+    handler: (a) => {
+      requireRoot('stats');
+      const s: PodStats = podStats(podsRoot(a.dir), uuidArg(a));
+      const format = a.format as OutputFormat;
+      if (format !== 'tabbed') {
+        printJson(
+          {
+            uuid: s.uuid,
+            apps: s.apps.map((x) => ({
+              name: x.name,
+              cpu_ns: x.cpuNs ?? null,
+              memory_bytes: x.memoryBytes ?? null,
+              memory_peak_bytes: x.memoryPeakBytes ?? null,
+              memory_limit_bytes: x.memoryLimitBytes ?? null,
+              pids: x.pids ?? null,
+              pids_limit: x.pidsLimit ?? null,
+              oom_kills: x.oomKills ?? null,
+            })),
+            network: s.network,
+            interfaces: s.interfaces.map((i) => ({ name: i.name, rx_bytes: i.rxBytes, tx_bytes: i.txBytes, rx_packets: i.rxPackets, tx_packets: i.txPackets })),
+          },
+          format,
+        );
+        return;
+      }
+      const rows = [['APP', 'CPU TIME', 'MEM', 'MEM PEAK', 'MEM LIMIT', 'PIDS', 'PIDS LIMIT']];
+      for (const x of s.apps) {
+        rows.push([
+          x.name,
+          x.cpuNs === undefined ? '-' : `${(x.cpuNs / 1e9).toFixed(3)}s`,
+          iec(x.memoryBytes),
+          iec(x.memoryPeakBytes),
+          x.memoryLimitBytes === undefined ? '-' : iec(x.memoryLimitBytes),
+          x.pids === undefined ? '-' : String(x.pids),
+          x.pidsLimit === undefined ? '-' : String(x.pidsLimit),
+        ]);
+      }
+      let out = tabulate(rows);
+      const net = [[s.network === 'host' ? 'INTERFACE (host network: the host\'s counters)' : 'INTERFACE', 'RX BYTES', 'TX BYTES', 'RX PACKETS', 'TX PACKETS']];
+      for (const i of s.interfaces) net.push([i.name, String(i.rxBytes), String(i.txBytes), String(i.rxPackets), String(i.txPackets)]);
+      out += `\n${tabulate(net)}`;
+      process.stdout.write(out);
+    },
+  };
+}
+
+function pauseCommand(paused: boolean): CommandModule<GlobalArgs, Args<{ uuid?: string; 'uuid-file'?: string }>> {
+  return {
+    command: `${paused ? 'pause' : 'resume'} [uuid]`,
+    describe: paused ? "freeze a running pod's apps (cgroup freezer)" : 'thaw a paused pod',
+    builder: (y: Argv<GlobalArgs>) => uuidPositional(y, 'uuid').options({ ...uuidFileOption }) as unknown as Argv<Args<{ uuid?: string; 'uuid-file'?: string }>>,
+    handler: async (a) => {
+      requireRoot(paused ? 'pause' : 'resume');
+      const uuid = await setPodPaused(podsRoot(a.dir), uuidArg(a), paused);
+      process.stdout.write(`"${uuid}"\n`);
+    },
+  };
+}
+
 export function podCommands(setExit: SetExit): CommandModule[] {
   return [
+    statsCommand(),
+    pauseCommand(true),
+    pauseCommand(false),
     runPreparedCommand(),
     stopCommand(setExit),
     statusCommand(),

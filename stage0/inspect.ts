@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { POD_FILES, type AppSecurity, type PodManifest, type UserNamespace } from '../stage1/contract/pod.js';
+import { detectCgroups, frozenState, type CgroupLayout } from '../stage1/contract/cgroups.js';
 import { mtime, type Pod, type PodState } from './pods.js';
 import { readUserNamespace } from './userns.js';
 
@@ -11,6 +12,8 @@ export interface AppStatus {
   imageId: string;
   /** Present once the app has exited. */
   exitCode?: number;
+  /** The OOM killer killed in the app's cgroup (its main process, or a child of it). */
+  oomKilled?: boolean;
   startedAt?: number;
   finishedAt?: number;
   /** What stage1 applied (written when the pod started): credentials, capabilities, seccomp filter. */
@@ -24,6 +27,8 @@ export interface PodStatus {
   startedAt?: number;
   pid?: number;
   exited: boolean;
+  /** Running, with every app's cgroup frozen by `tspod pause`. */
+  paused?: boolean;
   apps: AppStatus[];
   manifest?: PodManifest;
   networks: string[];
@@ -48,13 +53,29 @@ export function readPid(dir: string): number | undefined {
   }
 }
 
-function readExitCode(dir: string, app: string): number | undefined {
+/** The app's status file: its exit code, then `oom-killed` on a line of its own when so. */
+function readExitCode(dir: string, app: string): { code?: number; oomKilled?: boolean } {
   try {
-    const n = Number(fs.readFileSync(path.join(dir, POD_FILES.appStatus(app)), 'utf8').trim());
-    return Number.isInteger(n) ? n : undefined;
+    const lines = fs.readFileSync(path.join(dir, POD_FILES.appStatus(app)), 'utf8').split('\n');
+    const n = Number(lines[0].trim());
+    return Number.isInteger(n) ? { code: n, oomKilled: lines.slice(1).some((l) => l.trim() === 'oom-killed') || undefined } : {};
   } catch {
-    return undefined;
+    return {};
   }
+}
+
+let layout: CgroupLayout | undefined;
+/** The host's cgroup layout, found once per command. */
+export function hostCgroups(): CgroupLayout {
+  layout ??= detectCgroups();
+  return layout;
+}
+
+/** Whether every app of a running pod has its cgroup frozen. */
+export function podPaused(uuid: string, apps: readonly string[]): boolean {
+  const l = hostCgroups();
+  if (l.version === 0 || !apps.length) return false;
+  return apps.every((a) => frozenState(l, uuid, a) === 'frozen');
 }
 
 export function podStatus(pod: Pod): PodStatus {
@@ -71,11 +92,13 @@ export function podStatus(pod: Pod): PodStatus {
     // it finished.
     let startedAt = mtime(path.join(dir, POD_FILES.appPid(a.name))) ?? podStarted;
     if (startedAt !== undefined && finishedAt !== undefined) startedAt = Math.min(startedAt, finishedAt);
+    const exit = running ? {} : readExitCode(dir, a.name);
     return {
       name: a.name,
       imageName: a.image.name ? `${a.image.name}${versionOf(a.image.labels)}` : undefined,
       imageId: a.image.id,
-      exitCode: running ? undefined : readExitCode(dir, a.name),
+      exitCode: exit.code,
+      oomKilled: exit.oomKilled,
       startedAt,
       finishedAt,
       security: running || exited ? readSecurity(dir, a.name) : undefined,
@@ -88,6 +111,7 @@ export function podStatus(pod: Pod): PodStatus {
     startedAt: podStarted,
     pid: running || exited ? readPid(dir) : undefined,
     exited,
+    paused: running ? podPaused(pod.uuid, apps.map((a) => a.name)) : undefined,
     apps,
     manifest,
     networks: [],

@@ -1,7 +1,9 @@
 // Image and pod-manifest isolators (appc spec/ace.md "Isolators"). tspod applies
-// os/linux/no-new-privileges, the capability sets, the seccomp sets and
-// os/linux/oom-score-adj today (their values are checked here); every other
-// isolator that limits or confines an app (resources, LSM labels, sysctls) is not
+// os/linux/no-new-privileges, the capability sets, the seccomp sets,
+// os/linux/oom-score-adj and the cgroup limits (resource/memory, resource/cpu,
+// os/linux/cpu-shares and tspod's tspod/pids-limit) today (their values are
+// checked here); every other isolator that limits or confines an app (block and
+// network bandwidth, LSM labels, sysctls) is not
 // applied yet, and an app that asked for one must not run as if it had not:
 // prepare refuses it, naming the isolator, unless --insecure-options=isolators
 // says to run without it (then each one is named in a warning). Unknown
@@ -15,20 +17,18 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { limitsFromIsolators, RESOURCE_ISOLATORS } from '../stage1/contract/resources.js';
 
 export const OOM_SCORE_ADJ = 'os/linux/oom-score-adj';
 
 /** Isolators stage1 applies. */
-const APPLIED = new Set(['os/linux/no-new-privileges', CAPS_RETAIN, CAPS_REMOVE, OOM_SCORE_ADJ, SECCOMP_RETAIN, SECCOMP_REMOVE]);
+const APPLIED = new Set(['os/linux/no-new-privileges', CAPS_RETAIN, CAPS_REMOVE, OOM_SCORE_ADJ, SECCOMP_RETAIN, SECCOMP_REMOVE, ...RESOURCE_ISOLATORS]);
 
 /** Isolators appc or rkt define that this version does not apply. */
 const NOT_APPLIED = new Set([
-  'os/linux/cpu-shares',
   'os/linux/selinux-context',
   'os/linux/apparmor-profile',
   'os/unix/sysctl',
-  'resource/cpu',
-  'resource/memory',
   'resource/block-bandwidth',
   'resource/block-iops',
   'resource/network-bandwidth',
@@ -74,6 +74,7 @@ export function parseOomScoreAdj(v: unknown): number | undefined {
 function checkAppliedValues(where: string, isolators: readonly AppcIsolator[] | undefined): void {
   try {
     capabilitiesFromIsolators(isolators);
+    limitsFromIsolators(isolators);
   } catch (e) {
     throw new TspodError(ErrorCode.BadInput, `${where}: ${(e as Error).message}`);
   }

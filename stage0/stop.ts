@@ -1,7 +1,8 @@
 // `stop`: SIGTERM to the pod's pid 1 (the helper's init forwards it to the apps and
 // stops them in order); --force sends SIGKILL, which ends the whole pid namespace.
 import { TspodError, ErrorCode } from '../native/errors.js';
-import { readPid } from './inspect.js';
+import { readManifest, readPid } from './inspect.js';
+import { thawIfPaused } from './resources.js';
 import { PodsDir } from './pods.js';
 
 export type StopOutcome = 'stopped' | 'already-stopped';
@@ -21,6 +22,8 @@ export function stopPod(podsRoot: string, uuidPrefix: string, force: boolean): {
     }
     const pid = readPid(pod.dir);
     if (!pid) throw new TspodError(ErrorCode.Conflict, `pod "${uuid}" is starting: try again in a moment`);
+    // A paused pod is thawed first: its apps must see the SIGTERM (a frozen v1 task acts on no signal).
+    thawIfPaused(uuid, (readManifest(pod)?.apps ?? []).map((a) => a.name));
     try {
       process.kill(pid, force ? 'SIGKILL' : 'SIGTERM');
     } catch (e) {

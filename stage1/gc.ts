@@ -1,13 +1,23 @@
 // stage1 /gc: `[--debug] UUID`, CWD = the pod directory. Every mount of a pod
-// lives in the pod's own mount namespace and vanishes with it, and this stage1
-// makes no networks or cgroups yet, so there is nothing left to tear down; stage0
-// then unmounts anything still below the pod directory and deletes it.
+// lives in the pod's own mount namespace and vanishes with it; what is left to
+// tear down is the pod's cgroups (contract/cgroups.ts): tspod/<uuid> and below,
+// in the host's layout, and in the hybrid layout's cgroup2 at
+// /sys/fs/cgroup/unified too (where a pod started in a mount namespace that saw
+// only cgroup v2 made them). stage0 then unmounts anything still below the pod
+// directory and deletes it.
+import { detectCgroups, removePodCgroups, type CgroupLayout } from './contract/cgroups.js';
+
 export async function main(argv: string[]): Promise<number> {
   const uuid = argv.filter((a) => !a.startsWith('--')).pop();
-  if (!uuid) {
+  if (!uuid || !/^[0-9A-Za-z-]+$/.test(uuid)) {
     process.stderr.write('usage: gc [--debug] UUID\n');
     return 254;
   }
-  if (argv.includes('--debug')) process.stderr.write(`tspod stage1 gc: nothing to clean for pod ${uuid}\n`);
+  const layouts: CgroupLayout[] = [detectCgroups()];
+  const unified = detectCgroups('/sys/fs/cgroup/unified');
+  if (unified.version === 2) layouts.push(unified);
+  const left = layouts.flatMap((l) => removePodCgroups(l, uuid));
+  for (const l of left) process.stderr.write(`tspod stage1 gc: pod ${uuid}: cgroup not removed: ${l}\n`);
+  if (argv.includes('--debug')) process.stderr.write(`tspod stage1 gc: pod ${uuid}: cgroups removed\n`);
   return 0;
 }

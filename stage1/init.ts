@@ -10,6 +10,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execve } from '../native/libc.js';
 import { POD_FILES, type PodManifest, type RuntimeConfig, type UserNamespace } from './contract/pod.js';
+import { createPodCgroups, detectCgroups, describeLayout, INIT_CGROUP, joinCgroup, removePodCgroups, type CgroupLayout } from './contract/cgroups.js';
+import { limitsFromIsolators, type Limits } from './contract/resources.js';
 import { appPlans, buildPlan, readJson, readUserNamespace, type AppPlan } from './pod-setup.js';
 import { helperPath } from './sea.js';
 
@@ -91,6 +93,29 @@ function prepareDirectories(podDir: string, manifest: PodManifest, apps: AppPlan
   }
 }
 
+/**
+ * Makes the pod's cgroups and limits (contract/cgroups.ts) and moves this
+ * process into the pod's init cgroup: the helper it execs (the outer helper and
+ * pid 1) stays there; each app child moves itself into its own before it runs
+ * anything of the app. Without cgroups, a pod that asks for a limit does not run.
+ */
+function setUpCgroups(layout: CgroupLayout, uuid: string, apps: AppPlan[], podLimits: Limits, debug: boolean): void {
+  const explicit = (l: Limits) => Object.values(l).some((v) => v !== undefined);
+  if (layout.version === 0) {
+    const asked = apps.find((a) => explicit(a.limits));
+    if (asked || explicit(podLimits)) throw new Error(`${asked ? `app ${asked.name}` : 'the pod'} has a resource limit, but this host has no cgroup file system at /sys/fs/cgroup`);
+    if (debug) process.stderr.write('tspod stage1: no cgroup file system: the pod runs without cgroups\n');
+    return;
+  }
+  try {
+    createPodCgroups(layout, uuid, apps.map((a) => ({ name: a.name, limits: a.limits })), podLimits);
+    joinCgroup(layout, uuid, INIT_CGROUP, process.pid);
+  } catch (e) {
+    removePodCgroups(layout, uuid);
+    throw new Error(`cgroups (${describeLayout(layout)}): ${(e as Error).message}`);
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
   const args = parseInitArgs(argv);
   const podDir = process.cwd();
@@ -115,8 +140,15 @@ export async function main(argv: string[]): Promise<number> {
   };
   // (--interactive on a terminal: the helper gives the pod a pty of its own as /dev/console)
   const userns = readUserNamespace(podDir);
-  const ctx = { podDir, uuid: args.uuid, manifest, runtime, copiedRootfs: copied, userns };
+  const cgroups = detectCgroups();
+  const ctx = { podDir, uuid: args.uuid, manifest, runtime, copiedRootfs: copied, userns, cgroups };
   const apps = appPlans(ctx);
+  let podLimits: Limits;
+  try {
+    podLimits = limitsFromIsolators(manifest.isolators);
+  } catch (e) {
+    throw new Error(`the pod: ${(e as Error).message}`);
+  }
   prepareDirectories(podDir, manifest, apps, copied, userns);
   for (const a of apps) {
     writeAtomically(path.join(podDir, POD_FILES.appEnv(a.name)), a.env.map((e) => `${e.name}=${e.value}\n`).join(''));
@@ -126,6 +158,7 @@ export async function main(argv: string[]): Promise<number> {
   const planFile = path.join(podDir, POD_FILES.plan);
   writeAtomically(planFile, buildPlan(ctx, apps, runtime.interactive));
   const helper = helperPath();
+  setUpCgroups(cgroups, args.uuid, apps, podLimits, args.debug);
   const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', TSPOD_LOCK_FD: String(lockFd) };
   if (args.debug) env.TSPOD_DEBUG = '1';
   return execve(helper, ['tspod-helper', 'run', planFile], env, [lockFd]);

@@ -9,6 +9,8 @@ import { NONE, PlanWriter } from './plan.js';
 import { ImageFs } from '../native/image-fs.js';
 import { capabilitiesFromIsolators, capabilityMask, DEFAULT_CAPABILITIES } from './contract/capabilities.js';
 import { seccompFilter, type SeccompFilter } from './contract/seccomp.js';
+import { appCgroupName, cgroupDirs, type CgroupLayout } from './contract/cgroups.js';
+import { limitsFromIsolators, type Limits } from './contract/resources.js';
 
 
 // appc's default capability bounding set (the 14 capabilities of spec/ace.md).
@@ -62,6 +64,8 @@ export interface AppPlan {
   layers: string[];
   env: NameValue[];
   security: AppSecurity;
+  /** resource/memory, resource/cpu, os/linux/cpu-shares, tspod/pids-limit (checked at prepare). */
+  limits: Limits;
   readOnlyRootFS: boolean;
   /** readOnly: the volume's readOnly if it says, else the matching mount point's (rkt's rule). */
   mounts: Array<{ volume: PodVolume; target: string; readOnly: boolean }>;
@@ -76,6 +80,8 @@ export interface PodContext {
   copiedRootfs: (app: string) => string | undefined;
   /** --private-users: the pod's id maps (its `userns` file). */
   userns?: UserNamespace;
+  /** The host's cgroups (contract/cgroups.ts); none: no cgroup directives. */
+  cgroups?: CgroupLayout;
 }
 
 /** The pod's `userns` file (--private-users, written at prepare), or undefined. */
@@ -86,6 +92,15 @@ export function readUserNamespace(podDir: string): UserNamespace | undefined {
   const ok = (m: unknown) => Array.isArray(m) && m.length === 1 && Array.isArray(m[0]) && m[0].length === 3 && m[0][0] === 0 && m[0].every((n: unknown) => Number.isInteger(n) && (n as number) >= 0);
   if (!ok(u.uidMap) || !ok(u.gidMap)) throw new Error(`${file}: malformed`);
   return u;
+}
+
+/** An app's limits from its isolators (already checked at prepare). */
+export function appLimits(name: string, app: AppcApp): Limits {
+  try {
+    return limitsFromIsolators(app.isolators);
+  } catch (e) {
+    throw new Error(`app ${name}: ${(e as Error).message}`);
+  }
 }
 
 export function readJson<T>(file: string): T {
@@ -130,6 +145,7 @@ export function appPlans(ctx: PodContext): AppPlan[] {
       layers,
       env: appEnvironment(pa.name, app),
       readOnlyRootFS: Boolean(pa.readOnlyRootFS),
+      limits: appLimits(pa.name, app),
       mounts,
       security: {
         user: credential(app.user || '0'),
@@ -191,7 +207,8 @@ export function buildPlan(ctx: PodContext, apps: AppPlan[], stdinInherit: boolea
   p.directive('version', 1);
   p.directive('uuid', ctx.uuid);
   p.directive('hostname', ctx.runtime.hostname);
-  p.directive('namespaces', podNamespaces(ctx.runtime).join(','));
+  const cg = ctx.cgroups && ctx.cgroups.version !== 0 ? ctx.cgroups : undefined;
+  p.directive('namespaces', [...podNamespaces(ctx.runtime), ...(cg ? ['cgroup'] : [])].join(','));
   p.directive('status-dir', path.join(pod, 'status'));
   p.directive('pid-file', path.join(pod, POD_FILES.pid));
   p.directive('apps-pid-dir', path.join(pod, 'apps-pid'));
@@ -311,6 +328,7 @@ export function buildPlan(ctx: PodContext, apps: AppPlan[], stdinInherit: boolea
     if (a.security.oomScoreAdj !== undefined) p.directive('app-oom-score-adj', a.security.oomScoreAdj);
     const sc = a.security.seccomp;
     if (sc) p.directive('app-seccomp', sc.mode, sc.errnoNumber, sc.syscalls.length ? sc.syscalls.join(',') : NONE);
+    if (cg) for (const d of cgroupDirs(cg, ctx.uuid, appCgroupName(a.name))) p.directive('app-cgroup', d);
     p.directive('end-app');
   }
   return p.text();

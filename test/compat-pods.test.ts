@@ -98,8 +98,8 @@ describe('pod volumes bind to mount points by name', { skip: SKIP }, () => {
 
 describe('image isolators are never silently ignored', { skip: SKIP }, () => {
   for (const iso of [
-    { name: 'resource/memory', value: { limit: '1G' } },
-    { name: 'resource/cpu', value: { limit: '500m' } },
+    { name: 'resource/network-bandwidth', value: { limit: '1G' } },
+    { name: 'resource/block-iops', value: { limit: '500' } },
   ]) {
     test(`${iso.name}: prepare refuses it by name; --insecure-options=isolators runs anyway`, async () => {
       const aci = makeAci(`iso-${iso.name.replace(/\W+/g, '-')}`, { exec: ['/bin/true'], isolators: [iso] });
@@ -120,11 +120,24 @@ describe('image isolators are never silently ignored', { skip: SKIP }, () => {
       JSON.stringify({
         acKind: 'PodManifest',
         acVersion: '0.8.11',
-        apps: [{ name: 'app', image: { id }, app: { exec: ['/bin/true'], user: '0', group: '0', isolators: [{ name: 'resource/memory', value: { limit: '1G' } }] } }],
+        apps: [{ name: 'app', image: { id }, app: { exec: ['/bin/true'], user: '0', group: '0', isolators: [{ name: 'resource/network-bandwidth', value: { limit: '1G' } }] } }],
       }),
     );
-    failsWith(await dd.tspod(['run', `--pod-manifest=${manifest}`]), /app app: isolator "resource\/memory" is not applied/);
+    failsWith(await dd.tspod(['run', `--pod-manifest=${manifest}`]), /app app: isolator "resource\/network-bandwidth" is not applied/);
     await ok(dd, ['run', '--insecure-options=isolators', `--pod-manifest=${manifest}`]);
+  });
+
+  test('resource/memory, resource/cpu and os/linux/cpu-shares are applied (cgroups), not refused', async () => {
+    const aci = makeAci('iso-resources', {
+      exec: ['/bin/true'],
+      isolators: [
+        { name: 'resource/memory', value: { limit: '1G' } },
+        { name: 'resource/cpu', value: { limit: '500m' } },
+        { name: 'os/linux/cpu-shares', value: 1024 },
+      ],
+    });
+    const r = await ok(dd, ['run', aci]);
+    assert.doesNotMatch(r.stderr, /is not applied/);
   });
 
   test('the capability sets and oom-score-adj are applied, not refused', async () => {

@@ -387,7 +387,7 @@ int enter_main(int argc, char **argv)
 
 	/* ipc, uts, net, pid and mnt: the app's (the pod's, but its own mount namespace),
 	 * all at once, from its pidfd: fails if it has exited. */
-	int nsflags = CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWNS;
+	int nsflags = CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWCGROUP;
 	if (join_user)
 		nsflags |= CLONE_NEWUSER; /* the kernel installs the user namespace first */
 	if (setns(app.pidfd, nsflags) < 0) {
@@ -399,18 +399,18 @@ int enter_main(int argc, char **argv)
 			    errno == ESRCH ? "it has exited" : strerror(errno));
 		/* Before Linux 5.8 (no setns on a pidfd): the namespace files of its /proc
 		 * directory, opened while it lives. */
-		static const char *const names[] = { "ipc", "uts", "net", "pid", "mnt" };
-		static const int types[] = { CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWNET, CLONE_NEWPID, CLONE_NEWNS };
-		int fds[5];
+		static const char *const names[] = { "ipc", "uts", "net", "pid", "cgroup", "mnt" };
+		static const int types[] = { CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWNET, CLONE_NEWPID, CLONE_NEWCGROUP, CLONE_NEWNS };
+		int fds[6];
 		char path[16];
-		for (int k = 0; k < 5; k++) {
+		for (int k = 0; k < 6; k++) {
 			snprintf(path, sizeof path, "ns/%s", names[k]);
 			if ((fds[k] = openat(app.dir, path, O_RDONLY | O_CLOEXEC)) < 0)
 				die("%s of process %d: %s", path, (int)app_pid, strerror(errno));
 		}
 		if (exited(app.pidfd))
 			die("process %d has exited", (int)app_pid);
-		for (int k = 0; k < 5; k++) {
+		for (int k = 0; k < 6; k++) {
 			if (setns(fds[k], types[k]) < 0)
 				die("setns: %s", strerror(errno));
 			close(fds[k]);

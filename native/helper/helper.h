@@ -71,6 +71,7 @@ struct seccomp_spec {
 	char **names;
 	int nnames;
 };
+#define MAX_APP_CGROUPS 16
 
 struct app {
 	char *name;
@@ -93,6 +94,9 @@ struct app {
 	int has_oom; /* app-oom-score-adj given */
 	int oom;
 	struct seccomp_spec seccomp; /* app-seccomp */
+	char *cgroups[MAX_APP_CGROUPS]; /* app-cgroup: host cgroup directories to join */
+	int ncgroups;
+	int cgroup_fds[MAX_APP_CGROUPS]; /* pid 1: their cgroup.procs, opened on the host */
 };
 
 #define NS_MNT 1
@@ -100,6 +104,7 @@ struct app {
 #define NS_UTS 4
 #define NS_IPC 8
 #define NS_NET 16
+#define NS_CGROUP 32
 
 struct plan {
 	const char *file;

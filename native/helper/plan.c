@@ -305,6 +305,11 @@ static void app_directive(struct ctx *c, const char *kw)
 				perr(c, "bad capability mask \"%s\" (want hex)", s);
 			a->has_caps = 1;
 		}
+	} else if (!strcmp(kw, "app-cgroup")) {
+		need(c, 1, 1);
+		if (a->ncgroups >= MAX_APP_CGROUPS)
+			perr(c, "more than %d app-cgroup directives", MAX_APP_CGROUPS);
+		a->cgroups[a->ncgroups++] = path_fld(c, 1, 1);
 	} else if (!strcmp(kw, "app-oom-score-adj")) {
 		need(c, 1, 1);
 		ONCE(c, a->has_oom);
@@ -445,6 +450,8 @@ static void directive(struct ctx *c)
 				p->ns |= NS_IPC;
 			else if (!strcmp(t, "net"))
 				p->ns |= NS_NET;
+			else if (!strcmp(t, "cgroup"))
+				p->ns |= NS_CGROUP;
 			else
 				perr(c, "unknown namespace \"%s\"", t);
 		}

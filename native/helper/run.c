@@ -125,10 +125,30 @@ static int own_terminal(void)
 	return 0;
 }
 
+/* Into the app's cgroups (through the cgroup.procs files pid 1 opened on the host:
+ * "0" is the writer), then a cgroup namespace of its own rooted there, so the app
+ * sees its cgroup as "/". First thing in a child of pid 1, before anything of the
+ * app runs; the fds are closed right after with all the others. */
+static int join_app_cgroups(const struct app *a)
+{
+	for (int k = 0; k < a->ncgroups; k++)
+		if (write_all(a->cgroup_fds[k], "0\n", 2) < 0) {
+			warnx("joining the cgroup %s: %s", a->cgroups[k], strerror(errno));
+			return -1;
+		}
+	if ((P.ns & NS_CGROUP) && unshare(CLONE_NEWCGROUP) < 0) {
+		warnx("unshare(CLONE_NEWCGROUP): %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 static void __attribute__((noreturn)) app_child(const struct app *a, int nfd)
 {
 	reset_signals();
 	g_who = xasprintf("app %s: ", a->name);
+	if (join_app_cgroups(a) < 0)
+		child_fail(nfd, EXIT_HELPER);
 	/* With the pod's terminal: a session of its own, which the terminal is the
 	 * controlling terminal of (below), so ^C and ^Z reach the app. */
 	if (tty_mode ? setsid() < 0 : setpgid(0, 0) < 0)
@@ -171,7 +191,7 @@ static pid_t start_post_stop(const struct app *a)
 	reset_signals();
 	g_who = xasprintf("app %s: ", a->name);
 	setpgid(0, 0);
-	if (dup2(devnull, 0) < 0)
+	if (join_app_cgroups(a) < 0 || dup2(devnull, 0) < 0)
 		_exit(EXIT_HELPER);
 	close_fds_from(3);
 	if (enter_app_root(a) < 0)
@@ -442,6 +462,16 @@ static void __attribute__((noreturn)) pid1_main(int rep, int outer_pidfd, int tt
 	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (devnull < 0)
 		die("/dev/null: %s", strerror(errno));
+	/* Each app's cgroup.procs files, on the host's cgroup file systems (the pod sees
+	 * none): its child writes itself into them. Only pid 1 (not dumpable) holds them;
+	 * every child closes them before its app or handler runs. */
+	for (int i = 0; i < P.napps; i++)
+		for (int k = 0; k < P.apps[i].ncgroups; k++) {
+			char *f = xasprintf("%s/cgroup.procs", P.apps[i].cgroups[k]);
+			if ((P.apps[i].cgroup_fds[k] = open(f, O_WRONLY | O_CLOEXEC)) < 0)
+				die("app %s: cgroup %s: %s", P.apps[i].name, f, strerror(errno));
+			free(f);
+		}
 
 	int flags = CLONE_NEWNS;
 	if (P.ns & NS_UTS)
@@ -650,6 +680,29 @@ static void write_pid_file(void)
 		close(dfd);
 }
 
+/* Whether the OOM killer has killed in one of the app's cgroups: oom_kill of
+ * memory.events (v2) or memory.oom_control (v1), read on the host. */
+static int oom_killed(const struct app *a)
+{
+	static const char *const files[] = { "memory.events", "memory.oom_control" };
+	for (int k = 0; k < a->ncgroups; k++)
+		for (int j = 0; j < 2; j++) {
+			char *f = xasprintf("%s/%s", a->cgroups[k], files[j]);
+			char *t = read_small_file(AT_FDCWD, f, 1 << 16, NULL);
+			free(f);
+			if (!t)
+				continue;
+			char *l = strstr(t, "oom_kill ");
+			while (l && l != t && l[-1] != '\n')
+				l = strstr(l + 1, "oom_kill ");
+			int n = l ? atoi(l + 9) : 0;
+			free(t);
+			if (n > 0)
+				return 1;
+		}
+	return 0;
+}
+
 /* "<index> <number>" with index < napps and number <= max; 0 or -1. */
 static int two_fields(char *s, uint64_t max, uint64_t *idx, uint64_t *num)
 {
@@ -694,7 +747,7 @@ static void report_line(char *ln)
 	} else if (!strncmp(ln, "exit ", 5)) {
 		if (O.status_fd < 0 || two_fields(ln + 5, 255, &idx, &v) < 0)
 			return;
-		snprintf(buf, sizeof buf, "%d\n", (int)v);
+		snprintf(buf, sizeof buf, "%d\n%s", (int)v, oom_killed(&P.apps[idx]) ? "oom-killed\n" : "");
 		if (write_file_atomic(O.status_fd, P.apps[idx].name, buf, 0644) < 0)
 			warnx("writing the status of app %s: %s", P.apps[idx].name, strerror(errno));
 	}
@@ -886,5 +939,10 @@ int run_main(int argc, char **argv)
 		;
 	if (tty_mode)
 		relay_finish(&tty);
+	/* The apps' cgroups are empty now (pid 1 reaped everything): removed. The pod's
+	 * own and its init (which holds us) go at gc. */
+	for (int i = 0; i < P.napps; i++)
+		for (int k = 0; k < P.apps[i].ncgroups; k++)
+			rmdir(P.apps[i].cgroups[k]);
 	return wait_code(status);
 }

@@ -37,7 +37,7 @@ export const POD_FILES = {
   pid: 'pid',
   /** Per app: decimal host pid of the app's main process (its mount namespace). */
   appPid: (app: string) => `apps-pid/${app}`,
-  /** Per app: exit code in decimal. */
+  /** Per app: exit code in decimal, then a line `oom-killed` when the OOM killer struck in its cgroup. */
   appStatus: (app: string) => `status/${app}`,
   /** Per app: the final environment, one NAME=VALUE per line (enter reuses it). */
   appEnv: (app: string) => `env/${app}`,
