@@ -173,7 +173,7 @@ describe('cgroups on the hybrid (v1) layout', { skip: SKIP_V1 }, () => {
   });
 
   test('a fork bomb stops at --pids-limit; the host goes on; stop ends it', async () => {
-    const bg = startTspod(dd, ['run', `--uuid-file-save=${work}/bomb`, BUSYBOX, '--pids-limit=30', '--name=bomb', '--exec=/bin/sh', '--', '-c', 'echo bombing; b() { b | b & }; b; wait']);
+    const bg = startTspod(dd, ['run', `--uuid-file-save=${work}/bomb`, BUSYBOX, '--pids-limit=30', '--name=bomb', '--exec=/bin/sh', '--', '-c', 'echo bombing; b() { b | b & }; b; exec sleep 3600']);
     try {
       await bg.waitOutput(/^bombing$/m);
       const uuid = (await waitFor(() => fs.existsSync(`${work}/bomb`) && fs.readFileSync(`${work}/bomb`, 'utf8').trim(), 'the uuid')) as string;
