@@ -4,6 +4,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -51,6 +52,8 @@ interface AppSpec {
   roRoot?: boolean;
   /** app-seccomp fields: MODE ERRNO NAMES */
   seccomp?: [string, string, string];
+  /** app-cgroup directories */
+  cgroups?: string[];
 }
 
 interface PodSpec {
@@ -149,6 +152,7 @@ function writePod(spec: PodSpec): Pod {
       line('app-no-new-privileges', a.nnp ? '1' : '0'),
       'app-capabilities ' + (a.caps ? enc(a.caps) : '-'),
       ...(a.seccomp ? [line('app-seccomp', ...a.seccomp)] : []),
+      ...(a.cgroups ?? []).map((c) => line('app-cgroup', c)),
       'end-app',
     );
   }
@@ -1030,6 +1034,55 @@ describe('tspod-helper', { skip }, () => {
       const b = await start(['run', bad]).done;
       assert.equal(b.code, 254, `${value}: ${b.err}`);
       assert.match(b.err, /^tspod-helper: plan .* line \d+: /, value);
+    }
+  });
+
+  test('app-cgroup: the app (and its handlers) join their cgroups before anything runs, in a cgroup namespace of their own; no fd of them reaches the app; removed at exit; bad directives refused', async () => {
+    const pidsRoot = '/sys/fs/cgroup/pids';
+    if (!fs.existsSync(path.join(pidsRoot, 'cgroup.procs'))) return; // no v1 pids hierarchy here
+    const id = randomUUID();
+    const parent = path.join(pidsRoot, 'tspod', id);
+    const cg = path.join(parent, 'app-main');
+    fs.mkdirSync(cg, { recursive: true });
+    try {
+      fs.writeFileSync(path.join(cg, 'pids.max'), '50');
+      const probe = 'cat /proc/self/cgroup; readlink /proc/self/ns/cgroup; ls -l /proc/$$/fd; cat /proc/self/status | grep ^Pid; sleep 1';
+      const pod = writePod({ namespaces: 'mnt,pid,uts,ipc,cgroup', apps: [{ name: 'main', exec: sh(probe), pre: [sh('grep pids /proc/self/cgroup >&2')], cgroups: [cg] }] });
+      const r = run(pod);
+      const apid = await waitFor('the app pid', () => fs.existsSync(path.join(pod.dir, 'apps-pid', 'main')) && Number(fs.readFileSync(path.join(pod.dir, 'apps-pid', 'main'), 'utf8')));
+      assert.match(fs.readFileSync(`/proc/${apid}/cgroup`, 'utf8'), new RegExp(`:pids:/tspod/${id}/app-main$`, 'm'), 'the host sees the app in its cgroup');
+      const done = await r.done;
+      assert.equal(done.code, 0, done.err);
+      assert.match(done.out, /^\d+:pids:\/$/m, 'the app sees its own cgroup as /');
+      assert.notEqual(/cgroup:\[\d+\]/.exec(done.out)?.[0], nsOf('self', 'cgroup'), 'a cgroup namespace of its own');
+      assert.doesNotMatch(done.out, /-> .*cgroup/, 'no cgroupfs fd in the app');
+      assert.match(done.err, /^\d+:pids:\/$/m, 'the pre-start handler is in it too');
+      assert.ok(!fs.existsSync(cg), 'the outer helper removed the app cgroup at exit');
+      for (const bad of ['app-cgroup relative/dir', 'app-cgroup /a/../b']) {
+        const plan = path.join(pod.dir, 'bad-plan');
+        fs.writeFileSync(plan, fs.readFileSync(pod.plan, 'utf8').replace(/^app-cgroup .*$/m, bad));
+        const b = await start(['run', plan]).done;
+        assert.equal(b.code, 254, `${bad}: ${b.err}`);
+        assert.match(b.err, /^tspod-helper: plan .* line \d+: /, bad);
+      }
+      const many = path.join(pod.dir, 'many-plan');
+      fs.writeFileSync(many, fs.readFileSync(pod.plan, 'utf8').replace(/^app-cgroup .*$/m, Array.from({ length: 17 }, () => `app-cgroup ${cg}`).join('\n')));
+      const m = await start(['run', many]).done;
+      assert.equal(m.code, 254, m.err);
+      assert.match(m.err, /more than 16 app-cgroup directives/);
+      // A missing cgroup: pid 1 cannot open it, nothing runs (254)
+      fs.writeFileSync(many, fs.readFileSync(pod.plan, 'utf8').replace(/^app-cgroup .*$/m, `app-cgroup ${cg}-missing`));
+      const gone = await start(['run', many]).done;
+      assert.equal(gone.code, 254, gone.err);
+      assert.match(gone.err, /app main: cgroup .*app-main-missing\/cgroup.procs: No such file or directory/);
+    } finally {
+      for (const d of [cg, parent]) {
+        try {
+          fs.rmdirSync(d);
+        } catch {
+          /* gone (the helper removed the app's) */
+        }
+      }
     }
   });
 
