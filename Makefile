@@ -95,7 +95,7 @@ $(STAGE1_DIR)/launcher: native/launcher/launcher.c
 
 # The static native helper (native/helper/PLAN.md): musl-gcc -static -Os, else gcc -static.
 bin/tspod-helper: native/helper/Makefile $(wildcard native/helper/*.c native/helper/*.h) | deps-build
-	$(MAKE) --no-print-directory -C native/helper OUT=$(CURDIR)/bin/tspod-helper
+	$(MAKE) --no-print-directory -C native/helper OUT=$(CURDIR)/bin/tspod-helper OBJDIR=$(CURDIR)/build/helper
 
 bin/stage1.aci: $(STAGE1_DIR)/tspod-stage1 $(STAGE1_DIR)/launcher bin/tspod-helper $(STAGE1_KOFFI) \
                 stage1/build/assemble.ts stage1/contract/appc.ts stage1/contract/pod.ts package.json

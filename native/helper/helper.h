@@ -204,5 +204,7 @@ int seccomp_name_known(const char *name);
 int seccomp_compile(const struct seccomp_spec *s, struct sock_fprog *prog); /* 0 or -1 (printed) */
 int seccomp_install(const struct sock_fprog *prog);                          /* 0 or -1 (printed) */
 int seccomp_check_main(int argc, char **argv);
+/* Unmaps everything libseccomp allocated (seccomp-alloc.c); no libseccomp object may be in use. */
+void seccomp_alloc_release(void);
 
 #endif

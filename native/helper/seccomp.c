@@ -173,6 +173,7 @@ out:
 	if (fd >= 0)
 		close(fd);
 	seccomp_release(ctx);
+	seccomp_alloc_release();
 	return ret;
 }
 
