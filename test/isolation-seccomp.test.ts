@@ -112,6 +112,18 @@ describe('the default seccomp filter', { skip: SKIP }, () => {
     }
   });
 
+  test('in a user namespace (--private-users), root and non-root: the same filter in run and enter', async () => {
+    for (const appFlags of [[], ['--user=1000', '--group=1000']]) {
+      await withProbedPod(dd, { extra: PROBE, podFlags: ['--private-users'], appFlags }, async (pod) => {
+        for (const [who, p] of [['run', pod.run], ['enter', await pod.enter(undefined, PROBE)]] as const) {
+          assert.equal(seccompMode(p), '2', `${who} ${appFlags.join(' ')}: Seccomp`);
+          assert.equal(p.get('nnp'), '0', `${who} ${appFlags.join(' ')}: NoNewPrivs`);
+          assert.match(p.get('unshare-user'), EPERM, `${who} ${appFlags.join(' ')}: unshare -U`);
+        }
+      });
+    }
+  });
+
   test('pre-start handlers get the app filter', async () => {
     const aci = busyboxAci(work, 'seccomp-handler', {
       exec: ['/bin/true'],
