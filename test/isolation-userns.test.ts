@@ -232,6 +232,24 @@ if hostname pwned 2>/dev/null; then p sethostname yes; else p sethostname no; fi
   });
 });
 
+describe('--private-users: terminals', { skip: SKIP || (spawnSync('script', ['--version'], { stdio: 'ignore' }).status !== 0 && 'needs script(1)') }, () => {
+  /** Runs tspod on a terminal of script(1)'s, stdin at EOF. */
+  const onTerminal = (args: string[]) => {
+    const cmd = [TSPOD_BIN, `--dir=${dd.path}`, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+    const r = spawnSync('script', ['-qec', cmd, '/dev/null'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+    return r.stdout;
+  };
+  test("run --interactive: the pod's console is its root's; enter's terminal too", async () => {
+    const out = onTerminal(['run', '--interactive', '--private-users', BUSYBOX, '--exec=/bin/sh', '--', '-c', 'echo "console $(stat -c %u:%g /dev/console) $(cat /proc/self/uid_map)"']);
+    assert.match(out, /console 0:0 +0 +\d+ +65536/, out);
+    await withProbedPod(dd, { podFlags: ['--private-users'], appFlags: ['--user=1000'] }, async (pod) => {
+      const e = onTerminal(['enter', pod.uuid, '/bin/sh', '-c', 'echo "tty $(stat -c %u:%g $(tty)) $(id -u)"']);
+      assert.match(e, /tty 0:0 1000/, e);
+    });
+  });
+});
+
 describe('--private-users: export', { skip: SKIP }, () => {
   for (const flags of [[], ['--no-overlay']]) {
     test(`export${flags.map((f) => ` ${f}`).join('')}: the app's files are the pod's own ids in the ACI, not the range's`, async () => {

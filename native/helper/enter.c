@@ -7,6 +7,8 @@
  */
 #include "helper.h"
 
+#include <sys/fsuid.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -418,6 +420,14 @@ int enter_main(int argc, char **argv)
 	}
 	if (fchdir(rootfd) < 0 || chroot(".") < 0 || chdir("/") < 0)
 		die("entering the app's root: %s", strerror(errno));
+	/* In the app's user namespace our ids (the host's root) are unmapped: what we make
+	 * there (the pseudo-terminal below) is made as its root instead. */
+	if (join_user) {
+		setfsgid(0);
+		setfsuid(0);
+		if ((int)setfsuid((uid_t)-1) != 0)
+			die("the pod's root as file system user: %s", strerror(errno));
+	}
 	close(rootfd);
 	if (tty_mode) {
 		int podpt = pod_ptmx();

@@ -883,6 +883,10 @@ int run_main(int argc, char **argv)
 	struct relay tty;
 	if (tty_mode)
 		relay_open(&tty, -1); /* on the host's /dev/ptmx: the pod gets the slave */
+	/* With a user namespace, the pod's terminal is its root's (the host's root is
+	 * no one inside). */
+	if (tty_mode && P.userns && fchown(tty.slave, P.uid_base, P.gid_base) < 0)
+		die("the pod's terminal: %s", strerror(errno));
 	if (P.userns)
 		g_userns_fd = make_userns();
 	if ((P.ns & NS_PID) && unshare(CLONE_NEWPID) < 0)
