@@ -7,6 +7,8 @@
 // the app's own rootfs). Needs root.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { describeResult, makeDataDir, type DataDir } from './harness/index.js';
 import { busyboxAci, failsWith, SKIP, ok, podsTree, removeScratchDirs, scratchDir, withProbedPod, type Probe } from './pods-util.js';
 
@@ -237,6 +239,32 @@ describe('bad seccomp input is refused', { skip: SKIP }, () => {
       { name: 'os/linux/seccomp-remove-set', value: { set: ['swapoff'] } },
     ]);
     failsWith(await dd.tspod(['prepare', both]), /only one of/);
+    assert.deepEqual(podsTree(dd.path).filter((p) => !p.startsWith('prepare/')), before, 'no pod left behind');
+  });
+
+  test('a pod manifest: the seccomp isolator of an app applies; a pod-level one is refused (per app only, as in rkt)', async () => {
+    const id = (await ok(dd, ['fetch', '--full', makeAci('manifest', [])])).stdout.trim();
+    const manifest = (podIsolators: unknown[], appIsolators: unknown[]) => {
+      const file = path.join(work, `pod-${Math.random().toString(36).slice(2)}.json`);
+      fs.writeFileSync(
+        file,
+        JSON.stringify({
+          acKind: 'PodManifest',
+          acVersion: '0.8.11',
+          apps: [{ name: 'app', image: { id }, app: { exec: ['/bin/sh', '-c', 'grep "^Seccomp:" /proc/self/status; unshare -U true'], user: '0', group: '0', isolators: appIsolators } }],
+          isolators: podIsolators,
+        }),
+      );
+      return file;
+    };
+    const r = await dd.tspod(['run', `--pod-manifest=${manifest([], [{ name: 'os/linux/seccomp-remove-set', value: { set: ['unshare'], errno: 'ENOSYS' } }])}`]);
+    assert.match(r.stdout, /^Seccomp:\s+2$/m, describeResult(r));
+    assert.match(r.stderr, /Function not implemented/, describeResult(r));
+    const before = podsTree(dd.path).filter((p) => !p.startsWith('prepare/'));
+    failsWith(
+      await dd.tspod(['run', `--pod-manifest=${manifest([{ name: 'os/linux/seccomp-retain-set', value: { set: ['@appc.io/all'] } }], [])}`]),
+      /the pod: isolator "os\/linux\/seccomp-retain-set" is applied per app only/,
+    );
     assert.deepEqual(podsTree(dd.path).filter((p) => !p.startsWith('prepare/')), before, 'no pod left behind');
   });
 });
