@@ -12,6 +12,7 @@ import { OOM_SCORE_ADJ, parseOomScoreAdj } from '../stage0/isolators.js';
 import { seccompFlagIsolator } from '../stage1/contract/seccomp.js';
 import { CPU, CPU_SHARES, MEMORY, parseCpu, parseCpuShares, parseMemory, parsePidsLimit, PIDS_LIMIT } from '../stage1/contract/resources.js';
 import { pullPolicyFromFlags } from './global.js';
+import { deviceProblem, parseDeviceFlag, type DeviceSpec } from '../stage1/contract/devices.js';
 
 export interface GlobalFlags {
   dir?: string;
@@ -35,6 +36,7 @@ const POD_FLAGS: Record<string, Kind> = {
   'private-users': 'bool',
   net: 'list',
   ipc: 'value',
+  sysctl: 'list',
   'uuid-file-save': 'value',
   'pull-policy': 'value',
   'stage1-path': 'value',
@@ -65,6 +67,7 @@ const APP_FLAGS: Record<string, Kind> = {
   cpu: 'value',
   'cpu-shares': 'value',
   'pids-limit': 'value',
+  device: 'list',
 };
 
 /** rkt flags tspod does not implement yet: refused by name rather than misread. */
@@ -172,6 +175,7 @@ export function parsePodArgs(tokens: string[], command: 'run' | 'prepare'): Pars
     },
     uuidFileSave: pod['uuid-file-save'] as string | undefined,
     quiet: Boolean(pod.quiet),
+    sysctls: ((pod.sysctl as string[]) ?? []).map((s) => splitKeyValue(s, '--sysctl')),
   };
   if (pod['mds-register'] === true) {
     throw new TspodError(ErrorCode.Unsupported, '--mds-register is not supported by this version of tspod (there is no metadata service yet)', {
@@ -187,6 +191,7 @@ export function parsePodArgs(tokens: string[], command: 'run' | 'prepare'): Pars
       spec.inheritEnv ||
       spec.setEnv.length > 0 ||
       spec.setEnvFiles.length > 0 ||
+      spec.sysctls.length > 0 ||
       spec.pullPolicy !== 'new';
     if (conflicting) throw new TspodError(ErrorCode.BadInput, 'conflicting flags set with --pod-manifest (see --help)');
   } else if (!help && spec.apps.length === 0) {
@@ -234,7 +239,17 @@ function toAppSpec(image: string, f: Record<string, string | boolean | string[]>
     environment: parseEnvList((f.environment as string[]) ?? [], '--environment'),
     annotations: ((f.annotation as string[]) ?? []).map((a) => splitKeyValue(a, '--annotation')),
     isolators: appIsolators(f),
+    devices: ((f.device as string[]) ?? []).map(parseDevice),
   };
+}
+
+/** --device=HOSTPATH[:PODPATH[:rwm]] (podman's syntax): checked here, the host path included. */
+function parseDevice(s: string): DeviceSpec {
+  const d = parseDeviceFlag(s);
+  if (!d) throw new TspodError(ErrorCode.BadInput, `--device ${JSON.stringify(s)}: want HOSTPATH[:PODPATH[:rwm]]`);
+  const why = deviceProblem(d);
+  if (why) throw new TspodError(ErrorCode.BadInput, `--device ${why}`);
+  return d;
 }
 
 /**

@@ -71,12 +71,14 @@ Pod flags:
   --inherit-env  --set-env NAME=VALUE  --set-env-file FILE
   --hostname NAME  --interactive  --net host|none  --ipc auto|private|parent  --no-overlay
   --private-users
+  --sysctl NAME=VALUE   (namespaced sysctls only)
   --pod-manifest FILE  --pull-policy new|update|never  --uuid-file-save FILE
   --stage1-path FILE  --stage1-name NAME  --stage1-hash ID${cmd === 'prepare' ? '\n  --quiet' : ''}
 App flags (after the image they apply to):
   --exec PATH  --name NAME  --user UID|NAME|PATH  --group GID|NAME|PATH
   --supplementary-gids N,N  --working-dir DIR  --readonly-rootfs
   --mount volume=NAME,target=PATH  --environment NAME=VALUE  --annotation NAME=VALUE
+  --device HOSTPATH[:PODPATH[:rw|rwm]]
 `;
 
 /** prepare and run parse their own arguments (see cmd/podargs.ts). */

@@ -1,9 +1,9 @@
 // Image and pod-manifest isolators (appc spec/ace.md "Isolators"). tspod applies
 // os/linux/no-new-privileges, the capability sets, the seccomp sets,
-// os/linux/oom-score-adj and the cgroup limits (resource/memory, resource/cpu,
-// os/linux/cpu-shares and tspod's tspod/pids-limit) today (their values are
-// checked here); every other isolator that limits or confines an app (block and
-// network bandwidth, LSM labels, sysctls) is not
+// os/linux/oom-score-adj, os/unix/sysctl (namespaced ones only) and the cgroup
+// limits (resource/memory, resource/cpu, os/linux/cpu-shares and tspod's
+// tspod/pids-limit) today (their values are checked here); every other isolator
+// that limits or confines an app (block and network bandwidth, LSM labels) is not
 // applied yet, and an app that asked for one must not run as if it had not:
 // prepare refuses it, naming the isolator, unless --insecure-options=isolators
 // says to run without it (then each one is named in a warning). Unknown
@@ -18,17 +18,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { limitsFromIsolators, RESOURCE_ISOLATORS } from '../stage1/contract/resources.js';
+import { SYSCTL, sysctlsFromIsolators } from '../stage1/contract/sysctl.js';
 
 export const OOM_SCORE_ADJ = 'os/linux/oom-score-adj';
 
 /** Isolators stage1 applies. */
-const APPLIED = new Set(['os/linux/no-new-privileges', CAPS_RETAIN, CAPS_REMOVE, OOM_SCORE_ADJ, SECCOMP_RETAIN, SECCOMP_REMOVE, ...RESOURCE_ISOLATORS]);
+const APPLIED = new Set(['os/linux/no-new-privileges', CAPS_RETAIN, CAPS_REMOVE, OOM_SCORE_ADJ, SECCOMP_RETAIN, SECCOMP_REMOVE, ...RESOURCE_ISOLATORS, SYSCTL]);
 
 /** Isolators appc or rkt define that this version does not apply. */
 const NOT_APPLIED = new Set([
   'os/linux/selinux-context',
   'os/linux/apparmor-profile',
-  'os/unix/sysctl',
   'resource/block-bandwidth',
   'resource/block-iops',
   'resource/network-bandwidth',
@@ -87,6 +87,11 @@ function checkAppliedValues(where: string, isolators: readonly AppcIsolator[] | 
   const unknown = unknownSyscalls(syscalls);
   if (unknown.length) {
     throw new TspodError(ErrorCode.BadInput, `${where}: unknown syscall ${unknown.map((n) => JSON.stringify(n)).join(', ')} in its seccomp set (not a system call of this machine's architecture)`);
+  }
+  try {
+    sysctlsFromIsolators(isolators);
+  } catch (e) {
+    throw new TspodError(ErrorCode.BadInput, `${where}: ${(e as Error).message}`);
   }
   const ooms = (isolators ?? []).filter((i) => i?.name === OOM_SCORE_ADJ);
   if (ooms.length > 1) throw new TspodError(ErrorCode.BadInput, `${where}: isolator ${OOM_SCORE_ADJ} given twice`);

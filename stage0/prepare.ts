@@ -23,6 +23,8 @@ import { renderLayers, visibleLayers } from '../store/layers/render.js';
 import type { Store } from '../store/store.js';
 import { mergeEnvironment, readEnvFile } from './env.js';
 import { checkIsolators, overrideIsolators } from './isolators.js';
+import { appDevices, DEVICES_ANNOTATION } from '../stage1/contract/devices.js';
+import { SYSCTL, sysctlNamespaceProblem, sysctlsFromIsolators } from '../stage1/contract/sysctl.js';
 import { PodsDir, type Pod } from './pods.js';
 import { checkIpc, checkNet, RUNTIME_DEFAULTS_FILE, type AppSpec, type PodSpec, type RuntimeFlags } from './spec.js';
 import { resolveStage1 } from './stage1.js';
@@ -55,6 +57,9 @@ export async function preparePod(
     ? readPodManifestFile(spec.podManifestFile)
     : { acKind: 'PodManifest', acVersion: AC_VERSION, apps: [], volumes: [], annotations: [] };
   if (!spec.podManifestFile) manifest.volumes = [...spec.volumes];
+  if (!spec.podManifestFile && spec.sysctls.length) {
+    manifest.isolators = [{ name: SYSCTL, value: Object.fromEntries(spec.sysctls) }];
+  }
   manifest.apps = apps.map((a) => a.podApp);
   bindMountPoints(manifest, apps);
   for (const a of apps) checkIsolators(`app ${a.podApp.name}`, a.podApp.app?.isolators, opts.insecure.isolators);
@@ -131,7 +136,10 @@ async function appsFromSpec(store: Store, spec: PodSpec, insecure: InsecureOptio
         app,
         readOnlyRootFS: a.readonlyRootfs,
         mounts,
-        annotations: a.annotations.map(([k, v]) => ({ name: k, value: v })),
+        annotations: [
+          ...a.annotations.map(([k, v]) => ({ name: k, value: v })),
+          ...(a.devices?.length ? [{ name: DEVICES_ANNOTATION, value: JSON.stringify(a.devices) }] : []),
+        ],
       },
       image,
       layers,
@@ -363,6 +371,11 @@ function validatePod(manifest: PodManifest, apps: ResolvedApp[], runtime: Runtim
     }
   }
   for (const a of apps) {
+    try {
+      appDevices(a.podApp.annotations); // a pod manifest's too
+    } catch (e) {
+      throw new TspodError(ErrorCode.BadInput, `app ${a.podApp.name}: ${(e as Error).message}`);
+    }
     for (const m of a.podApp.mounts ?? []) {
       if (!names.has(m.volume)) {
         throw new TspodError(ErrorCode.BadInput, `app ${a.podApp.name}: --mount names volume ${JSON.stringify(m.volume)}, which the pod does not have`, {
@@ -371,6 +384,17 @@ function validatePod(manifest: PodManifest, apps: ResolvedApp[], runtime: Runtim
       }
     }
   }
+  // Sysctls are the pod's (its namespaces are shared by its apps): the pod's and
+  // every app's together, each namespace one of the pod's own.
+  let sysctls = new Map<string, string>();
+  try {
+    sysctls = sysctlsFromIsolators(manifest.isolators, sysctls);
+    for (const a of apps) sysctls = sysctlsFromIsolators(a.podApp.app?.isolators, sysctls);
+  } catch (e) {
+    throw new TspodError(ErrorCode.BadInput, (e as Error).message);
+  }
+  const problem = sysctlNamespaceProblem(sysctls, { net: runtime.net === 'none' ? 'none' : 'host', ipc: runtime.ipc ?? 'auto' });
+  if (problem) throw new TspodError(ErrorCode.BadInput, problem);
   if (runtime.interactive && manifest.apps.length > 1) {
     throw new TspodError(ErrorCode.BadInput, 'interactive option only supports one image', { hint: `this pod has ${manifest.apps.length} apps` });
   }

@@ -26,6 +26,8 @@ export interface AppSpec {
   annotations: Array<[string, string]>;
   /** From --caps-retain, --caps-remove, --oom-score-adj: replace the image's isolators of the same names. */
   isolators?: AppcIsolator[];
+  /** --device: host device nodes bound into this app's /dev. */
+  devices?: Array<{ hostPath: string; podPath: string; permissions: string }>;
 }
 
 export interface PodSpec {
@@ -46,6 +48,8 @@ export interface PodSpec {
   runtime: RuntimeFlags;
   uuidFileSave?: string;
   quiet: boolean;
+  /** --sysctl NAME=VALUE (podman's): the pod's os/unix/sysctl isolator. */
+  sysctls: Array<[string, string]>;
 }
 
 export interface RuntimeFlags {

@@ -11,6 +11,8 @@ import { capabilitiesFromIsolators, capabilityMask, DEFAULT_CAPABILITIES } from 
 import { seccompFilter, type SeccompFilter } from './contract/seccomp.js';
 import { appCgroupName, cgroupDirs, type CgroupLayout } from './contract/cgroups.js';
 import { limitsFromIsolators, type Limits } from './contract/resources.js';
+import { sysctlNamespaceProblem, sysctlsFromIsolators } from './contract/sysctl.js';
+import { appDevices, type DeviceSpec } from './contract/devices.js';
 
 
 // appc's default capability bounding set (the 14 capabilities of spec/ace.md).
@@ -67,6 +69,8 @@ export interface AppPlan {
   /** resource/memory, resource/cpu, os/linux/cpu-shares, tspod/pids-limit (checked at prepare). */
   limits: Limits;
   readOnlyRootFS: boolean;
+  /** --device: host device nodes bound into the app's /dev (annotation tspod/devices). */
+  devices: DeviceSpec[];
   /** readOnly: the volume's readOnly if it says, else the matching mount point's (rkt's rule). */
   mounts: Array<{ volume: PodVolume; target: string; readOnly: boolean }>;
 }
@@ -147,6 +151,13 @@ export function appPlans(ctx: PodContext): AppPlan[] {
       readOnlyRootFS: Boolean(pa.readOnlyRootFS),
       limits: appLimits(pa.name, app),
       mounts,
+      devices: (() => {
+        try {
+          return appDevices(pa.annotations);
+        } catch (e) {
+          throw new Error(`app ${pa.name}: ${(e as Error).message}`);
+        }
+      })(),
       security: {
         user: credential(app.user || '0'),
         group: credential(app.group || '0'),
@@ -199,6 +210,19 @@ export function podNamespaces(runtime: RuntimeConfig): string[] {
   return ['mnt', 'pid', 'uts', ...(runtime.ipc === 'parent' ? [] : ['ipc']), ...(runtime.net === 'none' ? ['net'] : [])];
 }
 
+/**
+ * The pod's sysctls (os/unix/sysctl of the pod manifest and of every app: they
+ * share the namespaces), each in a namespace of the pod's own (checked at prepare;
+ * again here, as run-prepared may change --net or --ipc).
+ */
+export function podSysctls(ctx: PodContext, apps: AppPlan[]): Map<string, string> {
+  let out = sysctlsFromIsolators(ctx.manifest.isolators);
+  for (const a of apps) out = sysctlsFromIsolators(a.app.isolators, out);
+  const problem = sysctlNamespaceProblem(out, { net: ctx.runtime.net, ipc: ctx.runtime.ipc ?? 'private' });
+  if (problem) throw new Error(problem);
+  return out;
+}
+
 /** Builds the plan for the whole pod. */
 export function buildPlan(ctx: PodContext, apps: AppPlan[], stdinInherit: boolean): string {
   const pod = ctx.podDir;
@@ -209,6 +233,7 @@ export function buildPlan(ctx: PodContext, apps: AppPlan[], stdinInherit: boolea
   p.directive('hostname', ctx.runtime.hostname);
   const cg = ctx.cgroups && ctx.cgroups.version !== 0 ? ctx.cgroups : undefined;
   p.directive('namespaces', [...podNamespaces(ctx.runtime), ...(cg ? ['cgroup'] : [])].join(','));
+  for (const [name, value] of podSysctls(ctx, apps)) p.directive('sysctl', name, value);
   p.directive('status-dir', path.join(pod, 'status'));
   p.directive('pid-file', path.join(pod, POD_FILES.pid));
   p.directive('apps-pid-dir', path.join(pod, 'apps-pid'));
@@ -291,6 +316,12 @@ export function buildPlan(ctx: PodContext, apps: AppPlan[], stdinInherit: boolea
     p.directive('symlink', '/proc/self/fd/0', at('dev/stdin'));
     p.directive('symlink', '/proc/self/fd/1', at('dev/stdout'));
     p.directive('symlink', '/proc/self/fd/2', at('dev/stderr'));
+    // --device: the host's node bound on its own (the /dev tmpfs is nodev, the bind is
+    // not); read-only for `r` alone (the device cgroup is what limits the access).
+    for (const d of a.devices) {
+      p.directive('touch', at(d.podPath.slice(1)), '0600');
+      p.directive('mount', d.hostPath, at(d.podPath.slice(1)), NONE, d.permissions.includes('w') ? 'bind' : 'bind,rdonly', NONE);
+    }
     // /etc plumbing (RKT-REFERENCE.md 1.7): hostname, hosts fallback, mtab.
     // A copied rootfs (--no-overlay) is one layer of its own: the same rules.
     const hasEtc = imageHas(copied ? [copied] : a.layers, 'etc');

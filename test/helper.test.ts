@@ -1226,6 +1226,35 @@ describe('tspod-helper', { skip }, () => {
     }
   });
 
+  test('sysctl: written in the pod’s own namespaces before the set-up steps; never a host one', async () => {
+    const hostShmmax = fs.readFileSync('/proc/sys/kernel/shmmax', 'utf8');
+    const hostForward = fs.readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8');
+    const withSysctls = (pod: Pod, lines: string[]) =>
+      fs.writeFileSync(pod.plan, fs.readFileSync(pod.plan, 'utf8').replace(/^(namespaces .*)$/m, `$1\n${lines.join('\n')}`));
+    const pod = writePod({ namespaces: 'mnt,pid,uts,ipc,net', apps: [{ name: 'main', exec: sh('cat /proc/sys/kernel/shmmax /proc/sys/net/ipv4/ip_forward') }] });
+    withSysctls(pod, [line('sysctl', 'kernel.shmmax', '4242'), line('sysctl', 'net.ipv4.ip_forward', '1')]);
+    const r = await run(pod).done;
+    assert.equal(r.code, 0, r.err);
+    assert.equal(r.out, '4242\n1\n');
+    assert.equal(fs.readFileSync('/proc/sys/kernel/shmmax', 'utf8'), hostShmmax);
+    assert.equal(fs.readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8'), hostForward);
+    const refused: Array<[string, string, RegExp]> = [
+      ['mnt,pid,uts,ipc', 'net.ipv4.ip_forward', /sysctl net\.ipv4\.ip_forward needs the pod's own net namespace/],
+      ['mnt,pid,uts', 'kernel.shmmax', /sysctl kernel\.shmmax needs the pod's own ipc namespace/],
+      ['mnt,pid,uts,ipc,net', 'kernel.panic', /sysctl kernel\.panic is not a namespaced one/],
+      ['mnt,pid,uts,ipc,net', 'net..x', /sysctl net\.\.x is not a namespaced one/],
+    ];
+    for (const [ns, name, re] of refused) {
+      const bad = writePod({ namespaces: ns, apps: [{ name: 'main', exec: ['true'] }] });
+      withSysctls(bad, [line('sysctl', name, '1')]);
+      const b = await run(bad).done;
+      assert.equal(b.code, 254, `${name}: ${b.err}`);
+      assert.match(b.err, /^tspod-helper: plan .* line \d+: /, name);
+      assert.match(b.err, re, name);
+    }
+    assert.equal(fs.readFileSync('/proc/sys/kernel/shmmax', 'utf8'), hostShmmax);
+  });
+
   test('enter pins the processes it joins: a pid outside the pod, not a pod’s pid 1, gone or a zombie is refused', async () => {
     // The app leaves a zombie behind: its child exits and `sleep` (exec'd over the
     // shell) never reaps it.

@@ -106,6 +106,13 @@ struct app {
 #define NS_NET 16
 #define NS_CGROUP 32
 
+struct sysctl {
+	char *name;  /* dotted: net.ipv4.ip_forward */
+	char *value;
+	int ns;      /* NS_NET, NS_IPC or NS_UTS: the namespace it lives in */
+	int line;
+};
+
 struct plan {
 	const char *file;
 	char *uuid, *hostname;
@@ -121,6 +128,8 @@ struct plan {
 	int nsteps;
 	struct app *apps;
 	int napps;
+	struct sysctl *sysctls;
+	int nsysctls;
 };
 
 void plan_load(const char *path, struct plan *p); /* dies (254) on any error */

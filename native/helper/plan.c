@@ -405,6 +405,28 @@ static void step_directive(struct ctx *c, const char *kw)
 	*(struct step *)vec_push(&p->steps, &p->nsteps, sizeof(struct step)) = s;
 }
 
+/* The namespace of a namespaced sysctl (dotted name of [a-z0-9_-] parts), else 0. */
+static int sysctl_ns(const char *name)
+{
+	size_t n = strlen(name);
+	if (!n || name[0] == '.' || name[n - 1] == '.' || strstr(name, ".."))
+		return 0;
+	for (const char *q = name; *q; q++)
+		if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') || *q == '_' || *q == '-' || *q == '.'))
+			return 0;
+	if (!strncmp(name, "net.", 4))
+		return NS_NET;
+	if (!strncmp(name, "fs.mqueue.", 10))
+		return NS_IPC;
+	if ((!strncmp(name, "kernel.shm", 10) || !strncmp(name, "kernel.msg", 10)) && !strchr(name + 7, '.'))
+		return NS_IPC;
+	if (!strcmp(name, "kernel.sem") || !strcmp(name, "kernel.sem_next_id"))
+		return NS_IPC;
+	if (!strcmp(name, "kernel.domainname"))
+		return NS_UTS;
+	return 0;
+}
+
 static void directive(struct ctx *c)
 {
 	struct plan *p = c->p;
@@ -457,6 +479,22 @@ static void directive(struct ctx *c)
 		}
 		if (!(p->ns & NS_MNT))
 			perr(c, "namespaces must include mnt (set-up steps and pivot_root need it)");
+	} else if (!strcmp(kw, "sysctl")) {
+		need(c, 2, 2);
+		char *name = fld(c, 1), *value = fld(c, 2);
+		int ns = sysctl_ns(name);
+		if (!ns)
+			perr(c, "sysctl %s is not a namespaced one (net.*, kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*, kernel.domainname)", name);
+		for (int i = 0; i < p->nsysctls; i++)
+			if (!strcmp(p->sysctls[i].name, name))
+				perr(c, "sysctl %s given twice", name);
+		if (!*value || strchr(value, '\n'))
+			perr(c, "sysctl %s: bad value", name);
+		struct sysctl *s = vec_push(&p->sysctls, &p->nsysctls, sizeof *s);
+		s->name = name;
+		s->value = value;
+		s->ns = ns;
+		s->line = c->line;
 	} else if (!strcmp(kw, "status-dir")) {
 		need(c, 1, 1);
 		ONCE(c, p->status_dir);
@@ -577,6 +615,11 @@ void plan_load(const char *path, struct plan *p)
 		perr(&c, "no namespaces directive");
 	if (!p->napps)
 		perr(&c, "no app");
+	/* A sysctl is written in pid 1's namespaces: never in one the pod shares with the host. */
+	for (int i = 0; i < p->nsysctls; i++)
+		if (!(p->ns & p->sysctls[i].ns))
+			die("plan %s line %d: sysctl %s needs the pod's own %s namespace", path, p->sysctls[i].line, p->sysctls[i].name,
+			    p->sysctls[i].ns == NS_NET ? "net" : p->sysctls[i].ns == NS_IPC ? "ipc" : "uts");
 	if (p->stdin_inherit && p->napps > 1)
 		perr(&c, "stdin inherit is for one app only (%d apps)", p->napps);
 	if (p->userns && !(p->ns & NS_PID))

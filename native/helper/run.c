@@ -206,6 +206,26 @@ static pid_t start_post_stop(const struct app *a)
 
 /* ---------------------------------------------------------------------- pid 1 */
 
+/* The plan's sysctls, in pid 1's new namespaces (a net.* sysctl under /proc/sys is
+ * the writer's network namespace's, an IPC one its IPC namespace's), before the
+ * set-up steps and so before the apps' /proc/sys is read-only. */
+static void write_sysctls(const struct plan *p)
+{
+	for (int i = 0; i < p->nsysctls; i++) {
+		const struct sysctl *s = &p->sysctls[i];
+		char *file = xasprintf("/proc/sys/%s", s->name);
+		for (char *q = file + 10; *q; q++)
+			if (*q == '.')
+				*q = '/';
+		int fd = open(file, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+		size_t len = strlen(s->value);
+		if (fd < 0 || write(fd, s->value, len) != (ssize_t)len)
+			die("sysctl %s=%s: %s", s->name, s->value, strerror(errno));
+		close(fd);
+		free(file);
+	}
+}
+
 static void lo_up(void)
 {
 	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -486,6 +506,7 @@ static void __attribute__((noreturn)) pid1_main(int rep, int outer_pidfd, int tt
 		die("sethostname %s: %s", P.hostname, strerror(errno));
 	if (P.ns & NS_NET)
 		lo_up();
+	write_sysctls(&P);
 	/* Nothing we mount may propagate back to the host. */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		die("making / private: %s", strerror(errno));
