@@ -27,7 +27,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describeResult, makeDataDir, REPO_ROOT, type DataDir } from './harness/index.js';
-import { BUSYBOX, SKIP as PODS_SKIP, removeScratchDirs, scratchDir, withProbedPod, type ProbedPod } from './pods-util.js';
+import { busyboxAci, SKIP as PODS_SKIP, removeScratchDirs, scratchDir, withProbedPod, type ProbedPod } from './pods-util.js';
 
 const hasTools = ['gcc', 'losetup'].every((t) => spawnSync(t, ['--version'], { stdio: 'ignore' }).status === 0);
 const SKIP = PODS_SKIP || (!hasTools && 'needs gcc and losetup');
@@ -197,15 +197,7 @@ describe('attacks from inside a default pod', { skip: SKIP }, () => {
   });
 
   test('CVE-2019-5736: a helper exec’d into the pod by enter exposes only its sealed memfd copy', async () => {
-    const store = fs.readdirSync(path.join(dd.path, 'cas', 'layers')).map((l) => path.join(dd.path, 'cas', 'layers', l, 'rootfs', 'tspod-helper'));
-    const helpers = [path.join(REPO_ROOT, 'bin', 'tspod-helper'), ...store.filter((f) => fs.existsSync(f))];
-    assert.ok(helpers.length >= 2, `the repo's and the store's helper: ${helpers}`);
-    const fingerprint = () =>
-      helpers.map((f) => {
-        const st = fs.statSync(f);
-        return { f, sha: crypto.createHash('sha256').update(fs.readFileSync(f)).digest('hex'), mode: st.mode, uid: st.uid, gid: st.gid, ctime: st.ctimeMs, dev: st.dev, ino: st.ino };
-      });
-    const beforeAttack = fingerprint();
+    const beforeAttack = helperFingerprint();
     const extra = [
       'printf "#!/proc/self/exe\\n" > /evil && busybox chmod 755 /evil',
       '/x/attack hunt 120 &',
@@ -220,22 +212,56 @@ describe('attacks from inside a default pod', { skip: SKIP }, () => {
         assert.ok([254, 137].includes(r.code), describeResult(r));
       }
       const out = pod.bg.stdout();
-      const caught = /^hunt caught pid \d+ exe (.*) dev (\d+):(\d+) ino (\d+) mode/m.exec(out);
-      if (caught) {
-        assert.match(caught[1], /^\/memfd:tspod-helper \(deleted\)$/, `the pod reached the helper's own copy only:\n${out}`);
-        for (const h of beforeAttack) assert.notEqual(Number(caught[4]), h.ino, `not the inode of ${h.f}`);
-        assert.match(out, /^hunt openw running: Text file busy$/m, out);
-        const written = /^hunt write (running|exited): (.*)$/m.exec(out);
-        if (written) assert.match(written[2], /Operation not permitted/, `the copy is sealed against writes:\n${out}`);
-      } else {
+      if (!checkCaught(out, beforeAttack)) {
         assert.match(out, /^hunt pid \d+ exe denied: Permission denied$/m, `the hunter saw the entering process and was denied:\n${out}`);
       }
       // the enter child, before it execs, is not dumpable: its exe is closed to the pod
       assert.match(out, /^hunt pid \d+ exe denied: Permission denied$/m, out);
     });
-    assert.deepEqual(fingerprint(), beforeAttack, 'the host’s helper binaries are unchanged (bytes, mode, owner, ctime)');
+    assert.deepEqual(helperFingerprint(), beforeAttack, 'the host’s helper binaries are unchanged (bytes, mode, owner, ctime)');
+  });
+
+  test('CVE-2019-5736 through run: an app’s post-stop handler `#!/proc/self/exe` reaches the memfd copy only', async () => {
+    const beforeAttack = helperFingerprint();
+    const evil = busyboxAci(scratchDir('attacks-evil'), 'evil', { exec: ['/bin/sleep', '2'], eventHandlers: [{ name: 'post-stop', exec: ['/evil'] }] }, {
+      add: (root) => fs.writeFileSync(path.join(root, 'evil'), '#!/proc/self/exe\n', { mode: 0o755 }),
+    });
+    await withProbedPod(
+      dd,
+      { podFlags: ['--insecure-options=image', ...VOLUMES()], appFlags: MOUNTS, extra: '/x/attack hunt 30 &', more: [evil, '--name=evil'] },
+      async (pod) => {
+        await pod.bg.waitOutput(/^hunt done$/m, 'the hunter');
+        const out = pod.bg.stdout();
+        // the post-stop runner is not dumpable until it execs; after, it is the sealed copy
+        if (!checkCaught(out, beforeAttack)) assert.match(out, /^hunt pid \d+ exe denied: Permission denied$/m, out);
+      },
+    );
+    assert.deepEqual(helperFingerprint(), beforeAttack, 'the host’s helper binaries are unchanged (bytes, mode, owner, ctime)');
   });
 });
+
+/** The repo's and the store's helper binaries: bytes, mode, owner, ctime, inode. */
+function helperFingerprint(): Array<Record<string, unknown>> {
+  const store = fs.readdirSync(path.join(dd.path, 'cas', 'layers')).map((l) => path.join(dd.path, 'cas', 'layers', l, 'rootfs', 'tspod-helper'));
+  const helpers = [path.join(REPO_ROOT, 'bin', 'tspod-helper'), ...store.filter((f) => fs.existsSync(f))];
+  assert.ok(helpers.length >= 2, `the repo's and the store's helper: ${helpers}`);
+  return helpers.map((f) => {
+    const st = fs.statSync(f);
+    return { f, sha: crypto.createHash('sha256').update(fs.readFileSync(f)).digest('hex'), mode: st.mode, uid: st.uid, gid: st.gid, ctime: st.ctimeMs, ino: st.ino };
+  });
+}
+
+/** When the hunter caught a helper process: it was the sealed copy, never a host file. Returns whether it caught one. */
+function checkCaught(out: string, host: Array<Record<string, unknown>>): boolean {
+  const caught = /^hunt caught pid \d+ exe (.*) dev (\d+):(\d+) ino (\d+) mode/m.exec(out);
+  if (!caught) return false;
+  assert.match(caught[1], /^\/memfd:tspod-helper \(deleted\)$/, `the pod reached the helper's own copy only:\n${out}`);
+  for (const h of host) assert.notEqual(Number(caught[4]), h.ino, `not the inode of ${String(h.f)}`);
+  assert.match(out, /^hunt openw running: Text file busy$/m, out);
+  const written = /^hunt write (running|exited): (.*)$/m.exec(out);
+  if (written) assert.match(written[2], /Operation not permitted/, `the copy is sealed against writes:\n${out}`);
+  return true;
+}
 
 async function waitForText(pod: ProbedPod, re: RegExp): Promise<void> {
   await pod.bg.waitOutput(re, String(re));

@@ -17,7 +17,8 @@
  *                            (the node is removed again)
  *   attack hunt SECONDS      the runc CVE-2019-5736 watcher: spins on the next pids
  *                            of this pid namespace (ns_last_pid) for a process whose
- *                            /proc/PID/exe is neither this program nor /bin/busybox;
+ *                            /proc/PID/exe is neither this program nor busybox (this
+ *                            app's, or another app's copy: the same size);
  *                            stops it, and tries to open that executable for writing
  *                            and to chmod it (to its own mode), while it runs and
  *                            after it was killed. Prints `hunt ...` lines, then
@@ -91,7 +92,8 @@ static int hunt(double secs)
 			}
 			struct stat st;
 			if (fstat(fd, &st) < 0 || (st.st_dev == self.st_dev && st.st_ino == self.st_ino) ||
-			    (st.st_dev == bb.st_dev && st.st_ino == bb.st_ino)) {
+			    (st.st_dev == bb.st_dev && st.st_ino == bb.st_ino) ||
+			    (S_ISREG(st.st_mode) && st.st_nlink > 0 && st.st_size == bb.st_size)) { /* another app's busybox */
 				close(fd);
 				continue;
 			}
