@@ -228,6 +228,7 @@ function podJson(s: PodStatus): unknown {
     started_at: sec(s.startedAt),
     user_annotations: s.manifest?.userAnnotations ?? {},
     user_labels: s.manifest?.userLabels ?? {},
+    ...(s.ipc ? { ipc: s.ipc } : {}),
     ...(s.userNamespace ? { user_namespace: { uid_map: s.userNamespace.uidMap, gid_map: s.userNamespace.gidMap } } : {}),
   };
 }

@@ -1,7 +1,7 @@
 // Reading a pod's state for status, list and the commands that act on pods.
 import fs from 'node:fs';
 import path from 'node:path';
-import { POD_FILES, type AppSecurity, type PodManifest, type UserNamespace } from '../stage1/contract/pod.js';
+import { POD_FILES, type AppSecurity, type PodManifest, type RuntimeConfig, type UserNamespace } from '../stage1/contract/pod.js';
 import { detectCgroups, frozenState, type CgroupLayout } from '../stage1/contract/cgroups.js';
 import { mtime, type Pod, type PodState } from './pods.js';
 import { readUserNamespace } from './userns.js';
@@ -34,6 +34,8 @@ export interface PodStatus {
   networks: string[];
   /** --private-users: the pod's id maps. */
   userNamespace?: UserNamespace;
+  /** Once started: whether the pod had an IPC namespace of its own (--ipc). */
+  ipc?: 'private' | 'parent';
 }
 
 export function readManifest(pod: Pod): PodManifest | undefined {
@@ -116,7 +118,17 @@ export function podStatus(pod: Pod): PodStatus {
     manifest,
     networks: [],
     userNamespace: readUserns(dir),
+    ipc: running || exited ? readIpc(dir) : undefined,
   };
+}
+
+function readIpc(dir: string): 'private' | 'parent' | undefined {
+  try {
+    const rc = JSON.parse(fs.readFileSync(path.join(dir, POD_FILES.runtimeConfig), 'utf8')) as RuntimeConfig;
+    return rc.ipc ?? 'private';
+  } catch {
+    return undefined;
+  }
 }
 
 function readUserns(dir: string): UserNamespace | undefined {

@@ -35,6 +35,8 @@ describe('--ipc', { skip: SKIP }, () => {
           else assert.equal(probe.get('ns.ipc'), hostNs('ipc'), how);
           assert.notEqual(probe.get('ns.uts'), hostNs('uts'), `${how}: the other namespaces stay the pod's`);
         }
+        const st = JSON.parse((await ok(dd, ['status', '--format=json', pod.uuid])).stdout) as { ipc?: string };
+        assert.equal(st.ipc, own ? 'private' : 'parent', 'status --format=json says which');
       });
     });
   }
