@@ -217,6 +217,10 @@ function podJson(s: PodStatus): unknown {
       finished_at: a.exitCode !== undefined ? ns(a.finishedAt) : 0,
       exit_code: a.exitCode ?? 0,
       ...(a.oomKilled ? { oom_killed: true, reason: 'oom-killed' } : {}),
+      // beyond rkt's shape: the app's cgroup limits (null: none)
+      ...(a.limits
+        ? { limits: { memory_bytes: a.limits.memory ?? null, cpu_millis: a.limits.cpuMillis ?? null, cpu_shares: a.limits.cpuShares ?? null, pids: a.limits.pids ?? null } }
+        : {}),
       image_id: a.imageId,
       mounts: [],
       user_annotations: {},

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import { TspodError, ErrorCode } from '../native/errors.js';
 import { log } from '../native/log.js';
 import { MNT_DETACH, umount2 } from '../native/libc.js';
+import { detectCgroups, removePodCgroups } from '../stage1/contract/cgroups.js';
 import { formatDuration } from './duration.js';
 import { PodsDir, type Pod } from './pods.js';
 import { stage1Entrypoint, stage1Environment } from './run.js';
@@ -101,23 +102,35 @@ function sweep(pods: PodsDir, uuid: string, where: 'exited-garbage' | 'garbage',
  * mounted below it, remove the directory and the UUID marker.
  */
 export function deletePod(pods: PodsDir, pod: Pod, ran: boolean, debug: boolean, io: GcOutput): void {
-  if (ran) runStage1Gc(pod, debug, io);
+  if (ran && !runStage1Gc(pod, debug, io)) removeCgroupsAnyway(pod, io);
   unmountBelow(pod.dir);
   fs.rmSync(pod.dir, { recursive: true, force: true });
   pods.dropMarker(pod.uuid);
 }
 
-function runStage1Gc(pod: Pod, debug: boolean, io: GcOutput): void {
+/** Runs the pod's stage1 /gc; false if it could not run or failed. */
+function runStage1Gc(pod: Pod, debug: boolean, io: GcOutput): boolean {
   let entry: string;
   try {
     entry = stage1Entrypoint(pod.dir, 'gc');
   } catch (e) {
     io.err(`pod "${pod.uuid}": skipping stage1 gc: ${e instanceof TspodError ? e.message : String(e)}`);
-    return;
+    return false;
   }
   const args = [...(debug ? ['--debug'] : []), pod.uuid];
   const r = spawnSync(entry, args, { cwd: pod.dir, env: stage1Environment({}), stdio: ['ignore', 'inherit', 'inherit'] });
   if (r.status !== 0) io.err(`pod "${pod.uuid}": stage1 gc exited with ${r.status ?? r.signal}`);
+  return r.status === 0;
+}
+
+/**
+ * When the pod's stage1 /gc could not clean up, its cgroups (stage1/contract/
+ * cgroups.ts: tspod/<uuid> in the host's layout and in the hybrid layout's
+ * cgroup2) are removed here, so that a pod never leaves them behind.
+ */
+function removeCgroupsAnyway(pod: Pod, io: GcOutput): void {
+  const layouts = [detectCgroups(), detectCgroups('/sys/fs/cgroup/unified')];
+  for (const left of layouts.flatMap((l) => removePodCgroups(l, pod.uuid))) io.err(`pod "${pod.uuid}": cgroup not removed: ${left}`);
 }
 
 /** Unmounts (lazily, deepest first) every mount point at or below dir in this mount namespace. */

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { POD_FILES, type AppSecurity, type PodManifest, type RuntimeConfig, type UserNamespace } from '../stage1/contract/pod.js';
 import { detectCgroups, frozenState, type CgroupLayout } from '../stage1/contract/cgroups.js';
+import { DEFAULT_PIDS_LIMIT, limitsFromIsolators, type Limits } from '../stage1/contract/resources.js';
 import { mtime, type Pod, type PodState } from './pods.js';
 import { readUserNamespace } from './userns.js';
 
@@ -14,6 +15,8 @@ export interface AppStatus {
   exitCode?: number;
   /** The OOM killer killed in the app's cgroup (its main process, or a child of it). */
   oomKilled?: boolean;
+  /** Its cgroup limits (from its isolators; the default pids limit filled in). */
+  limits?: Limits;
   startedAt?: number;
   finishedAt?: number;
   /** What stage1 applied (written when the pod started): credentials, capabilities, seccomp filter. */
@@ -66,6 +69,15 @@ function readExitCode(dir: string, app: string): { code?: number; oomKilled?: bo
   }
 }
 
+function appLimits(isolators: Parameters<typeof limitsFromIsolators>[0]): Limits | undefined {
+  try {
+    const l = limitsFromIsolators(isolators);
+    return { ...l, pids: l.pids ?? DEFAULT_PIDS_LIMIT };
+  } catch {
+    return undefined; // (refused at prepare)
+  }
+}
+
 let layout: CgroupLayout | undefined;
 /** The host's cgroup layout, found once per command. */
 export function hostCgroups(): CgroupLayout {
@@ -101,6 +113,7 @@ export function podStatus(pod: Pod): PodStatus {
       imageId: a.image.id,
       exitCode: exit.code,
       oomKilled: exit.oomKilled,
+      limits: appLimits(a.app?.isolators),
       startedAt,
       finishedAt,
       security: running || exited ? readSecurity(dir, a.name) : undefined,

@@ -159,8 +159,9 @@ describe('cgroups on the hybrid (v1) layout', { skip: SKIP_V1 }, () => {
       const hog = list.find((p) => p.name === uuid)!.apps[0];
       assert.equal(hog.exit_code, 137);
       assert.equal(hog.oom_killed, true);
-      const json = JSON.parse((await ok(dd, ['status', '--format=json', uuid])).stdout) as { apps: Array<{ oom_killed?: boolean }> };
+      const json = JSON.parse((await ok(dd, ['status', '--format=json', uuid])).stdout) as { apps: Array<{ oom_killed?: boolean; limits?: unknown }> };
       assert.equal(json.apps[0].oom_killed, true);
+      assert.deepEqual(json.apps[0].limits, { memory_bytes: 16 * 2 ** 20, cpu_millis: null, cpu_shares: null, pids: 4096 });
       // the other pod still runs; an app that exits on its own under a limit is not oom-killed
       assert.match((await ok(dd, ['status', other.uuid])).stdout, /^state=running$/m);
       const fine = await dd.tspod(['run', `--uuid-file-save=${work}/fine`, BUSYBOX, '--memory=16Mi', '--exec=/bin/sh', '--', '-c', 'exit 3']);
