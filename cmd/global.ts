@@ -1,6 +1,7 @@
 // Flags every command takes (rkt's global flags).
 import type { Options } from 'yargs';
 import { DEFAULT_DIR } from '../store/paths.js';
+import { DEFAULT_LOCAL_CONFIG } from '../stage1/contract/pod.js';
 import { TspodError, ErrorCode } from '../native/errors.js';
 import { parsePullPolicy, type PullPolicy } from '../store/fetch.js';
 import { parseInsecureOptions, type InsecureOptions } from '../store/insecure.js';
@@ -8,6 +9,7 @@ import { parseInsecureOptions, type InsecureOptions } from '../store/insecure.js
 export const globalOptions = {
   dir: { type: 'string', default: DEFAULT_DIR, describe: 'tspod data directory', global: true },
   debug: { type: 'boolean', default: false, describe: 'print debug messages and stack traces', global: true },
+  'local-config': { type: 'string', default: DEFAULT_LOCAL_CONFIG, describe: 'local configuration directory (CNI network configs in <dir>/net.d)', global: true },
   'insecure-options': {
     type: 'string',
     default: 'none',
@@ -22,6 +24,7 @@ export interface GlobalArgs {
   dir: string;
   debug: boolean;
   'insecure-options': string;
+  'local-config': string;
 }
 
 /** Several --insecure-options values are one comma list. */

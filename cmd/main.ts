@@ -6,6 +6,7 @@
 import { reportError } from './exit.js';
 import { mergeInsecureOptions, type GlobalArgs } from './global.js';
 import { DEFAULT_DIR } from '../store/paths.js';
+import { DEFAULT_LOCAL_CONFIG } from '../stage1/contract/pod.js';
 
 /** Every command word (the yargs ones too): a flag before one of these belongs to it. */
 const COMMANDS = new Set([
@@ -19,15 +20,16 @@ const COMMANDS = new Set([
  * that is not a command name after such a flag is that flag's value.
  */
 export function splitCommand(argv: string[]): { globals: GlobalArgs; command?: string; rest: string[] } {
-  const globals: GlobalArgs = { dir: DEFAULT_DIR, debug: false, 'insecure-options': 'none' };
+  const globals: GlobalArgs = { dir: DEFAULT_DIR, debug: false, 'insecure-options': 'none', 'local-config': DEFAULT_LOCAL_CONFIG };
   const moved: string[] = [];
   let insecure: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const tok = argv[i];
-    const m = /^--(dir|debug|insecure-options)(?:=(.*))?$/.exec(tok);
+    const m = /^--(dir|debug|insecure-options|local-config)(?:=(.*))?$/.exec(tok);
     if (m) {
       if (m[1] === 'debug') globals.debug = m[2] === undefined ? true : m[2] === 'true';
       else if (m[1] === 'dir') globals.dir = m[2] ?? argv[++i] ?? '';
+      else if (m[1] === 'local-config') globals['local-config'] = m[2] ?? argv[++i] ?? '';
       else insecure = [...insecure, m[2] ?? argv[++i] ?? ''];
       continue;
     }

@@ -16,13 +16,14 @@ import { deviceProblem, parseDeviceFlag, type DeviceSpec } from '../stage1/contr
 
 export interface GlobalFlags {
   dir?: string;
+  localConfig?: string;
   debug?: boolean;
   insecureOptions?: string;
 }
 
 type Kind = 'value' | 'bool' | 'list';
 
-const GLOBAL_FLAGS: Record<string, Kind> = { dir: 'value', debug: 'bool', 'insecure-options': 'value' };
+const GLOBAL_FLAGS: Record<string, Kind> = { dir: 'value', debug: 'bool', 'insecure-options': 'value', 'local-config': 'value' };
 
 const POD_FLAGS: Record<string, Kind> = {
   volume: 'list',
@@ -127,6 +128,7 @@ export function parsePodArgs(tokens: string[], command: 'run' | 'prepare'): Pars
       if (name in GLOBAL_FLAGS) {
         if (name === 'dir') global.dir = String(value);
         else if (name === 'debug') global.debug = Boolean(value);
+        else if (name === 'local-config') global.localConfig = String(value);
         // Given more than once, the lists add up.
         else global.insecureOptions = global.insecureOptions === undefined ? String(value) : `${global.insecureOptions},${String(value)}`;
       } else if (name in APP_FLAGS) {

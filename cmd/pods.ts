@@ -98,7 +98,7 @@ export async function prepareOrRun(command: 'prepare' | 'run', tokens: string[],
     process.stdout.write(`${prepared.pod.uuid}\n`);
     return 0;
   }
-  return runJustPrepared(prepared.pod, { ...spec.runtime, debug, insecure });
+  return runJustPrepared(prepared.pod, { ...spec.runtime, debug, insecure, localConfig: global.localConfig ?? inherited['local-config'] });
 }
 
 type RunPreparedArgs = Args<{ uuid?: string; net?: string; hostname?: string; interactive?: boolean; ipc?: string; 'uuid-file'?: string }>;
@@ -109,7 +109,7 @@ function runPreparedCommand(): CommandModule<GlobalArgs, RunPreparedArgs> {
     describe: 'run a prepared pod',
     builder: (y: Argv<GlobalArgs>) =>
       uuidPositional(y, 'uuid').options({
-        net: { type: 'string', describe: 'host or none' },
+        net: { type: 'string', describe: 'default, default-restricted, host, none or NAME[:CNI_ARGS], comma-separated' },
         hostname: { type: 'string', describe: 'the pod hostname (default tspod-<uuid>)' },
         interactive: { type: 'boolean', describe: 'pass the terminal through to the one app' },
         ipc: { type: 'string', describe: 'auto|private (an IPC namespace of its own) or parent (the host\'s)' },
@@ -117,7 +117,7 @@ function runPreparedCommand(): CommandModule<GlobalArgs, RunPreparedArgs> {
       }) as unknown as Argv<RunPreparedArgs>,
     handler: (a) => {
       requireRoot('run-prepared');
-      runPrepared(podsRoot(a.dir), uuidArg(a), { net: a.net, hostname: a.hostname, interactive: a.interactive, ipc: a.ipc, debug: a.debug, insecure: insecureFrom(a) });
+      runPrepared(podsRoot(a.dir), uuidArg(a), { net: a.net, hostname: a.hostname, interactive: a.interactive, ipc: a.ipc, debug: a.debug, insecure: insecureFrom(a), localConfig: a['local-config'] });
     },
   };
 }

@@ -10,7 +10,7 @@ export function fastRunPrepared(rest: string[], globals: GlobalArgs): number | u
   let uuid: string | undefined;
   const flags: { net?: string; hostname?: string; interactive?: boolean; uuidFile?: string; ipc?: string } = {};
   for (let i = 0; i < rest.length; i++) {
-    const m = /^--(net|hostname|interactive|uuid-file|debug|dir|ipc)(?:=(.*))?$/.exec(rest[i]);
+    const m = /^--(net|hostname|interactive|uuid-file|debug|dir|ipc|local-config)(?:=(.*))?$/.exec(rest[i]);
     if (!m) {
       if (rest[i].startsWith('-') || uuid !== undefined) return undefined;
       uuid = rest[i];
@@ -28,6 +28,9 @@ export function fastRunPrepared(rest: string[], globals: GlobalArgs): number | u
       case 'dir':
         globals.dir = value();
         break;
+      case 'local-config':
+        globals['local-config'] = value();
+        break;
       case 'net':
         flags.net = value();
         break;
@@ -44,5 +47,5 @@ export function fastRunPrepared(rest: string[], globals: GlobalArgs): number | u
   }
   if (flags.uuidFile !== undefined || uuid === undefined) return undefined;
   requireRoot('run-prepared');
-  return runPrepared(new StorePaths(globals.dir).podsDir, uuid, { net: flags.net, hostname: flags.hostname, interactive: flags.interactive, ipc: flags.ipc, debug: globals.debug, insecure: insecureFrom(globals) });
+  return runPrepared(new StorePaths(globals.dir).podsDir, uuid, { net: flags.net, hostname: flags.hostname, interactive: flags.interactive, ipc: flags.ipc, debug: globals.debug, insecure: insecureFrom(globals), localConfig: globals['local-config'] });
 }

@@ -6,12 +6,14 @@ import path from 'node:path';
 import { TspodError, ErrorCode } from '../native/errors.js';
 import { execve } from '../native/libc.js';
 import { annotationValue, type AppcImageManifest } from '../stage1/contract/appc.js';
-import { DEFAULT_PATH, POD_FILES, STAGE1_ANNOTATIONS } from '../stage1/contract/pod.js';
+import { DEFAULT_LOCAL_CONFIG, DEFAULT_PATH, POD_FILES, STAGE1_ANNOTATIONS } from '../stage1/contract/pod.js';
 import { PodsDir, type Pod } from './pods.js';
 import { checkIpc, checkNet, RUNTIME_DEFAULTS_FILE, type RuntimeFlags } from './spec.js';
 
 export interface RunOptions extends RuntimeFlags {
   debug: boolean;
+  /** --local-config: where named networks' CNI configs are (<dir>/net.d); default /etc/tspod. */
+  localConfig?: string;
   /** The run-time parts of --insecure-options (given to run or run-prepared, as in rkt). */
   insecure?: { capabilities: boolean; paths: boolean; seccomp: boolean };
 }
@@ -41,7 +43,7 @@ export function runJustPrepared(pod: Pod, opts: RunOptions): never {
 function execStage1(pod: Pod, opts: RunOptions): never {
   const defaults = readDefaults(pod.dir);
   const flags: RuntimeFlags = {
-    net: opts.net ?? defaults.net ?? 'host',
+    net: opts.net ?? defaults.net ?? 'default',
     hostname: opts.hostname ?? defaults.hostname,
     interactive: opts.interactive ?? defaults.interactive ?? false,
     ipc: opts.ipc ?? defaults.ipc,
@@ -50,6 +52,7 @@ function execStage1(pod: Pod, opts: RunOptions): never {
   const args = [init];
   if (opts.debug) args.push('--debug');
   args.push(`--net=${flags.net}`);
+  args.push(`--local-config=${path.resolve(opts.localConfig ?? DEFAULT_LOCAL_CONFIG)}`);
   if (flags.interactive) args.push('--interactive');
   if (flags.hostname) args.push(`--hostname=${flags.hostname}`);
   if (flags.ipc) args.push(`--ipc=${flags.ipc}`);

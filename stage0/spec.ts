@@ -3,6 +3,7 @@
 import { TspodError, ErrorCode } from '../native/errors.js';
 import type { PodVolume } from '../stage1/contract/pod.js';
 import type { AppcIsolator } from '../stage1/contract/appc.js';
+import { parseNet, type NetChoice } from '../stage1/contract/networks.js';
 
 export interface MountSpec {
   volume: string;
@@ -53,6 +54,7 @@ export interface PodSpec {
 }
 
 export interface RuntimeFlags {
+  /** --net as given (checkNet); absent: default. */
   net?: string;
   hostname?: string;
   interactive?: boolean;
@@ -69,13 +71,15 @@ export function checkIpc(ipc: string | undefined): void {
   throw new TspodError(ErrorCode.BadInput, `--ipc=${ipc}: want auto, private or parent`);
 }
 
-/** The networks this version knows: `host` (the default; `default` means it too until the private network exists) and `none`. */
-export function checkNet(net: string | undefined): void {
-  if (net === undefined) return;
-  for (const n of net.split(',')) {
-    if (n !== 'host' && n !== 'none' && n !== 'default') {
-      throw new TspodError(ErrorCode.BadInput, `--net=${net}: unknown network ${JSON.stringify(n)}`, { hint: 'use --net=host or --net=none' });
-    }
+/**
+ * rkt's --net values: `default` (the default), `default-restricted`, `host`,
+ * `none`, and `NAME[:CNI_ARGS]` of a CNI config in <local-config>/net.d, as a
+ * comma list (host and none alone).
+ */
+export function checkNet(net: string | undefined): NetChoice {
+  try {
+    return parseNet(net);
+  } catch (e) {
+    throw new TspodError(ErrorCode.BadInput, (e as Error).message, { hint: 'use --net=default, default-restricted, host, none or NAME[:CNI_ARGS], comma-separated' });
   }
-  if (net.includes(',')) throw new TspodError(ErrorCode.BadInput, `--net=${net}: give one network`, { hint: 'use --net=host or --net=none' });
 }

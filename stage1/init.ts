@@ -1,5 +1,5 @@
 // stage1 /init: run by stage0 with CWD = the pod directory, the pod lock as
-// TSPOD_LOCK_FD, and `[--debug] --net=… [--interactive] [--hostname=…] [--ipc=…]
+// TSPOD_LOCK_FD, and `[--debug] --net=… [--local-config=DIR] [--interactive] [--hostname=…] [--ipc=…]
 // [--disable-capabilities-restriction] [--disable-paths] [--disable-seccomp] UUID`
 // (the last three are rkt's stage1 flags for --insecure-options=capabilities,
 // =paths and =seccomp).
@@ -9,7 +9,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { execve } from '../native/libc.js';
-import { POD_FILES, type PodManifest, type RuntimeConfig, type UserNamespace } from './contract/pod.js';
+import { parseNet } from './contract/networks.js';
+import { DEFAULT_LOCAL_CONFIG, POD_FILES, type PodManifest, type RuntimeConfig, type UserNamespace } from './contract/pod.js';
 import { createPodCgroups, detectCgroups, describeLayout, INIT_CGROUP, joinCgroup, removePodCgroups, type CgroupLayout } from './contract/cgroups.js';
 import { limitsFromIsolators, type Limits } from './contract/resources.js';
 import { appPlans, buildPlan, readJson, readUserNamespace, type AppPlan } from './pod-setup.js';
@@ -18,6 +19,8 @@ import { helperPath } from './sea.js';
 export interface InitArgs {
   debug: boolean;
   net: string;
+  /** --local-config: named networks' CNI configs are in <dir>/net.d. */
+  localConfig: string;
   interactive: boolean;
   hostname?: string;
   ipc?: string;
@@ -28,12 +31,13 @@ export interface InitArgs {
 }
 
 export function parseInitArgs(argv: string[]): InitArgs {
-  const out: Partial<InitArgs> = { debug: false, interactive: false, net: 'host' };
+  const out: Partial<InitArgs> = { debug: false, interactive: false, net: 'default', localConfig: DEFAULT_LOCAL_CONFIG };
   const positional: string[] = [];
   for (const a of argv) {
     if (a === '--debug') out.debug = true;
     else if (a === '--interactive') out.interactive = true;
     else if (a.startsWith('--net=')) out.net = a.slice(6);
+    else if (a.startsWith('--local-config=')) out.localConfig = a.slice(15);
     else if (a.startsWith('--hostname=')) out.hostname = a.slice(11);
     else if (a.startsWith('--ipc=')) out.ipc = a.slice(6);
     else if (a === '--disable-capabilities-restriction') out.disableCapabilities = true;
@@ -42,15 +46,16 @@ export function parseInitArgs(argv: string[]): InitArgs {
     else if (a.startsWith('--')) throw new Error(`unknown flag ${a}`);
     else positional.push(a);
   }
-  if (positional.length !== 1) throw new Error('usage: init [--debug] [--net=host|none] [--interactive] [--hostname=NAME] [--ipc=auto|private|parent] [--disable-capabilities-restriction] [--disable-paths] [--disable-seccomp] UUID');
+  if (positional.length !== 1) throw new Error('usage: init [--debug] [--net=LIST] [--local-config=DIR] [--interactive] [--hostname=NAME] [--ipc=auto|private|parent] [--disable-capabilities-restriction] [--disable-paths] [--disable-seccomp] UUID');
   return { ...(out as InitArgs), uuid: positional[0] };
 }
 
 /** Networks this stage1 knows; the private default network comes later, so `default` means host for now. */
 export function normaliseNet(net: string): 'host' | 'none' {
-  if (net === 'host' || net === 'default' || net === '') return 'host';
-  if (net === 'none') return 'none';
-  throw new Error(`--net=${net}: this stage1 supports only host and none`);
+  const choice = parseNet(net);
+  if (choice.kind !== 'private') return choice.kind;
+  if (choice.networks.length === 1 && choice.networks[0].name === 'default' && !choice.networks[0].args) return 'host';
+  throw new Error(`--net=${net}: this stage1 supports only host, none and default`);
 }
 
 /** rkt's --ipc: auto means private in this stage1 (as in rkt's coreos stage1). */

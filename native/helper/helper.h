@@ -130,6 +130,8 @@ struct plan {
 	int napps;
 	struct sysctl *sysctls;
 	int nsysctls;
+	char *netns;	 /* `netns`: pid 1 joins the network namespace bound on this host path */
+	char **exit_exec; /* `exit-exec`: what the outer helper execs once the pod has exited */
 };
 
 void plan_load(const char *path, struct plan *p); /* dies (254) on any error */
@@ -197,6 +199,11 @@ void relay_restore(struct relay *r);
 void relay_finish(struct relay *r); /* drains the pod's output, restores the terminal */
 
 /* ---- run.c / enter.c --------------------------------------------------- */
+
+/* Brings lo up in the caller's network namespace; dies on failure. */
+void lo_up(void);
+/* ---- netns.c ------------------------------------------------------------- */
+int netns_main(int argc, char **argv);
 
 int run_main(int argc, char **argv);
 int enter_main(int argc, char **argv);

@@ -3,6 +3,7 @@
  *   tspod-helper run <plan>        start a pod as the plan says; exit with its code
  *   tspod-helper enter --pid=... -- CMD [ARG...]
  *   tspod-helper seccomp-check NAME...   print the names that are no syscall here
+ *   tspod-helper netns create|remove <file>   a network namespace bound on a file
  *
  * Its own failures: one line on stderr starting "tspod-helper: ", exit 254.
  */
@@ -104,5 +105,7 @@ int main(int argc, char **argv)
 		return enter_main(argc, argv);
 	if (argc >= 2 && !strcmp(argv[1], "seccomp-check"))
 		return seccomp_check_main(argc, argv);
+	if (argc >= 2 && !strcmp(argv[1], "netns"))
+		return netns_main(argc, argv);
 	die("usage: tspod-helper run <plan> | tspod-helper enter --pid=<pid> [options] -- CMD [ARG...]");
 }

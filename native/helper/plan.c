@@ -536,6 +536,16 @@ static void directive(struct ctx *c)
 			perr(c, "create-owner wants a uid and a gid");
 		p->owner_uid = (uint32_t)ou;
 		p->owner_gid = (uint32_t)og;
+	} else if (!strcmp(kw, "netns")) {
+		need(c, 1, 1);
+		ONCE(c, p->netns);
+		p->netns = path_fld(c, 1, 0);
+	} else if (!strcmp(kw, "exit-exec")) {
+		need(c, 1, -1);
+		ONCE(c, p->exit_exec);
+		p->exit_exec = argv_from(c, 1);
+		if (p->exit_exec[0][0] != '/')
+			perr(c, "exit-exec wants an absolute path");
 	} else if (!strcmp(kw, "stdin")) {
 		need(c, 1, 1);
 		char *s = fld(c, 1);
@@ -620,6 +630,8 @@ void plan_load(const char *path, struct plan *p)
 		if (!(p->ns & p->sysctls[i].ns))
 			die("plan %s line %d: sysctl %s needs the pod's own %s namespace", path, p->sysctls[i].line, p->sysctls[i].name,
 			    p->sysctls[i].ns == NS_NET ? "net" : p->sysctls[i].ns == NS_IPC ? "ipc" : "uts");
+	if (p->netns && !(p->ns & NS_NET))
+		perr(&c, "netns needs net in namespaces");
 	if (p->stdin_inherit && p->napps > 1)
 		perr(&c, "stdin inherit is for one app only (%d apps)", p->napps);
 	if (p->userns && !(p->ns & NS_PID))

@@ -39,6 +39,8 @@
 #include <termios.h>
 #include <unistd.h>
 
+extern char **environ;
+
 #define STOP_TIMEOUT_MS 10000 /* SIGTERM, then SIGKILL this much later */
 
 enum { A_STARTING, A_RUNNING, A_EXITED };
@@ -226,7 +228,7 @@ static void write_sysctls(const struct plan *p)
 	}
 }
 
-static void lo_up(void)
+void lo_up(void)
 {
 	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	struct ifreq ifr;
@@ -498,13 +500,26 @@ static void __attribute__((noreturn)) pid1_main(int rep, int outer_pidfd, int tt
 		flags |= CLONE_NEWUTS;
 	if (P.ns & NS_IPC)
 		flags |= CLONE_NEWIPC;
-	if (P.ns & NS_NET)
+	/* A private network set up beforehand (stage1 ran the CNI plugins in it) is
+	 * joined; else a new one with only loopback. Opened on the host, before the
+	 * mount namespace changes. */
+	int netns_fd = -1;
+	if (P.netns) {
+		netns_fd = open(P.netns, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (netns_fd < 0)
+			die("network namespace %s: %s", P.netns, strerror(errno));
+	} else if (P.ns & NS_NET)
 		flags |= CLONE_NEWNET;
 	if (unshare(flags) < 0)
 		die("unshare: %s", strerror(errno));
+	if (netns_fd >= 0) {
+		if (setns(netns_fd, CLONE_NEWNET) < 0)
+			die("joining the network namespace %s: %s", P.netns, strerror(errno));
+		close(netns_fd);
+	}
 	if ((P.ns & NS_UTS) && P.hostname && sethostname(P.hostname, strlen(P.hostname)) < 0)
 		die("sethostname %s: %s", P.hostname, strerror(errno));
-	if (P.ns & NS_NET)
+	if ((P.ns & NS_NET) && !P.netns)
 		lo_up();
 	write_sysctls(&P);
 	/* Nothing we mount may propagate back to the host. */
@@ -856,6 +871,27 @@ static int make_userns(void)
 	return fd;
 }
 
+/* `exit-exec`: the pod has exited; what it held on the host (its network) is
+ * released by the command the plan names, which inherits the lock (so the pod
+ * counts as running until that is done) and gets `--exit-code=<code>` last; it
+ * must exit with that code. If it cannot be run the pod's code stands. */
+static void exit_exec(int code, int sfd)
+{
+	int n = 0;
+	while (P.exit_exec[n])
+		n++;
+	char **argv = xmalloc(sizeof(char *) * (size_t)(n + 2));
+	for (int i = 0; i < n; i++)
+		argv[i] = P.exit_exec[i];
+	argv[n] = xasprintf("--exit-code=%d", code);
+	argv[n + 1] = NULL;
+	close(sfd);
+	/* SIGTERM, SIGINT and SIGHUP stay blocked across the exec: a stop that comes
+	 * now does not cut the release short. */
+	execve(argv[0], argv, environ);
+	warnx("exit-exec %s: %s (the pod's network is released at gc)", argv[0], strerror(errno));
+}
+
 int run_main(int argc, char **argv)
 {
 	if (argc != 3)
@@ -969,5 +1005,8 @@ int run_main(int argc, char **argv)
 	for (int i = 0; i < P.napps; i++)
 		for (int k = 0; k < P.apps[i].ncgroups; k++)
 			rmdir(P.apps[i].cgroups[k]);
-	return wait_code(status);
+	int code = wait_code(status);
+	if (P.exit_exec)
+		exit_exec(code, sfd);
+	return code;
 }

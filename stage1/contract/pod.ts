@@ -15,6 +15,9 @@ export const STAGE1_ANNOTATIONS = {
   interfaceVersion: 'tspod/stage1/interface-version',
 } as const;
 
+/** Where named networks' CNI configs live (<dir>/net.d), unless --local-config says otherwise. */
+export const DEFAULT_LOCAL_CONFIG = '/etc/tspod';
+
 /** appc's default PATH for apps (and for stage1 when the caller has none). */
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -55,6 +58,12 @@ export const POD_FILES = {
   hostsEntries: 'stage1/hosts-entries',
   /** --private-users: the pod's id maps (JSON UserNamespace), written at prepare; absent otherwise. */
   userns: 'userns',
+  /** JSON PodNetwork[] (contract/networks.ts): the pod's networks once CNI set them up; absent with --net=host|none. */
+  networks: 'networks',
+  /** The pod's network namespace: an nsfs bind mount (a private network), removed when the pod exits. */
+  netns: 'netns',
+  /** JSON: the CNI configurations stage1 added (or began to add), for the DEL at exit or gc. */
+  netConfigs: 'stage1/net-configs',
 } as const;
 
 /**
