@@ -58,6 +58,23 @@ if (files.length === 0) {
   process.exit(1);
 }
 
+// One test run at a time on a machine: the leak check below compares the whole
+// host (links, network namespaces, /tmp entries) before and after, so a second
+// run in parallel (another checkout of the project) would see this run's
+// resources as its leaks, and clean them up under it. The run re-executes
+// itself under flock(1) (util-linux), waiting for the other run to finish.
+if (process.env.TSPOD_TEST_RUN_LOCKED !== '1') {
+  const lockFile = fs.existsSync('/run/lock') ? '/run/lock/tspod-test-run.lock' : '/tmp/.tspod-test-run.lock';
+  const env = { ...process.env, TSPOD_TEST_RUN_LOCKED: '1' };
+  const args = [lockFile, process.execPath, ...process.argv.slice(1)];
+  const { spawnSync } = await import('node:child_process');
+  if (spawnSync('flock', ['-n', lockFile, 'true']).status !== 0) console.error(`test/run.mjs: another test run holds ${lockFile}; waiting for it`);
+  const locked = spawn('flock', args, { stdio: 'inherit', env });
+  for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => locked.kill(sig));
+  const status = await new Promise((resolve) => locked.on('close', (c, s) => resolve(s ? 1 : c ?? 1)));
+  process.exit(status);
+}
+
 const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
 const root = path.join(repo, 'test/data', `run-${stamp}-${process.pid}`);
 fs.mkdirSync(root, { recursive: true });
