@@ -13,6 +13,8 @@ import { seccompFlagIsolator } from '../stage1/contract/seccomp.js';
 import { CPU, CPU_SHARES, MEMORY, parseCpu, parseCpuShares, parseMemory, parsePidsLimit, PIDS_LIMIT } from '../stage1/contract/resources.js';
 import { pullPolicyFromFlags } from './global.js';
 import { deviceProblem, parseDeviceFlag, type DeviceSpec } from '../stage1/contract/devices.js';
+import { parsePortFlag, portsNetProblem, type ExposedPort } from '../stage1/contract/ports.js';
+import { PORTS_NET_HINT } from '../stage0/ports.js';
 
 export interface GlobalFlags {
   dir?: string;
@@ -36,6 +38,7 @@ const POD_FLAGS: Record<string, Kind> = {
   'no-overlay': 'bool',
   'private-users': 'bool',
   net: 'list',
+  port: 'list',
   ipc: 'value',
   sysctl: 'list',
   'uuid-file-save': 'value',
@@ -73,7 +76,7 @@ const APP_FLAGS: Record<string, Kind> = {
 
 /** rkt flags tspod does not implement yet: refused by name rather than misread. */
 const NOT_YET = [
-  'port', 'dns', 'dns-search', 'dns-opt', 'dns-domain', 'hosts-entry',
+  'dns', 'dns-search', 'dns-opt', 'dns-domain', 'hosts-entry',
   'user-annotation', 'user-label', 'signature',
   'stage1-url', 'stage1-from-dir',
 ];
@@ -178,6 +181,7 @@ export function parsePodArgs(tokens: string[], command: 'run' | 'prepare'): Pars
     uuidFileSave: pod['uuid-file-save'] as string | undefined,
     quiet: Boolean(pod.quiet),
     sysctls: ((pod.sysctl as string[]) ?? []).map((s) => splitKeyValue(s, '--sysctl')),
+    ports: ((pod.port as string[]) ?? []).map(parsePort),
   };
   if (pod['mds-register'] === true) {
     throw new TspodError(ErrorCode.Unsupported, '--mds-register is not supported by this version of tspod (there is no metadata service yet)', {
@@ -194,6 +198,7 @@ export function parsePodArgs(tokens: string[], command: 'run' | 'prepare'): Pars
       spec.setEnv.length > 0 ||
       spec.setEnvFiles.length > 0 ||
       spec.sysctls.length > 0 ||
+      spec.ports.length > 0 ||
       spec.pullPolicy !== 'new';
     if (conflicting) throw new TspodError(ErrorCode.BadInput, 'conflicting flags set with --pod-manifest (see --help)');
   } else if (!help && spec.apps.length === 0) {
@@ -201,6 +206,8 @@ export function parsePodArgs(tokens: string[], command: 'run' | 'prepare'): Pars
       hint: `usage: tspod ${command} IMAGE [app flags] [-- args ---] [IMAGE ...]`,
     });
   }
+  const netProblem = portsNetProblem(spec, spec.runtime.net);
+  if (netProblem) throw new TspodError(ErrorCode.BadInput, netProblem, { hint: PORTS_NET_HINT });
   if (spec.stage1.path && spec.stage1.name) throw new TspodError(ErrorCode.BadInput, '--stage1-path and --stage1-name cannot be combined');
   return { global, spec, help };
 }
@@ -243,6 +250,13 @@ function toAppSpec(image: string, f: Record<string, string | boolean | string[]>
     isolators: appIsolators(f),
     devices: ((f.device as string[]) ?? []).map(parseDevice),
   };
+}
+
+/** --port=NAME:[HOSTIP:]HOSTPORT (rkt's). */
+function parsePort(s: string): ExposedPort {
+  const p = parsePortFlag(s);
+  if (typeof p === 'string') throw new TspodError(ErrorCode.BadInput, `--port ${p}`, { hint: 'e.g. --port=80-tcp:8080 or --port=http:127.0.0.1:8080' });
+  return p;
 }
 
 /** --device=HOSTPATH[:PODPATH[:rwm]] (podman's syntax): checked here, the host path included. */

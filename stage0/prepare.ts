@@ -26,6 +26,8 @@ import { checkIsolators, overrideIsolators } from './isolators.js';
 import { appDevices, DEVICES_ANNOTATION } from '../stage1/contract/devices.js';
 import { SYSCTL, sysctlNamespaceProblem, sysctlsFromIsolators } from '../stage1/contract/sysctl.js';
 import { PodsDir, type Pod } from './pods.js';
+import { checkPodPorts, checkPortsFree } from './ports.js';
+import { checkExposedPorts } from '../stage1/contract/ports.js';
 import { checkIpc, checkNet, RUNTIME_DEFAULTS_FILE, type AppSpec, type PodSpec, type RuntimeFlags } from './spec.js';
 import { resolveStage1 } from './stage1.js';
 import { allocateUserNamespace, checkUserNamespaces, shiftTree } from './userns.js';
@@ -57,14 +59,18 @@ export async function preparePod(
     ? readPodManifestFile(spec.podManifestFile)
     : { acKind: 'PodManifest', acVersion: AC_VERSION, apps: [], volumes: [], annotations: [] };
   if (!spec.podManifestFile) manifest.volumes = [...spec.volumes];
+  if (!spec.podManifestFile && spec.ports.length) manifest.ports = spec.ports;
   if (!spec.podManifestFile && spec.sysctls.length) {
     manifest.isolators = [{ name: SYSCTL, value: Object.fromEntries(spec.sysctls) }];
   }
   manifest.apps = apps.map((a) => a.podApp);
+  checkPodPorts(manifest, spec.runtime.net);
   bindMountPoints(manifest, apps);
   for (const a of apps) checkIsolators(`app ${a.podApp.name}`, a.podApp.app?.isolators, opts.insecure.isolators);
   checkIsolators('the pod', manifest.isolators, opts.insecure.isolators, 'pod');
   validatePod(manifest, apps, spec.runtime);
+  // `run` starts the pod next: its host ports must be free before anything is made.
+  if (opts.keepLockedForRun) checkPortsFree(manifest, spec.runtime.net);
   if (spec.privateUsers) checkUserNamespaces();
   const stage1Id = await resolveStage1(store, spec.stage1, opts.insecure);
   const stage1 = store.images.get(stage1Id);
@@ -275,6 +281,11 @@ function readPodManifestFile(file: string): PodManifest {
   }
   m.volumes ??= [];
   checkPodManifestPaths(m, `--pod-manifest ${JSON.stringify(file)}`);
+  try {
+    checkExposedPorts(m.ports);
+  } catch (e) {
+    throw new TspodError(ErrorCode.BadInput, `--pod-manifest ${JSON.stringify(file)}: ${(e as Error).message}`);
+  }
   return m;
 }
 

@@ -6,8 +6,9 @@ import path from 'node:path';
 import { TspodError, ErrorCode } from '../native/errors.js';
 import { execve } from '../native/libc.js';
 import { annotationValue, type AppcImageManifest } from '../stage1/contract/appc.js';
-import { DEFAULT_LOCAL_CONFIG, DEFAULT_PATH, POD_FILES, STAGE1_ANNOTATIONS } from '../stage1/contract/pod.js';
+import { DEFAULT_LOCAL_CONFIG, DEFAULT_PATH, POD_FILES, STAGE1_ANNOTATIONS, type PodManifest } from '../stage1/contract/pod.js';
 import { PodsDir, type Pod } from './pods.js';
+import { checkPortsFree } from './ports.js';
 import { checkIpc, checkNet, RUNTIME_DEFAULTS_FILE, type RuntimeFlags } from './spec.js';
 
 export interface RunOptions extends RuntimeFlags {
@@ -30,6 +31,8 @@ export function runPrepared(podsRoot: string, uuidPrefix: string, opts: RunOptio
   }
   if (!pod.tryLock()) throw new TspodError(ErrorCode.Conflict, `pod "${uuid}" is being started by another process`);
   if (pod.refresh() !== 'prepared') throw new TspodError(ErrorCode.Conflict, `pod "${uuid}" is not prepared`);
+  // Refused here, the pod stays prepared (the lock goes with this process).
+  checkPortsFree(readManifest(pod.dir), opts.net ?? readDefaults(pod.dir).net);
   pod.moveTo('run');
   return execStage1(pod, opts);
 }
@@ -62,6 +65,10 @@ function execStage1(pod: Pod, opts: RunOptions): never {
   args.push(pod.uuid);
   process.chdir(pod.dir);
   return execve(init, args, stage1Environment({ TSPOD_LOCK_FD: String(pod.fd) }), [pod.fd]);
+}
+
+function readManifest(dir: string): PodManifest {
+  return JSON.parse(fs.readFileSync(path.join(dir, POD_FILES.manifest), 'utf8')) as PodManifest;
 }
 
 function readDefaults(dir: string): RuntimeFlags {

@@ -4,6 +4,7 @@ import { TspodError, ErrorCode } from '../native/errors.js';
 import type { PodVolume } from '../stage1/contract/pod.js';
 import type { AppcIsolator } from '../stage1/contract/appc.js';
 import { parseNet, type NetChoice } from '../stage1/contract/networks.js';
+import type { ExposedPort } from '../stage1/contract/ports.js';
 
 export interface MountSpec {
   volume: string;
@@ -51,6 +52,8 @@ export interface PodSpec {
   quiet: boolean;
   /** --sysctl NAME=VALUE (podman's): the pod's os/unix/sysctl isolator. */
   sysctls: Array<[string, string]>;
+  /** --port NAME:[HOSTIP:]HOSTPORT: the pod manifest's ports. */
+  ports: ExposedPort[];
 }
 
 export interface RuntimeFlags {

@@ -13,6 +13,7 @@ import { parseNet } from './contract/networks.js';
 import { DEFAULT_LOCAL_CONFIG, POD_FILES, type PodManifest, type RuntimeConfig, type UserNamespace } from './contract/pod.js';
 import { createPodCgroups, detectCgroups, describeLayout, INIT_CGROUP, joinCgroup, removePodCgroups, type CgroupLayout } from './contract/cgroups.js';
 import { limitsFromIsolators, type Limits } from './contract/resources.js';
+import { podPortsProblem } from './contract/ports.js';
 import { appPlans, buildPlan, readJson, readUserNamespace, type AppPlan } from './pod-setup.js';
 import { helperPath } from './sea.js';
 
@@ -139,6 +140,8 @@ export async function main(argv: string[]): Promise<number> {
     disableSeccomp: Boolean(args.disableSeccomp),
   };
   if (runtime.interactive && manifest.apps.length !== 1) throw new Error('--interactive needs a pod with exactly one app');
+  const portsProblem = podPortsProblem(manifest, runtime.net, args.uuid);
+  if (portsProblem) throw new Error(portsProblem);
   const copied = (app: string) => {
     const dir = path.join(podDir, 'apps', app, 'rootfs');
     return fs.existsSync(dir) ? dir : undefined;

@@ -1,7 +1,7 @@
 // The stage0 ↔ stage1 contract: what stage0 writes into a pod directory, what
 // stage1 writes back, and the flags stage1 accepts. stage0 and stage1 share only
 // this directory (DESIGN.md); it imports nothing from either.
-import type { AppcImageManifest, NameValue, AppcApp } from './appc.js';
+import type { AppcImageManifest, NameValue, AppcApp, AppcPort } from './appc.js';
 import type { SeccompFilter } from './seccomp.js';
 
 /** The interface version this stage1 declares (annotation tspod/stage1/interface-version). */
@@ -107,7 +107,8 @@ export interface PodManifest {
   volumes?: PodVolume[];
   isolators?: Array<{ name: string; value: unknown }>;
   annotations?: NameValue[];
-  ports?: Array<{ name: string; hostPort: number; hostIP?: string; podPort?: number }>;
+  /** Port forwards (appc ExposedPort; contract/ports.ts): from --port or the pod manifest given. */
+  ports?: Array<{ name: string; hostPort: number; hostIP?: string; podPort?: AppcPort }>;
   userAnnotations?: Record<string, string>;
   userLabels?: Record<string, string>;
 }

@@ -1,0 +1,278 @@
+// Port forwards (issue 8 item 2): --port=NAME:[HOSTIP:]HOSTPORT and the pod
+// manifest's `ports`, checked as rkt does at prepare (names, conflicts, --net),
+// a host port already taken refused before the pod starts, and the pure rules
+// of stage1/contract/ports.ts. Every server the tests start binds 127.0.0.1.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { describeResult, fixture, makeDataDir, type DataDir } from './harness/index.js';
+import { busyboxAci, failsWith, ok, podsTree, removeScratchDirs, scratchDir, SKIP } from './pods-util.js';
+import {
+  forwardedPorts,
+  forwardingNetworkIndex,
+  hostSockets,
+  parsePortFlag,
+  portInUseProblem,
+  portmapForwards,
+  portMappingsFor,
+  type ExposedPort,
+} from '../stage1/contract/ports.js';
+import type { AppcApp } from '../stage1/contract/appc.js';
+import type { PodManifest } from '../stage1/contract/pod.js';
+
+const MULTI = fixture('multi').source;
+
+// ---------------------------------------------------------------- test-only host ports
+
+/** A TCP listener on 127.0.0.1 (closed by closeServers). */
+const servers: net.Server[] = [];
+function listenLoopback(port: number): Promise<net.Server> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer((c) => c.end());
+    s.once('error', reject);
+    s.listen(port, '127.0.0.1', () => {
+      servers.push(s);
+      resolve(s);
+    });
+  });
+}
+async function closeServers(): Promise<void> {
+  await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))));
+}
+
+/** A port of the test range 47000-47999 that nothing on the host uses now. */
+let nextPort = 47000 + (process.pid % 100) * 10;
+function freePort(): number {
+  const used = new Set(hostSockets().map((s) => s.hostPort));
+  for (let i = 0; i < 1000; i++) {
+    const p = 47000 + ((nextPort++ - 47000) % 1000);
+    if (!used.has(p)) return p;
+  }
+  throw new Error('no free port in 47000-47999');
+}
+
+// ---------------------------------------------------------------- the pure rules
+
+const app = (ports: AppcApp['ports']): { app: AppcApp } => ({ app: { exec: ['/bin/true'], user: '0', group: '0', ports } });
+const HTTP = { name: 'http', protocol: 'tcp', port: 80 };
+const DNS = { name: 'dns', protocol: 'udp', port: 53 };
+
+describe('the rules (stage1/contract/ports.ts)', () => {
+  test('--port values: NAME:HOSTPORT and NAME:HOSTIP:HOSTPORT, anything else says why', () => {
+    assert.deepEqual(parsePortFlag('http:8080'), { name: 'http', hostPort: 8080 });
+    assert.deepEqual(parsePortFlag('80-tcp:127.0.0.1:8080'), { name: '80-tcp', hostPort: 8080, hostIP: '127.0.0.1' });
+    const bad: Array<[string, RegExp]> = [
+      ['http', /not in NAME:\[HOSTIP:\]HOSTPORT format/],
+      ['http:1:2:3', /not in NAME:\[HOSTIP:\]HOSTPORT format/],
+      ['Http:80', /"Http" is not a valid port name/],
+      [':80', /"" is not a valid port name/],
+      ['http:0', /"0" is not a valid port number/],
+      ['http:65536', /"65536" is not a valid port number/],
+      ['http:-1', /"-1" is not a valid port number/],
+      ['http:80x', /"80x" is not a valid port number/],
+      ['http:', /"" is not a valid port number/],
+      ['http:1.2.3:80', /"1.2.3" is not a valid IPv4 address/],
+      ['http:256.0.0.1:80', /"256.0.0.1" is not a valid IPv4 address/],
+      ['http:localhost:80', /"localhost" is not a valid IPv4 address/],
+    ];
+    for (const [v, re] of bad) {
+      const r = parsePortFlag(v);
+      assert.equal(typeof r, 'string', v);
+      assert.match(r as string, re, v);
+    }
+  });
+
+  test('names resolve to exactly one app port; two forwards of one host port conflict as in rkt', () => {
+    const apps = [app([HTTP, DNS])];
+    const m = (ports: ExposedPort[]) => ({ ports });
+    assert.deepEqual(forwardedPorts(m([{ name: 'http', hostPort: 8080 }, { name: 'dns', hostPort: 8080 }]), apps), [
+      { name: 'http', protocol: 'tcp', hostIP: '0.0.0.0', hostPort: 8080, podPort: 80 },
+      { name: 'dns', protocol: 'udp', hostIP: '0.0.0.0', hostPort: 8080, podPort: 53 },
+    ]);
+    assert.throws(() => forwardedPorts(m([{ name: 'nope', hostPort: 1 }]), apps), /^Error: port name "nope" could not be found in any apps$/);
+    assert.throws(() => forwardedPorts(m([{ name: 'http', hostPort: 1 }]), [app([HTTP]), app([HTTP])]), /port name "http" defined multiple apps/);
+    // same protocol and host port: 0.0.0.0 on either side, or the same address, conflict
+    assert.throws(() => forwardedPorts(m([{ name: 'http', hostPort: 9 }, { name: 'http', hostPort: 9, hostIP: '127.0.0.1' }]), apps), /port tcp-127\.0\.0\.1:9 already mapped to pod port 80/);
+    assert.throws(() => forwardedPorts(m([{ name: 'http', hostPort: 9, hostIP: '10.0.0.1' }, { name: 'http', hostPort: 9 }]), apps), /port tcp-0\.0\.0\.0:9 already mapped to pod port 80/);
+    assert.throws(() => forwardedPorts(m([{ name: 'http', hostPort: 9, hostIP: '10.0.0.1' }, { name: 'http', hostPort: 9, hostIP: '10.0.0.1' }]), apps), /already mapped/);
+    // distinct addresses do not
+    assert.equal(forwardedPorts(m([{ name: 'http', hostPort: 9, hostIP: '10.0.0.1' }, { name: 'http', hostPort: 9, hostIP: '10.0.0.2' }]), apps).length, 2);
+    // podPort names the pod side itself (no app needs the name)
+    assert.deepEqual(forwardedPorts(m([{ name: 'raw', hostPort: 7, podPort: { name: 'raw', protocol: 'UDP', port: 70 } }]), apps), [
+      { name: 'raw', protocol: 'udp', hostIP: '0.0.0.0', hostPort: 7, podPort: 70 },
+    ]);
+    assert.throws(() => forwardedPorts(m([{ name: 'x', hostPort: 7 }]), [app([{ name: 'x', protocol: 'sctp', port: 7 }])]), /protocol "sctp" cannot be forwarded/);
+  });
+
+  test('the forwards go through the first network with ipMasq, else the last', () => {
+    assert.equal(forwardingNetworkIndex([{ ipMasq: false }, { ipMasq: true }, { ipMasq: true }]), 1);
+    assert.equal(forwardingNetworkIndex([{ ipMasq: false }, { ipMasq: false }]), 1);
+    const manifest = { acKind: 'PodManifest', acVersion: '0.8.11', apps: [{ name: 'a', image: { id: 'x' }, ...app([HTTP]) }], ports: [{ name: 'http', hostPort: 8080, hostIP: '127.0.0.1' }, { name: 'http', hostPort: 8081 }] } as PodManifest;
+    const all = [{ name: 'default-restricted', ipMasq: false }, { name: 'default', ipMasq: true }];
+    assert.deepEqual(portMappingsFor(manifest, manifest.apps, { ...all[0], index: 0, all }), []);
+    assert.deepEqual(portMappingsFor(manifest, manifest.apps, { ...all[1], index: 1, all }), [
+      { hostPort: 8080, containerPort: 80, protocol: 'tcp', hostIP: '127.0.0.1' },
+      { hostPort: 8081, containerPort: 80, protocol: 'tcp' },
+    ]);
+    assert.deepEqual(portMappingsFor({ ...manifest, ports: [] }, manifest.apps, { ...all[1], index: 1, all }), []);
+  });
+
+  test('portmap rules of other containers (iptables-save as Debian portmap 1.1.1 writes them) and host sockets hold ports', () => {
+    const saved = [
+      '*nat',
+      '-A CNI-DN-a9205074ba327bef17dd4 -s 10.199.77.0/24 -p tcp -m tcp --dport 47801 -j CNI-HOSTPORT-SETMARK',
+      '-A CNI-DN-a9205074ba327bef17dd4 -p tcp -m tcp --dport 47801 -j DNAT --to-destination 10.199.77.2:80',
+      '-A CNI-DN-a9205074ba327bef17dd4 -d 127.0.0.1/32 -p udp -m udp --dport 47802 -j DNAT --to-destination 10.199.77.2:81',
+      '-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \\"default\\" id: \\"0b7f2a3c-1111-4222-8333-444455556666\\"" -m multiport --dports 47801,47802 -j CNI-DN-a9205074ba327bef17dd4',
+      'COMMIT',
+    ].join('\n');
+    const uses = portmapForwards(() => saved);
+    assert.deepEqual(uses, [
+      { protocol: 'tcp', hostIP: '0.0.0.0', hostPort: 47801, by: '0b7f2a3c-1111-4222-8333-444455556666' },
+      { protocol: 'udp', hostIP: '127.0.0.1', hostPort: 47802, by: '0b7f2a3c-1111-4222-8333-444455556666' },
+    ]);
+    const fwd = (protocol: 'tcp' | 'udp', hostIP: string, hostPort: number) => [{ name: 'p', protocol, hostIP, hostPort, podPort: 1 }];
+    assert.match(portInUseProblem(fwd('tcp', '127.0.0.1', 47801), uses) ?? '', /^port tcp 127\.0\.0\.1:47801 \(--port=p\) is already forwarded to pod 0b7f2a3c-/);
+    assert.equal(portInUseProblem(fwd('tcp', '127.0.0.1', 47802), uses), undefined, 'udp is another port');
+    assert.equal(portInUseProblem(fwd('udp', '10.0.0.1', 47802), uses), undefined, 'another address');
+    assert.equal(portInUseProblem(fwd('tcp', '127.0.0.1', 47801), uses, '0b7f2a3c-1111-4222-8333-444455556666'), undefined, "the pod's own rules");
+  });
+
+  test('a listening socket on 127.0.0.1 is seen (/proc/net/tcp)', { skip: SKIP }, async () => {
+    const port = freePort();
+    await listenLoopback(port);
+    try {
+      assert.ok(hostSockets().some((s) => s.protocol === 'tcp' && s.hostIP === '127.0.0.1' && s.hostPort === port));
+    } finally {
+      await closeServers();
+    }
+  });
+});
+
+// ---------------------------------------------------------------- prepare and run
+
+let dd: DataDir;
+let aci = '';
+let aci2 = '';
+let busyboxId = '';
+
+before(async () => {
+  if (SKIP) return;
+  dd = makeDataDir(undefined, 'network-ports');
+  const dir = scratchDir('ports-images');
+  const ports = [HTTP, DNS];
+  aci = busyboxAci(dir, 'portsrv', { exec: ['/bin/busybox', 'httpd', '-f', '-p', '80', '-h', '/'], ports });
+  aci2 = busyboxAci(dir, 'portsrv2', { exec: ['/bin/true'], ports: [HTTP] });
+  await ok(dd, ['fetch', '--insecure-options=image', aci, aci2, MULTI]);
+  const images = JSON.parse((await ok(dd, ['image', 'list', '--format=json'])).stdout) as Array<{ id: string; name: string }>;
+  busyboxId = images.find((i) => i.name.includes('portsrv'))!.id;
+});
+after(async () => {
+  await closeServers();
+  removeScratchDirs();
+  if (dd) await dd.remove();
+});
+
+function podManifestOf(uuid: string): PodManifest {
+  return JSON.parse(fs.readFileSync(path.join(dd.path, 'pods', 'prepared', uuid, 'pod'), 'utf8')) as PodManifest;
+}
+
+async function prepared(args: string[]): Promise<string> {
+  const r = await ok(dd, ['prepare', '--quiet', '--insecure-options=image', ...args]);
+  return r.stdout.trim();
+}
+
+describe('--port at prepare', { skip: SKIP }, () => {
+  test('fills the pod manifest\'s ports; a converted image\'s ports are named 80-tcp, 53-udp', async () => {
+    const u = await prepared(['--port=http:127.0.0.1:47001', '--port=dns:47001', aci]);
+    assert.deepEqual(podManifestOf(u).ports, [
+      { name: 'http', hostPort: 47001, hostIP: '127.0.0.1' },
+      { name: 'dns', hostPort: 47001 },
+    ]);
+    const vols = ['--volume=volume-data-vol,kind=empty', '--volume=volume-data-opaque,kind=empty'];
+    const m = await prepared([...vols, '--port=80-tcp:47002', '--port=53-udp:127.0.0.1:47002', MULTI]);
+    assert.deepEqual(podManifestOf(m).ports, [
+      { name: '80-tcp', hostPort: 47002 },
+      { name: '53-udp', hostPort: 47002, hostIP: '127.0.0.1' },
+    ]);
+    await ok(dd, ['rm', u, m]);
+  });
+
+  test('a --pod-manifest\'s ports are kept and checked the same way', async () => {
+    const dir = scratchDir('ports-manifests');
+    const write = (name: string, ports: unknown) => {
+      const f = path.join(dir, `${name}.json`);
+      fs.writeFileSync(f, JSON.stringify({ acKind: 'PodManifest', acVersion: '0.8.11', apps: [{ name: 'srv', image: { id: busyboxId } }], ports }));
+      return f;
+    };
+    const good = [{ name: 'http', hostPort: 47003, hostIP: '127.0.0.1' }, { name: 'raw', hostPort: 47004, podPort: { name: 'raw', protocol: 'udp', port: 99 } }];
+    const u = await prepared([`--pod-manifest=${write('good', good)}`]);
+    assert.deepEqual(podManifestOf(u).ports, good);
+    await ok(dd, ['rm', u]);
+    const before = podsTree(dd.path);
+    const cases: Array<[unknown, RegExp]> = [
+      [[{ name: 'nope', hostPort: 47005 }], /^port name "nope" could not be found in any apps: /],
+      [[{ name: 'http', hostPort: 47005 }, { name: 'http', hostPort: 47005, hostIP: '127.0.0.1' }], /^port tcp-127\.0\.0\.1:47005 already mapped to pod port 80: /],
+      [[{ name: 'http', hostPort: 0 }], /: port http: hostPort must be a number from 1 to 65535$/],
+      [[{ name: 'http', hostPort: '80' }], /: port http: hostPort must be a number from 1 to 65535$/],
+      [[{ name: 'http', hostPort: 80, hostIP: '::1' }], /: port http: hostIP "::1" is not an IPv4 address$/],
+      [[{ name: 'Bad', hostPort: 80 }], /: port name "Bad" is not an AC Name/],
+      [{ name: 'http' }, /: ports must be a list$/],
+      [[{ name: 'raw', hostPort: 80, podPort: { port: 0 } }], /: port raw: podPort must be/],
+    ];
+    for (const [i, [ports, line]] of cases.entries()) {
+      failsWith(await dd.tspod(['prepare', `--pod-manifest=${write(`bad${i}`, ports)}`]), line);
+    }
+    failsWith(await dd.tspod(['run', `--pod-manifest=${write('good2', good)}`, '--port=http:47006']), /^conflicting flags set with --pod-manifest \(see --help\)$/);
+    failsWith(await dd.tspod(['run', '--net=host', `--pod-manifest=${write('good3', good)}`]), /^--port flag does not work with 'host' networking: /);
+    assert.deepEqual(podsTree(dd.path), before, 'no pod left');
+  });
+
+  test('bad input: one line, exit 254, no pod', async () => {
+    const before = podsTree(dd.path);
+    const exec = ['--exec=/bin/true'];
+    const cases: Array<[string[], RegExp]> = [
+      // malformed --port
+      [['run', '--port=http', aci], /^--port "http" is not in NAME:\[HOSTIP:\]HOSTPORT format: e\.g\. --port=80-tcp:8080/],
+      [['prepare', '--port=http:99999', aci], /^--port "99999" is not a valid port number \(1-65535\)/],
+      [['run', '--port=http:1.2.3.4.5:80', aci], /^--port "1\.2\.3\.4\.5" is not a valid IPv4 address/],
+      [['run', '--port=HTTP:80', aci], /^--port "HTTP" is not a valid port name/],
+      // rkt's rules
+      [['run', '--port=x:47010', aci], /^port name "x" could not be found in any apps: tspod image cat-manifest IMAGE lists an image's ports/],
+      [['prepare', '--port=http:47010', aci, '--name=a', aci2, '--name=b'], /^port name "http" defined multiple apps/],
+      [['run', '--port=http:47010', '--port=http:127.0.0.1:47010', aci], /^port tcp-127\.0\.0\.1:47010 already mapped to pod port 80: forward each host port once/],
+      [['run', '--port=http:127.0.0.1:47010', '--port=http:47010', aci], /^port tcp-0\.0\.0\.0:47010 already mapped to pod port 80/],
+      [['run', '--port=http:127.0.0.1:47010', '--port=http:127.0.0.1:47010', aci], /^port tcp-127\.0\.0\.1:47010 already mapped to pod port 80/],
+      [['run', '--net=host', '--port=http:47010', aci, ...exec], /^--port flag does not work with 'host' networking: forwards need a network of the pod's own/],
+      [['prepare', '--net=none', '--port=http:47010', aci, ...exec], /^--port flag does not work with 'none' networking/],
+    ];
+    for (const [args, line] of cases) failsWith(await dd.tspod(['--insecure-options=image', ...args]), line);
+    assert.deepEqual(podsTree(dd.path), before, 'no pod left');
+  });
+
+  test('a host port already bound: run refuses before anything is made; run-prepared leaves the pod prepared', async () => {
+    const port = freePort();
+    const u = await prepared([`--port=http:${port}`, aci]);
+    const u2 = await prepared([`--port=http:127.0.0.2:${port}`, aci]);
+    await listenLoopback(port);
+    try {
+      const before = podsTree(dd.path);
+      const taken = new RegExp(`^port tcp ${port} \\(--port=http\\) is already in use on the host \\(a listening socket on 127\\.0\\.0\\.1:${port}\\): `);
+      failsWith(await dd.tspod(['run', '--insecure-options=image', `--port=http:${port}`, aci]), taken);
+      failsWith(
+        await dd.tspod(['run', '--insecure-options=image', `--port=http:127.0.0.1:${port}`, aci]),
+        new RegExp(`^port tcp 127\\.0\\.0\\.1:${port} \\(--port=http\\) is already in use on the host`),
+      );
+      failsWith(await dd.tspod(['run-prepared', u]), taken);
+      assert.deepEqual(podsTree(dd.path), before, 'nothing made, the prepared pod still prepared');
+      // run-prepared checks the network it is given too
+      failsWith(await dd.tspod(['run-prepared', '--net=none', u2]), /^--port flag does not work with 'none' networking/);
+      assert.deepEqual(podsTree(dd.path), before);
+    } finally {
+      await closeServers();
+      await dd.tspod(['rm', u, u2]);
+    }
+  });
+});
