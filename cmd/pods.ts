@@ -71,6 +71,7 @@ Pod flags:
   --inherit-env  --set-env NAME=VALUE  --set-env-file FILE
   --hostname NAME  --interactive  --net host|none  --ipc auto|private|parent  --no-overlay
   --private-users
+  --port NAME:[HOSTIP:]HOSTPORT   (forward a host port to the app port NAME)
   --sysctl NAME=VALUE   (namespaced sysctls only)
   --pod-manifest FILE  --pull-policy new|update|never  --uuid-file-save FILE
   --stage1-path FILE  --stage1-name NAME  --stage1-hash ID${cmd === 'prepare' ? '\n  --quiet' : ''}
