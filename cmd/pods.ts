@@ -9,7 +9,7 @@ import { requireRoot } from '../native/libc.js';
 import { configureLogging } from '../native/log.js';
 import { exportPod } from '../stage0/export.js';
 import { gcPods, removePod } from '../stage0/gc.js';
-import { podStatus, type PodStatus } from '../stage0/inspect.js';
+import { podStatus, readManifest, type PodStatus } from '../stage0/inspect.js';
 import { PodsDir } from '../stage0/pods.js';
 import { preparePod } from '../stage0/prepare.js';
 import { runJustPrepared, runPrepared } from '../stage0/run.js';
@@ -304,7 +304,8 @@ function catManifestCommand(): CommandModule<GlobalArgs, Args<{ uuid?: string; '
       const pod = pods.open(uuid);
       if (!pod) throw new TspodError(ErrorCode.NotFound, `pod "${uuid}" no longer exists`);
       try {
-        const m = JSON.parse(fs.readFileSync(path.join(pod.dir, 'pod'), 'utf8')) as unknown;
+        const m = readManifest(pod);
+        if (!m) throw new TspodError(ErrorCode.NotFound, `pod "${uuid}" has no readable manifest`);
         process.stdout.write(`${a['pretty-print'] ? JSON.stringify(m, null, '\t') : JSON.stringify(m)}\n`);
       } finally {
         pod.close();

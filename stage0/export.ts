@@ -32,8 +32,8 @@ export async function exportPod(store: Store, podsRoot: string, uuidPrefix: stri
       });
     }
     const layers = JSON.parse(fs.readFileSync(path.join(pod.dir, POD_FILES.appLayers(name)), 'utf8')) as string[];
-    const upper = path.join(pod.dir, POD_FILES.overlay(name), 'upper');
-    const copied = path.join(pod.dir, 'apps', name, 'rootfs'); // --no-overlay pods
+    const upper = path.join(pod.dir, POD_FILES.overlayUpper(name));
+    const copied = path.join(pod.dir, POD_FILES.appCopiedRootfs(name)); // --no-overlay pods
     const sources = fs.existsSync(copied) ? [copied] : [...layers, ...(fs.existsSync(upper) ? [upper] : [])];
     const manifest = JSON.parse(fs.readFileSync(path.join(pod.dir, POD_FILES.appManifest(name)), 'utf8')) as AppcImageManifest;
     const rootfs = store.scratch().path('pod-export');

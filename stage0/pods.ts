@@ -16,6 +16,7 @@ import { randomUUID } from 'node:crypto';
 import { TspodError, ErrorCode, errnoCode } from '../native/errors.js';
 import { flock, LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN } from '../native/libc.js';
 import { PRIVATE_DIR_MODE, secureDataDir } from '../store/paths.js';
+import { POD_FILES } from '../stage1/contract/pod.js';
 
 export const STATE_DIRS = ['embryo', 'prepare', 'prepared', 'run', 'exited-garbage', 'garbage'] as const;
 export type StateDir = (typeof STATE_DIRS)[number];
@@ -226,7 +227,7 @@ export class Pod {
 
   /** ms since the epoch of pod-created's mtime. */
   createdAt(): number | undefined {
-    return mtime(path.join(this.dir, 'pod-created'));
+    return mtime(path.join(this.dir, POD_FILES.created));
   }
 
   close(): void {

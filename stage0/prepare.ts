@@ -86,7 +86,7 @@ export async function preparePod(
     if (overlay !== true) {
       // Without overlay each app gets a full copy of its image (slower, more disk).
       for (const a of apps) {
-        const dest = path.join(pod.dir, 'apps', a.podApp.name, 'rootfs');
+        const dest = path.join(pod.dir, POD_FILES.appCopiedRootfs(a.podApp.name));
         fs.mkdirSync(dest, { recursive: true, mode: 0o755 });
         await renderLayers(a.layers, dest);
         // No idmapped overlay lowers here: the copy is shifted into the pod's range (rkt's way).

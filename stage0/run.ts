@@ -10,6 +10,7 @@ import { DEFAULT_LOCAL_CONFIG, DEFAULT_PATH, POD_FILES, STAGE1_ANNOTATIONS, type
 import { PodsDir, type Pod } from './pods.js';
 import { checkPortsFree } from './ports.js';
 import { checkIpc, checkNet, RUNTIME_DEFAULTS_FILE, type RuntimeFlags } from './spec.js';
+import { checkStage1Manifest, type Stage1Entrypoint } from './stage1-interface.js';
 
 export interface RunOptions extends RuntimeFlags {
   debug: boolean;
@@ -33,17 +34,20 @@ export function runPrepared(podsRoot: string, uuidPrefix: string, opts: RunOptio
   if (pod.refresh() !== 'prepared') throw new TspodError(ErrorCode.Conflict, `pod "${uuid}" is not prepared`);
   // Refused here, the pod stays prepared (the lock goes with this process).
   checkPortsFree(readManifest(pod.dir), opts.net ?? readDefaults(pod.dir).net);
+  const init = stage1Entrypoint(pod.dir, 'init'); // a stage1 this tspod cannot run leaves the pod prepared
   pod.moveTo('run');
-  return execStage1(pod, opts);
+  return execStage1(pod, init, opts);
 }
 
 /** For `run`: the pod was just prepared and is still locked in pods/prepare. */
 export function runJustPrepared(pod: Pod, opts: RunOptions): never {
+  const init = stage1Entrypoint(pod.dir, 'init');
   pod.moveTo('run');
-  return execStage1(pod, opts);
+  return execStage1(pod, init, opts);
 }
 
-function execStage1(pod: Pod, opts: RunOptions): never {
+/** Execs the stage1 init entrypoint `init` (a host path, stage1Entrypoint) for the pod, now in pods/run. */
+function execStage1(pod: Pod, init: string, opts: RunOptions): never {
   const defaults = readDefaults(pod.dir);
   const flags: RuntimeFlags = {
     net: opts.net ?? defaults.net ?? 'default',
@@ -51,7 +55,6 @@ function execStage1(pod: Pod, opts: RunOptions): never {
     interactive: opts.interactive ?? defaults.interactive ?? false,
     ipc: opts.ipc ?? defaults.ipc,
   };
-  const init = stage1Entrypoint(pod.dir, 'init');
   const args = [init];
   if (opts.debug) args.push('--debug');
   args.push(`--net=${flags.net}`);
@@ -83,8 +86,9 @@ function readDefaults(dir: string): RuntimeFlags {
  * The host path of one of the pod's stage1 entrypoints: named by the stage1
  * manifest's annotation, found in the stage1 image's layers (top first).
  */
-export function stage1Entrypoint(podDir: string, which: 'init' | 'enter' | 'gc' | 'stop'): string {
+export function stage1Entrypoint(podDir: string, which: Stage1Entrypoint): string {
   const m = JSON.parse(fs.readFileSync(path.join(podDir, POD_FILES.stage1Manifest), 'utf8')) as AppcImageManifest;
+  checkStage1Manifest(m, `the pod's stage1 ${m.name}`);
   const rel = annotationValue(m, STAGE1_ANNOTATIONS[which]);
   if (!rel) throw new TspodError(ErrorCode.Unsupported, `the pod's stage1 has no ${which} entrypoint`);
   const layers = JSON.parse(fs.readFileSync(path.join(podDir, POD_FILES.stage1Layers), 'utf8')) as string[];

@@ -6,11 +6,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TspodError, ErrorCode } from '../native/errors.js';
-import { annotationValue, type AppcImageManifest } from '../stage1/contract/appc.js';
-import { STAGE1_ANNOTATIONS } from '../stage1/contract/pod.js';
 import { fetchImage } from '../store/fetch.js';
 import type { InsecureOptions } from '../store/insecure.js';
 import type { Store } from '../store/store.js';
+import { checkStage1Manifest } from './stage1-interface.js';
 
 export const DEFAULT_STAGE1_NAME = 'tspod/stage1';
 
@@ -41,7 +40,7 @@ export async function resolveStage1(store: Store, choice: Stage1Choice, insecure
   } else {
     id = await defaultStage1(store, insecure);
   }
-  checkStage1(store.images.get(id).manifest, id);
+  checkStage1Manifest(store.images.get(id).manifest, `image ${id}`);
   return id;
 }
 
@@ -84,10 +83,4 @@ async function defaultStage1(store: Store, insecure: InsecureOptions): Promise<s
   fs.writeFileSync(tmp, JSON.stringify(stamp));
   fs.renameSync(tmp, stampFile);
   return id;
-}
-
-function checkStage1(m: AppcImageManifest, id: string): void {
-  if (!annotationValue(m, STAGE1_ANNOTATIONS.init)) {
-    throw new TspodError(ErrorCode.BadInput, `image ${id} is not a stage1: its manifest has no ${STAGE1_ANNOTATIONS.init} annotation`);
-  }
 }

@@ -77,17 +77,18 @@ function prepareDirectories(podDir: string, manifest: PodManifest, apps: AppPlan
   // --private-users: the range's ids for what the pod owns (its root is base, N is base+N).
   const uid = (n: number) => (userns ? userns.uidMap[0][1] + n : n);
   const gid = (n: number) => (userns ? userns.gidMap[0][1] + n : n);
-  for (const d of ['status', 'apps-pid', 'env', 'security']) fs.mkdirSync(path.join(podDir, d), { recursive: true, mode: 0o750 });
+  for (const d of [POD_FILES.statusDir, POD_FILES.appsPidDir, POD_FILES.envDir, POD_FILES.securityDir]) fs.mkdirSync(path.join(podDir, d), { recursive: true, mode: 0o750 });
   fs.mkdirSync(path.join(podDir, POD_FILES.stage1Rootfs), { recursive: true, mode: 0o755 });
   for (const a of apps) {
     if (copied(a.name)) continue;
-    const ov = path.join(podDir, POD_FILES.overlay(a.name));
-    fs.mkdirSync(path.join(ov, 'upper'), { recursive: true, mode: 0o755 });
-    fs.mkdirSync(path.join(ov, 'work'), { recursive: true, mode: 0o700 });
+    const upper = path.join(podDir, POD_FILES.overlayUpper(a.name));
+    const work = path.join(podDir, POD_FILES.overlayWork(a.name));
+    fs.mkdirSync(upper, { recursive: true, mode: 0o755 });
+    fs.mkdirSync(work, { recursive: true, mode: 0o700 });
     if (userns) {
       // The app's / is the upper directory's root: the pod's root owns it.
-      fs.chownSync(path.join(ov, 'upper'), uid(0), gid(0));
-      fs.chownSync(path.join(ov, 'work'), uid(0), gid(0));
+      fs.chownSync(upper, uid(0), gid(0));
+      fs.chownSync(work, uid(0), gid(0));
     }
   }
   for (const v of manifest.volumes ?? []) {
@@ -143,7 +144,7 @@ export async function main(argv: string[]): Promise<number> {
   const portsProblem = podPortsProblem(manifest, runtime.net, args.uuid);
   if (portsProblem) throw new Error(portsProblem);
   const copied = (app: string) => {
-    const dir = path.join(podDir, 'apps', app, 'rootfs');
+    const dir = path.join(podDir, POD_FILES.appCopiedRootfs(app));
     return fs.existsSync(dir) ? dir : undefined;
   };
   // (--interactive on a terminal: the helper gives the pod a pty of its own as /dev/console)

@@ -7,10 +7,11 @@ import { main as enterMain } from './enter.js';
 import { main as gcMain } from './gc.js';
 import { entryName, helperPath, isSea, koffiNodePath, prepareEnvironment, stage1Rootfs, userArgs } from './sea.js';
 import { flock, LOCK_EX, LOCK_NB, LOCK_UN } from '../native/libc.js';
+import { STAGE1_ENTRYPOINTS, type Stage1Entrypoint } from './contract/pod.js';
 
 type Entry = (argv: string[]) => Promise<number>;
 
-const ENTRIES: Record<string, Entry> = { init: initMain, enter: enterMain, gc: gcMain };
+const ENTRIES: Record<Stage1Entrypoint, Entry> = { init: initMain, enter: enterMain, gc: gcMain };
 
 /**
  * Build check, not an entrypoint: with TSPOD_STAGE1_SELFTEST=1 any entry prints
@@ -59,12 +60,11 @@ async function run(): Promise<number> {
   prepareEnvironment();
   if (process.env.TSPOD_STAGE1_SELFTEST === '1') return selfTest();
   const name = entryName();
-  const entry = ENTRIES[name];
-  if (!entry) {
-    process.stderr.write(`tspod stage1: unknown entrypoint "${name}" (expected init, enter or gc)\n`);
+  if (!(STAGE1_ENTRYPOINTS as readonly string[]).includes(name)) {
+    process.stderr.write(`tspod stage1: unknown entrypoint "${name}" (expected ${STAGE1_ENTRYPOINTS.join(', ')})\n`);
     return 254;
   }
-  return entry(userArgs());
+  return ENTRIES[name as Stage1Entrypoint](userArgs());
 }
 
 run().then(

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { AppcApp, AppcImageManifest, NameValue } from './contract/appc.js';
-import { DEFAULT_PATH, POD_FILES, type AppSecurity, type PodApp, type PodManifest, type PodVolume, type RuntimeConfig, type UserNamespace } from './contract/pod.js';
+import { DEFAULT_PATH, POD_FILES, POD_ROOT_PATHS, type AppSecurity, type PodApp, type PodManifest, type PodVolume, type RuntimeConfig, type UserNamespace } from './contract/pod.js';
 import { NONE, PlanWriter } from './plan.js';
 import { ImageFs } from '../native/image-fs.js';
 import { capabilitiesFromIsolators, capabilityMask, DEFAULT_CAPABILITIES } from './contract/capabilities.js';
@@ -80,7 +80,7 @@ export interface PodContext {
   uuid: string;
   manifest: PodManifest;
   runtime: RuntimeConfig;
-  /** Apps prepared with --no-overlay have a copied rootfs at apps/<name>/rootfs. */
+  /** Apps prepared with --no-overlay have a copied rootfs (POD_FILES.appCopiedRootfs). */
   copiedRootfs: (app: string) => string | undefined;
   /** --private-users: the pod's id maps (its `userns` file). */
   userns?: UserNamespace;
@@ -234,9 +234,9 @@ export function buildPlan(ctx: PodContext, apps: AppPlan[], stdinInherit: boolea
   const cg = ctx.cgroups && ctx.cgroups.version !== 0 ? ctx.cgroups : undefined;
   p.directive('namespaces', [...podNamespaces(ctx.runtime), ...(cg ? ['cgroup'] : [])].join(','));
   for (const [name, value] of podSysctls(ctx, apps)) p.directive('sysctl', name, value);
-  p.directive('status-dir', path.join(pod, 'status'));
+  p.directive('status-dir', path.join(pod, POD_FILES.statusDir));
   p.directive('pid-file', path.join(pod, POD_FILES.pid));
-  p.directive('apps-pid-dir', path.join(pod, 'apps-pid'));
+  p.directive('apps-pid-dir', path.join(pod, POD_FILES.appsPidDir));
   p.directive('root', root);
   p.directive('stdin', stdinInherit ? 'inherit' : 'null');
   // --private-users: pid 1 joins the pod's user namespace once the set-up is done;
@@ -251,27 +251,26 @@ export function buildPlan(ctx: PodContext, apps: AppPlan[], stdinInherit: boolea
   p.directive('mkdir', root, '0755');
   p.directive('mount', 'tmpfs', root, 'tmpfs', 'nosuid,nodev', 'mode=0755');
   for (const a of apps) {
-    const appRoot = path.join(root, 'opt/stage2', a.name, 'rootfs');
+    const appRoot = path.join(root, POD_ROOT_PATHS.appRoot(a.name));
     p.comment(`app ${a.name}`);
     p.directive('mkdir', appRoot, '0755');
     const copied = ctx.copiedRootfs(a.name);
     if (copied) {
       p.directive('mount', copied, appRoot, NONE, 'bind,nodev', NONE);
     } else {
-      const ov = path.join(pod, POD_FILES.overlay(a.name));
       let layers = a.layers;
       if (un) {
         // Each layer idmapped through the pod's user namespace (the image's root is
         // the pod's root), in the pod root's tmpfs, as the overlay's lower layers.
         layers = a.layers.map((l, i) => {
-          const at = path.join(root, 'opt/stage2', a.name, 'layers', String(i));
+          const at = path.join(root, POD_ROOT_PATHS.appLayer(a.name, i));
           p.directive('mkdir', at, '0755');
           p.directive('mount', l, at, NONE, 'bind,idmap', NONE);
           return at;
         });
       }
       const lower = [...layers].reverse().join(':');
-      p.directive('mount', 'overlay', appRoot, 'overlay', 'nodev', `lowerdir=${lower},upperdir=${ov}/upper,workdir=${ov}/work`);
+      p.directive('mount', 'overlay', appRoot, 'overlay', 'nodev', `lowerdir=${lower},upperdir=${path.join(pod, POD_FILES.overlayUpper(a.name))},workdir=${path.join(pod, POD_FILES.overlayWork(a.name))}`);
     }
     const at = (rel: string) => path.join(appRoot, rel);
     // Volumes first: the kernel file systems below must stay on top of them.
@@ -340,7 +339,7 @@ export function buildPlan(ctx: PodContext, apps: AppPlan[], stdinInherit: boolea
 
   for (const a of apps) {
     p.directive('app', a.name);
-    p.directive('app-root', path.join('/opt/stage2', a.name, 'rootfs'));
+    p.directive('app-root', `/${POD_ROOT_PATHS.appRoot(a.name)}`);
     p.directive('app-exec', ...(a.app.exec ?? []));
     for (const e of a.env) p.directive('app-env', `${e.name}=${e.value}`);
     p.directive('app-cwd', a.security.cwd);

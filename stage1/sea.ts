@@ -15,9 +15,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { isSea as nodeIsSea } from 'node:sea';
 
-export type EntryName = 'init' | 'enter' | 'gc';
-export const ENTRY_NAMES: readonly EntryName[] = ['init', 'enter', 'gc'];
-
 /** Files of the stage1 rootfs, relative to it. */
 export const STAGE1_FILES = {
   sea: 'tspod-stage1',

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeTempDir } from './harness/paths.js';
-import { STAGE1_ANNOTATIONS, STAGE1_INTERFACE_VERSION } from '../stage1/contract/pod.js';
+import { STAGE1_ANNOTATIONS, STAGE1_ENTRYPOINTS, STAGE1_INTERFACE_VERSION } from '../stage1/contract/pod.js';
 import type { AppcImageManifest } from '../stage1/contract/appc.js';
 
 // build/test/stage1-build.test.js → the repository (not the harness's REPO_ROOT,
@@ -108,6 +108,13 @@ describe('stage1 image (bin/stage1.aci)', () => {
     assert.equal(ann[STAGE1_ANNOTATIONS.enter], '/enter');
     assert.equal(ann[STAGE1_ANNOTATIONS.gc], '/gc');
     assert.equal(ann[STAGE1_ANNOTATIONS.interfaceVersion], String(STAGE1_INTERFACE_VERSION));
+    // No annotation for an entrypoint the image does not ship (rkt's `stop` is none of tspod's).
+    const names = (m.annotations ?? []).map((a) => a.name).sort();
+    assert.deepEqual(names, [...STAGE1_ENTRYPOINTS.map((e) => STAGE1_ANNOTATIONS[e]), STAGE1_ANNOTATIONS.interfaceVersion].sort());
+    for (const e of STAGE1_ENTRYPOINTS) {
+      const st = fs.statSync(path.join(rootfs, ann[STAGE1_ANNOTATIONS[e]]!));
+      assert.ok(st.isFile() && st.mode & 0o111, `${e}: ${ann[STAGE1_ANNOTATIONS[e]]} is not an executable file`);
+    }
   });
 
   it('has static launchers and a SEA that needs only the shipped libraries', () => {
@@ -183,5 +190,36 @@ describe('stage1 image (bin/stage1.aci)', () => {
     const r = run('bogus', []);
     assert.equal(r.status, 254);
     assert.match(r.stderr, /unknown entrypoint "bogus"/);
+  });
+});
+
+describe('stage1 assembly (stage1/build/assemble.ts)', () => {
+  const work = path.join(REPO_ROOT, 'build', 'stage1-image');
+  let dir: string;
+
+  before(() => {
+    dir = makeTempDir('stage1-assemble');
+  });
+  after(() => {
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('fails without a built helper, and makes no image', () => {
+    const out = path.join(dir, 'stage1.aci');
+    const args = [
+      path.join(work, 'assemble.mjs'),
+      `--sea=${path.join(work, 'tspod-stage1')}`,
+      `--launcher=${path.join(work, 'launcher')}`,
+      `--helper=${path.join(dir, 'no-such-helper')}`,
+      `--koffi=${path.join(REPO_ROOT, 'node_modules/@koromix/koffi-linux-x64/linux_x64/koffi.node')}`,
+      `--work=${path.join(dir, 'work')}`,
+      `--out=${out}`,
+      '--version=0.0.0',
+    ];
+    const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 60_000 });
+    assert.notEqual(r.status, 0, `assemble succeeded: ${r.stdout}`);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, /--helper=\S*no-such-helper: no such file/);
+    assert.deepEqual(fs.readdirSync(dir), [], 'assemble left files behind');
   });
 });

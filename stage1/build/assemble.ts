@@ -17,7 +17,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { AC_VERSION, type AppcImageManifest } from '../contract/appc.js';
-import { STAGE1_ANNOTATIONS, STAGE1_INTERFACE_VERSION } from '../contract/pod.js';
+import { POD_ROOT_PATHS, STAGE1_ANNOTATIONS, STAGE1_ENTRYPOINTS, STAGE1_INTERFACE_VERSION } from '../contract/pod.js';
 
 /** The default stage1's image name (an AC identifier). */
 const STAGE1_IMAGE_NAME = 'tspod/stage1';
@@ -91,39 +91,48 @@ function stage1Manifest(version: string): AppcImageManifest {
       { name: 'arch', value: 'amd64' },
     ],
     annotations: [
-      { name: STAGE1_ANNOTATIONS.init, value: '/init' },
-      { name: STAGE1_ANNOTATIONS.enter, value: '/enter' },
-      { name: STAGE1_ANNOTATIONS.gc, value: '/gc' },
+      // One per launcher copy that assemble() installs, and nothing else.
+      ...STAGE1_ENTRYPOINTS.map((e) => ({ name: STAGE1_ANNOTATIONS[e], value: `/${e}` })),
       { name: STAGE1_ANNOTATIONS.interfaceVersion, value: String(STAGE1_INTERFACE_VERSION) },
     ],
   };
 }
 
+/**
+ * Every input must be a built, regular file: a stage1 without its helper (or its
+ * SEA, launcher or koffi) could not run a pod, so none is made.
+ */
+function checkInputs(o: Options): void {
+  for (const k of ['sea', 'launcher', 'helper', 'koffi'] as const) {
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(o[k]);
+    } catch {
+      throw new Error(`--${k}=${o[k]}: no such file; build it first (make)`);
+    }
+    if (!st.isFile()) throw new Error(`--${k}=${o[k]}: not a regular file`);
+    if (k !== 'koffi' && !(st.mode & 0o111)) throw new Error(`--${k}=${o[k]}: not executable`);
+  }
+}
+
 function assemble(o: Options): void {
+  checkInputs(o);
   const aciDir = path.join(o.work, 'aci');
   const rootfs = path.join(aciDir, 'rootfs');
   fs.rmSync(aciDir, { recursive: true, force: true });
   fs.mkdirSync(path.join(rootfs, 'lib'), { recursive: true, mode: 0o755 });
-  for (const d of ['dev', 'proc', 'sys', 'tmp', 'opt/stage2']) fs.mkdirSync(path.join(rootfs, d), { recursive: true });
+  for (const d of ['dev', 'proc', 'sys', 'tmp', POD_ROOT_PATHS.stage2]) fs.mkdirSync(path.join(rootfs, d), { recursive: true });
 
   install(o.sea, path.join(rootfs, 'tspod-stage1'), 0o755);
-  for (const entry of ['init', 'enter', 'gc']) install(o.launcher, path.join(rootfs, entry), 0o755);
+  for (const entry of STAGE1_ENTRYPOINTS) install(o.launcher, path.join(rootfs, entry), 0o755);
 
-  if (fs.existsSync(o.helper)) {
-    install(o.helper, path.join(rootfs, 'tspod-helper'), 0o755);
-  } else {
-    // Until native/helper is built: a file that says so when run.
-    process.stderr.write(`stage1: warning: ${o.helper} not built; the image gets a placeholder tspod-helper\n`);
-    const placeholder = path.join(rootfs, 'tspod-helper');
-    fs.writeFileSync(placeholder, '#!/bin/sh\necho "tspod-helper: not built into this stage1" >&2\nexit 254\n');
-    fs.chmodSync(placeholder, 0o755);
-  }
+  install(o.helper, path.join(rootfs, 'tspod-helper'), 0o755);
 
   const { loader, libs } = sharedLibraries([o.sea, o.koffi]);
   install(loader, path.join(rootfs, 'lib', LOADER), 0o755);
   for (const [soname, file] of libs) install(file, path.join(rootfs, 'lib', soname), 0o755);
   install(o.koffi, path.join(rootfs, 'lib', 'koffi.node'), 0o644);
-  for (const d of ['', 'lib', 'dev', 'proc', 'sys', 'opt', 'opt/stage2']) fs.chmodSync(path.join(rootfs, d), 0o755);
+  for (const d of ['', 'lib', 'dev', 'proc', 'sys', path.dirname(POD_ROOT_PATHS.stage2), POD_ROOT_PATHS.stage2]) fs.chmodSync(path.join(rootfs, d), 0o755);
   fs.chmodSync(path.join(rootfs, 'tmp'), 0o1777);
   fs.chmodSync(aciDir, 0o755);
 

@@ -4,16 +4,27 @@
 import type { AppcImageManifest, NameValue, AppcApp, AppcPort } from './appc.js';
 import type { SeccompFilter } from './seccomp.js';
 
-/** The interface version this stage1 declares (annotation tspod/stage1/interface-version). */
+/**
+ * The interface version of this contract: the one the default stage1 declares
+ * (annotation tspod/stage1/interface-version) and the only one stage0 speaks;
+ * stage0 refuses a stage1 that declares another or none.
+ */
 export const STAGE1_INTERFACE_VERSION = 1;
 
+/** The stage1 manifest's annotations: one per entrypoint (its path in the stage1 rootfs), and the interface version. */
 export const STAGE1_ANNOTATIONS = {
   init: 'tspod/stage1/init',
   enter: 'tspod/stage1/enter',
   gc: 'tspod/stage1/gc',
-  stop: 'tspod/stage1/stop',
   interfaceVersion: 'tspod/stage1/interface-version',
 } as const;
+
+/**
+ * The entrypoints of interface version 1, each at /<name> in the stage1 rootfs
+ * (`stop` is not one: stage0 signals the pod's pid 1 itself).
+ */
+export const STAGE1_ENTRYPOINTS = ['init', 'enter', 'gc'] as const;
+export type Stage1Entrypoint = (typeof STAGE1_ENTRYPOINTS)[number];
 
 /** Where named networks' CNI configs live (<dir>/net.d), unless --local-config says otherwise. */
 export const DEFAULT_LOCAL_CONFIG = '/etc/tspod';
@@ -38,19 +49,27 @@ export const POD_FILES = {
   runtimeConfig: 'runtime-config',
   /** Decimal host pid of the pod's pid 1 (whose namespaces enter joins). Written by stage1. */
   pid: 'pid',
-  /** Per app: decimal host pid of the app's main process (its mount namespace). */
+  /** Per app: decimal host pid of the app's main process (its mount namespace); the helper writes it. */
+  appsPidDir: 'apps-pid',
   appPid: (app: string) => `apps-pid/${app}`,
-  /** Per app: exit code in decimal, then a line `oom-killed` when the OOM killer struck in its cgroup. */
+  /** Per app: exit code in decimal, then a line `oom-killed` when the OOM killer struck in its cgroup; the outer helper writes it. */
+  statusDir: 'status',
   appStatus: (app: string) => `status/${app}`,
   /** Per app: the final environment, one NAME=VALUE per line (enter reuses it). */
+  envDir: 'env',
   appEnv: (app: string) => `env/${app}`,
   /** Per app: the credentials and restrictions enter must apply (JSON AppSecurity). */
+  securityDir: 'security',
   appSecurity: (app: string) => `security/${app}`,
-  /** Overlay upper and work directories. */
-  overlay: (name: string) => `overlay/${name}`,
+  /** Per app: its overlay's upper and work directories (absent with --no-overlay). */
+  overlay: (app: string) => `overlay/${app}`,
+  overlayUpper: (app: string) => `overlay/${app}/upper`,
+  overlayWork: (app: string) => `overlay/${app}/work`,
+  /** Per app, --no-overlay (or no overlay support) only: the copy of its image, made at prepare. */
+  appCopiedRootfs: (app: string) => `apps/${app}/rootfs`,
   /** Backing directories of empty volumes. */
   sharedVolume: (name: string) => `sharedVolumes/${name}`,
-  /** The pod root (stage1 rootfs) mount point; apps live under opt/stage2/<app>/rootfs. */
+  /** The pod root (stage1 rootfs) mount point; apps live under it at POD_ROOT_PATHS.appRoot. */
   stage1Rootfs: 'stage1/rootfs',
   /** The helper's plan (native/helper/PLAN.md). */
   plan: 'stage1/plan',
@@ -64,6 +83,16 @@ export const POD_FILES = {
   netns: 'netns',
   /** JSON: the CNI configurations stage1 added (or began to add), for the DEL at exit or gc. */
   netConfigs: 'stage1/net-configs',
+} as const;
+
+/** Paths inside the pod root (POD_FILES.stage1Rootfs, a tmpfs the helper mounts), relative to it. */
+export const POD_ROOT_PATHS = {
+  /** Where the apps' roots are (an empty directory in the stage1 image too). */
+  stage2: 'opt/stage2',
+  /** An app's root: its overlay (or its copied rootfs bound there). */
+  appRoot: (app: string) => `opt/stage2/${app}/rootfs`,
+  /** --private-users with overlay: the app's image layer `i`, idmapped, as an overlay lower. */
+  appLayer: (app: string, i: number) => `opt/stage2/${app}/layers/${i}`,
 } as const;
 
 /**
