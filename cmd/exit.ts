@@ -1,4 +1,4 @@
-// Exit codes, set in this one place (DESIGN.md "Exit codes and errors"):
+// Exit codes, set in this one place (docs/architecture.md, "Errors and exit codes"):
 // 254 for tspod's own failures, 2 for usage errors, and an app's own code
 // passed through by run (stage1 exits with it; stage0 execs stage1).
 import { ErrorCode, isTspodError, type TspodError } from '../native/errors.js';

@@ -1,5 +1,5 @@
 // Thin koffi bindings to the libc calls Node lacks. Only thread-independent
-// syscalls live here (DESIGN.md): never unshare, setns or fork from Node.
+// syscalls live here (docs/architecture.md, "The stages"): never unshare, setns or fork from Node.
 // koffi.errno() is read on the line right after each call.
 import { createRequire } from 'node:module';
 import { TspodError, ErrorCode } from './errors.js';

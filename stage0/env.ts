@@ -1,4 +1,5 @@
-// The apps' environment, merged in DESIGN.md's order, lowest to highest:
+// The apps' environment, merged in this order (docs/differences-from-rkt.md,
+// "Environment"), lowest to highest:
 // the image's environment; --inherit-env (fills only what is still unset);
 // --set-env-file; --set-env; the app's own --environment. stage1 then fills the
 // defaults (PATH, HOME, USER, LOGNAME, SHELL) and adds AC_APP_NAME and container.

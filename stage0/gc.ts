@@ -1,4 +1,4 @@
-// Pod garbage collection (rkt's mark and sweep, RKT-REFERENCE.md 3.4) and rm.
+// Pod garbage collection (rkt's mark and sweep; docs/architecture.md, "The pod state machine") and rm.
 //   mark:  run/U unlocked (exited) → exited-garbage/U; prepare/U unlocked (aborted)
 //          → garbage/U; prepared/U older than --expire-prepared → garbage/U
 //   sweep: exited-garbage/U whose mark is older than the grace period, and every

@@ -1,5 +1,5 @@
-// Pods on disk and their state machine (DESIGN.md "Pods on disk",
-// RKT-REFERENCE.md 1.3):
+// Pods on disk and their state machine (rkt's; docs/architecture.md, "The pod
+// state machine"):
 //
 //   embryo/U → prepare/U → prepared/U → run/U → exited-garbage/U → (deleted)
 //                  └──────────────────────────────► garbage/U ──► (deleted)

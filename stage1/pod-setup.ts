@@ -321,7 +321,7 @@ export function buildPlan(ctx: PodContext, apps: AppPlan[], stdinInherit: boolea
       p.directive('touch', at(d.podPath.slice(1)), '0600');
       p.directive('mount', d.hostPath, at(d.podPath.slice(1)), NONE, d.permissions.includes('w') ? 'bind' : 'bind,rdonly', NONE);
     }
-    // /etc plumbing (RKT-REFERENCE.md 1.7): hostname, hosts fallback, mtab.
+    // /etc plumbing (docs/architecture.md, "Inside a pod"): hostname, hosts fallback, mtab.
     // A copied rootfs (--no-overlay) is one layer of its own: the same rules.
     const hasEtc = imageHas(copied ? [copied] : a.layers, 'etc');
     const has = (rel: string) => imageHas(copied ? [copied] : a.layers, rel);

@@ -1,6 +1,6 @@
 // The archive an ACI came in, kept in the store so that `image export` writes the
 // ACI back byte for byte: rkt's contract is that the exported file's sha512 is
-// the image ID (RKT-REFERENCE 3.2, 4).
+// the image ID (docs/architecture.md, "Images").
 //
 // The image ID is the sha512 of the uncompressed tar, which is what export must
 // write; what is kept is the archive as it was fetched (gzip, bzip2 or xz as it

@@ -1,4 +1,4 @@
-// appc image dependencies (RKT-REFERENCE 3.3, 2.4): an ACI's manifest may list
+// appc image dependencies (docs/architecture.md, "Images"): an ACI's manifest may list
 // `dependencies: [{imageName, imageID?, labels?, size?}]`, images whose files lie
 // below its own. They are resolved when the ACI is fetched, before anything of it
 // is stored (store/importer.ts calls the hook made here):

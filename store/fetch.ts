@@ -1,5 +1,5 @@
 // `fetch`: from an image argument to an image ID in the store, following rkt's
-// pull policies (RKT-REFERENCE.md 3.3):
+// pull policies (docs/architecture.md, "Images"):
 //   new    — use the stored image if there is one, else fetch (run and prepare);
 //   update — always ask the source; layers already stored are not fetched again (fetch);
 //   never  — the store only.

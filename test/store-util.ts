@@ -109,7 +109,7 @@ export function ok(r: RunResult): RunResult {
 }
 
 /**
- * A failure the way DESIGN.md wants it: exit `code` (254), nothing on stdout,
+ * A failure as docs/architecture.md ("Errors and exit codes") wants it: exit `code` (254), nothing on stdout,
  * and exactly one line on stderr, `tspod: …`, matching `re`.
  */
 export function oneLineError(r: RunResult, re: RegExp, code = 254): string {

@@ -1,5 +1,5 @@
 // appc's schemas. ImageManifest is the one internal manifest shape every image in the store
-// has (DESIGN.md). OCI and Docker configs are converted into it at fetch time.
+// has (docs/architecture.md, "The store"). OCI and Docker configs are converted into it at fetch time.
 
 export interface NameValue {
   name: string;

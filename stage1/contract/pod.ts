@@ -1,6 +1,7 @@
 // The stage0 ↔ stage1 contract: what stage0 writes into a pod directory, what
 // stage1 writes back, and the flags stage1 accepts. stage0 and stage1 share only
-// this directory (DESIGN.md); it imports nothing from either.
+// this directory (docs/architecture.md, "The stage0 ↔ stage1 ↔ helper contract");
+// it imports nothing from either.
 import type { AppcImageManifest, NameValue, AppcApp, AppcPort } from './appc.js';
 import type { SeccompFilter } from './seccomp.js';
 

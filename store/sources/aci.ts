@@ -2,7 +2,7 @@
 // stream, and validating their manifests.
 //
 // An ACI is a tar with exactly two top-level entries, `manifest` and `rootfs/`
-// (RKT-REFERENCE 6.2). The importer streams an ACI once: file → decompress →
+// (docs/architecture.md, "Images"). The importer streams an ACI once: file → decompress →
 // sha512 → parseAciStream, which hands on the `rootfs/` entries as a tar of their
 // own (prefix stripped) for the layer unpacker and keeps the manifest.
 //

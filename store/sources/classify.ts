@@ -1,5 +1,5 @@
-// What an image argument names: rkt's rules (RKT-REFERENCE 3.3,
-// DistFromImageString) extended with the OCI transports skopeo and podman use.
+// What an image argument names: rkt's rules (its DistFromImageString; see
+// docs/architecture.md, "Images") extended with the OCI transports skopeo and podman use.
 //
 //   docker://REF, docker:REF                    a registry image
 //   oci:DIR[:TAG]                               an OCI image layout
