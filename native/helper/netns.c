@@ -1,6 +1,6 @@
 /* tspod-helper netns: a network namespace bound on a file, for stage1 /init to run
  * the CNI plugins in (CNI_NETNS) before the pod's pid 1 joins it (plan `netns`).
- * Node cannot make namespaces (DESIGN.md); this is a short-lived process.
+ * Node cannot make namespaces (docs/architecture.md, "The stages"); this is a short-lived process.
  *
  *   tspod-helper netns create <file>   a new file (must not exist, 0444) with a new
  *                                      network namespace (loopback up) bound on it
