@@ -8,6 +8,7 @@ import { fetchCommand } from './fetch.js';
 import { imageCommand } from './image.js';
 import { TSPOD_VERSION } from './version.js';
 import { podCommands } from './pods.js';
+import { metadataServiceCommand } from './metadata-service.js';
 
 /** Every command but the fast paths in main.ts, through yargs. */
 export async function runCli(argv: string[]): Promise<number> {
@@ -20,6 +21,7 @@ export async function runCli(argv: string[]): Promise<number> {
     .command(fetchCommand((c) => (exitCode = c)))
     .command(imageCommand((c) => (exitCode = c)))
     .command(podCommands((c) => (exitCode = c)))
+    .command(metadataServiceCommand((c) => (exitCode = c)))
     .command('prepare', 'prepare a pod: prints its UUID (see tspod prepare --help)', {}, () => {})
     .command('run', 'prepare and run a pod (see tspod run --help)', {}, () => {})
     .command('enter', "run a command in a running pod's app (see tspod enter --help)", {}, () => {})

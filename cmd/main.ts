@@ -10,7 +10,7 @@ import { DEFAULT_LOCAL_CONFIG } from '../stage1/contract/pod.js';
 
 /** Every command word (the yargs ones too): a flag before one of these belongs to it. */
 const COMMANDS = new Set([
-  'run', 'prepare', 'run-prepared', 'enter', 'fetch', 'image', 'list', 'status', 'stop', 'rm', 'gc', 'cat-manifest', 'export', 'version',
+  'run', 'prepare', 'run-prepared', 'enter', 'fetch', 'image', 'list', 'status', 'stop', 'rm', 'gc', 'cat-manifest', 'export', 'version', 'metadata-service',
 ]);
 
 /**

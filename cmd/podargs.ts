@@ -184,9 +184,10 @@ export function parsePodArgs(tokens: string[], command: 'run' | 'prepare'): Pars
     ports: ((pod.port as string[]) ?? []).map(parsePort),
   };
   if (pod['mds-register'] === true) {
-    throw new TspodError(ErrorCode.Unsupported, '--mds-register is not supported by this version of tspod (there is no metadata service yet)', {
-      hint: 'leave it out, or give --mds-register=false (the default)',
-    });
+    if (command === 'prepare') {
+      throw new TspodError(ErrorCode.BadInput, '--mds-register is a flag of run and run-prepared (the pod registers when it starts)', { hint: 'give it to run-prepared' });
+    }
+    spec.mdsRegister = true;
   }
   if (spec.podManifestFile) {
     // rkt's rule and wording: the pod manifest alone says what the pod is.

@@ -8,11 +8,12 @@ import { TspodError, ErrorCode } from '../native/errors.js';
 import { requireRoot } from '../native/libc.js';
 import { configureLogging } from '../native/log.js';
 import { exportPod } from '../stage0/export.js';
-import { gcPods, removePod } from '../stage0/gc.js';
+import { deletePod, gcPods, removePod } from '../stage0/gc.js';
+import { checkMetadataService, registerPod } from '../stage0/mds/client.js';
 import { podStatus, readManifest, type PodStatus } from '../stage0/inspect.js';
 import { PodsDir } from '../stage0/pods.js';
 import { preparePod } from '../stage0/prepare.js';
-import { runJustPrepared, runPrepared } from '../stage0/run.js';
+import { checkMdsNet, runJustPrepared, runPrepared } from '../stage0/run.js';
 import { stopPod } from '../stage0/stop.js';
 import { podStats, setPodPaused, type PodStats } from '../stage0/resources.js';
 import { parseInsecureOptions } from '../store/insecure.js';
@@ -70,6 +71,7 @@ Pod flags:
   --mount volume=NAME,target=PATH   (before any image: for every app)
   --inherit-env  --set-env NAME=VALUE  --set-env-file FILE
   --hostname NAME  --interactive  --net host|none  --ipc auto|private|parent  --no-overlay
+  --mds-register   (run: register with tspod metadata-service; AC_METADATA_URL in the apps)
   --private-users
   --port NAME:[HOSTIP:]HOSTPORT   (forward a host port to the app port NAME)
   --sysctl NAME=VALUE   (namespaced sysctls only)
@@ -94,15 +96,30 @@ export async function prepareOrRun(command: 'prepare' | 'run', tokens: string[],
   configureLogging({ debug });
   requireRoot(command);
   const insecure = parseInsecureOptions(global.insecureOptions ?? inherited['insecure-options']);
+  if (spec.mdsRegister) {
+    // Fail before anything is fetched or prepared.
+    checkMdsNet(spec.runtime.net);
+    checkMetadataService();
+  }
   const prepared = await withStore(dir, (store) => preparePod(store, spec, { insecure, keepLockedForRun: command === 'run' }));
   if (command === 'prepare') {
     process.stdout.write(`${prepared.pod.uuid}\n`);
     return 0;
   }
+  if (spec.mdsRegister) {
+    try {
+      registerPod(prepared.pod);
+    } catch (e) {
+      // The service went away since the check: no pod is left behind.
+      prepared.pod.moveTo('garbage');
+      deletePod(prepared.pod.pods, prepared.pod, false, debug, { out: () => undefined, err: (l) => process.stderr.write(`${l}\n`) });
+      throw e;
+    }
+  }
   return runJustPrepared(prepared.pod, { ...spec.runtime, debug, insecure, localConfig: global.localConfig ?? inherited['local-config'] });
 }
 
-type RunPreparedArgs = Args<{ uuid?: string; net?: string; hostname?: string; interactive?: boolean; ipc?: string; 'uuid-file'?: string }>;
+type RunPreparedArgs = Args<{ uuid?: string; net?: string; hostname?: string; interactive?: boolean; ipc?: string; 'mds-register'?: boolean; 'uuid-file'?: string }>;
 
 function runPreparedCommand(): CommandModule<GlobalArgs, RunPreparedArgs> {
   return {
@@ -114,11 +131,12 @@ function runPreparedCommand(): CommandModule<GlobalArgs, RunPreparedArgs> {
         hostname: { type: 'string', describe: 'the pod hostname (default tspod-<uuid>)' },
         interactive: { type: 'boolean', describe: 'pass the terminal through to the one app' },
         ipc: { type: 'string', describe: 'auto|private (an IPC namespace of its own) or parent (the host\'s)' },
+        'mds-register': { type: 'boolean', describe: 'register the pod with the metadata service (tspod metadata-service)' },
         ...uuidFileOption,
       }) as unknown as Argv<RunPreparedArgs>,
     handler: (a) => {
       requireRoot('run-prepared');
-      runPrepared(podsRoot(a.dir), uuidArg(a), { net: a.net, hostname: a.hostname, interactive: a.interactive, ipc: a.ipc, debug: a.debug, insecure: insecureFrom(a), localConfig: a['local-config'] });
+      runPrepared(podsRoot(a.dir), uuidArg(a), { net: a.net, hostname: a.hostname, interactive: a.interactive, ipc: a.ipc, debug: a.debug, insecure: insecureFrom(a), localConfig: a['local-config'], mdsRegister: a['mds-register'] });
     },
   };
 }

@@ -8,9 +8,9 @@ import { insecureFrom, type GlobalArgs } from './global.js';
 
 export function fastRunPrepared(rest: string[], globals: GlobalArgs): number | undefined {
   let uuid: string | undefined;
-  const flags: { net?: string; hostname?: string; interactive?: boolean; uuidFile?: string; ipc?: string } = {};
+  const flags: { net?: string; hostname?: string; interactive?: boolean; uuidFile?: string; ipc?: string; mdsRegister?: boolean } = {};
   for (let i = 0; i < rest.length; i++) {
-    const m = /^--(net|hostname|interactive|uuid-file|debug|dir|ipc|local-config)(?:=(.*))?$/.exec(rest[i]);
+    const m = /^--(net|hostname|interactive|uuid-file|debug|dir|ipc|local-config|mds-register)(?:=(.*))?$/.exec(rest[i]);
     if (!m) {
       if (rest[i].startsWith('-') || uuid !== undefined) return undefined;
       uuid = rest[i];
@@ -21,6 +21,10 @@ export function fastRunPrepared(rest: string[], globals: GlobalArgs): number | u
       case 'interactive':
         if (m[2] !== undefined && m[2] !== 'true' && m[2] !== 'false') return undefined;
         flags.interactive = m[2] !== 'false';
+        break;
+      case 'mds-register':
+        if (m[2] !== undefined && m[2] !== 'true' && m[2] !== 'false') return undefined;
+        flags.mdsRegister = m[2] !== 'false';
         break;
       case 'debug':
         globals.debug = m[2] !== 'false';
@@ -47,5 +51,5 @@ export function fastRunPrepared(rest: string[], globals: GlobalArgs): number | u
   }
   if (flags.uuidFile !== undefined || uuid === undefined) return undefined;
   requireRoot('run-prepared');
-  return runPrepared(new StorePaths(globals.dir).podsDir, uuid, { net: flags.net, hostname: flags.hostname, interactive: flags.interactive, ipc: flags.ipc, debug: globals.debug, insecure: insecureFrom(globals), localConfig: globals['local-config'] });
+  return runPrepared(new StorePaths(globals.dir).podsDir, uuid, { net: flags.net, hostname: flags.hostname, interactive: flags.interactive, ipc: flags.ipc, debug: globals.debug, insecure: insecureFrom(globals), localConfig: globals['local-config'], mdsRegister: flags.mdsRegister });
 }

@@ -22,6 +22,10 @@ interface Libc {
   execve: Fn;
   signal: Fn;
   syscall: Fn;
+  socket: Fn;
+  connect: Fn;
+  bind: Fn;
+  setsockopt: Fn;
   koffi: Koffi;
 }
 
@@ -60,6 +64,10 @@ function lib(): Libc {
     fsetxattr: c.func('int fsetxattr(int fd, const char *name, const void *value, size_t size, int flags)') as Fn,
     lremovexattr: c.func('int lremovexattr(const char *path, const char *name)') as Fn,
     syscall: c.func('long syscall(long number, ...)') as Fn,
+    socket: c.func('int socket(int domain, int type, int protocol)') as Fn,
+    connect: c.func('int connect(int fd, const void *addr, uint32_t len)') as Fn,
+    bind: c.func('int bind(int fd, const void *addr, uint32_t len)') as Fn,
+    setsockopt: c.func('int setsockopt(int fd, int level, int name, const void *value, uint32_t len)') as Fn,
   };
   return libc;
 }
@@ -67,7 +75,8 @@ function lib(): Libc {
 const ERRNO_NAMES: Record<number, string> = {
   1: 'EPERM', 2: 'ENOENT', 4: 'EINTR', 6: 'ENXIO', 9: 'EBADF', 11: 'EAGAIN', 13: 'EACCES', 16: 'EBUSY', 17: 'EEXIST',
   18: 'EXDEV', 20: 'ENOTDIR', 21: 'EISDIR', 22: 'EINVAL', 28: 'ENOSPC', 30: 'EROFS', 36: 'ENAMETOOLONG', 38: 'ENOSYS',
-  40: 'ELOOP', 61: 'ENODATA', 95: 'EOPNOTSUPP',
+  40: 'ELOOP', 61: 'ENODATA', 95: 'EOPNOTSUPP', 98: 'EADDRINUSE', 99: 'EADDRNOTAVAIL', 110: 'ETIMEDOUT',
+  111: 'ECONNREFUSED',
 };
 
 /** An error shaped like Node's fs errors (code = 'ENOENT', errno = 2). */
@@ -280,4 +289,49 @@ export function execve(file: string, argv: string[], env: Record<string, string>
   const errno = l.koffi.errno();
   throw new SyscallError('execve', errno, file);
   void rc;
+}
+
+export const AF_UNIX = 1;
+export const AF_INET = 2;
+export const AF_INET6 = 10;
+export const SOCK_STREAM = 1;
+export const SOCK_NONBLOCK = 0o4000;
+export const SOCK_CLOEXEC = 0o2000000;
+export const SOL_SOCKET = 1;
+export const SOL_IP = 0;
+export const SO_REUSEADDR = 2;
+export const SO_RCVTIMEO = 20;
+export const SO_SNDTIMEO = 21;
+export const IP_FREEBIND = 15;
+
+/** socket(2): a new socket fd (pass SOCK_CLOEXEC in type). */
+export function socket(domain: number, type: number): number {
+  const l = lib();
+  const rc = l.socket(domain, type, 0);
+  const errno = l.koffi.errno();
+  return check(rc, errno, 'socket');
+}
+
+/** connect(2) to a struct sockaddr given as bytes. */
+export function connect(fd: number, addr: Buffer, what?: string): void {
+  const l = lib();
+  const rc = l.connect(fd, addr, addr.length);
+  const errno = l.koffi.errno();
+  check(rc, errno, 'connect', what);
+}
+
+/** bind(2) to a struct sockaddr given as bytes. */
+export function bind(fd: number, addr: Buffer, what?: string): void {
+  const l = lib();
+  const rc = l.bind(fd, addr, addr.length);
+  const errno = l.koffi.errno();
+  check(rc, errno, 'bind', what);
+}
+
+/** setsockopt(2) with a raw option value. */
+export function setsockopt(fd: number, level: number, name: number, value: Buffer): void {
+  const l = lib();
+  const rc = l.setsockopt(fd, level, name, value, value.length);
+  const errno = l.koffi.errno();
+  check(rc, errno, 'setsockopt');
 }

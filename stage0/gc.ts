@@ -13,6 +13,7 @@ import { detectCgroups, removePodCgroups } from '../stage1/contract/cgroups.js';
 import { formatDuration } from './duration.js';
 import { PodsDir, type Pod } from './pods.js';
 import { stage1Entrypoint, stage1Environment } from './run.js';
+import { unregisterIfRegistered } from './mds/client.js';
 
 export interface GcOptions {
   gracePeriodMs: number;
@@ -98,10 +99,12 @@ function sweep(pods: PodsDir, uuid: string, where: 'exited-garbage' | 'garbage',
 }
 
 /**
- * Deletes a locked pod: stage1 gc (for pods that ran), unmount anything still
+ * Deletes a locked pod: unregister it from the metadata service (errors
+ * ignored, as rkt), stage1 gc (for pods that ran), unmount anything still
  * mounted below it, remove the directory and the UUID marker.
  */
 export function deletePod(pods: PodsDir, pod: Pod, ran: boolean, debug: boolean, io: GcOutput): void {
+  unregisterIfRegistered(pod.dir, pod.uuid);
   if (ran && !runStage1Gc(pod, debug, io)) removeCgroupsAnyway(pod, io);
   unmountBelow(pod.dir);
   fs.rmSync(pod.dir, { recursive: true, force: true });

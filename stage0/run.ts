@@ -9,6 +9,7 @@ import { annotationValue, type AppcImageManifest } from '../stage1/contract/appc
 import { DEFAULT_LOCAL_CONFIG, DEFAULT_PATH, POD_FILES, STAGE1_ANNOTATIONS, type PodManifest } from '../stage1/contract/pod.js';
 import { PodsDir, type Pod } from './pods.js';
 import { checkPortsFree } from './ports.js';
+import { registerPod } from './mds/client.js';
 import { checkIpc, checkNet, RUNTIME_DEFAULTS_FILE, type RuntimeFlags } from './spec.js';
 import { checkStage1Manifest, type Stage1Entrypoint } from './stage1-interface.js';
 
@@ -18,6 +19,8 @@ export interface RunOptions extends RuntimeFlags {
   localConfig?: string;
   /** The run-time parts of --insecure-options (given to run or run-prepared, as in rkt). */
   insecure?: { capabilities: boolean; paths: boolean; seccomp: boolean };
+  /** --mds-register: register with the metadata service (stage0/mds/) before stage1 starts. */
+  mdsRegister?: boolean;
 }
 
 /** `run-prepared UUID`: lock the prepared pod, move it to run/, exec stage1. */
@@ -35,15 +38,27 @@ export function runPrepared(podsRoot: string, uuidPrefix: string, opts: RunOptio
   // Refused here, the pod stays prepared (the lock goes with this process).
   checkPortsFree(readManifest(pod.dir), opts.net ?? readDefaults(pod.dir).net);
   const init = stage1Entrypoint(pod.dir, 'init'); // a stage1 this tspod cannot run leaves the pod prepared
+  // A failed registration leaves the pod prepared, as it was.
+  if (opts.mdsRegister) {
+    checkMdsNet(opts.net ?? readDefaults(pod.dir).net);
+    registerPod(pod);
+  }
   pod.moveTo('run');
   return execStage1(pod, init, opts);
 }
 
-/** For `run`: the pod was just prepared and is still locked in pods/prepare. */
+/** For `run`: the pod was just prepared and is still locked in pods/prepare (and registered, with --mds-register). */
 export function runJustPrepared(pod: Pod, opts: RunOptions): never {
   const init = stage1Entrypoint(pod.dir, 'init');
   pod.moveTo('run');
   return execStage1(pod, init, opts);
+}
+
+/** --mds-register needs a network from which the pod reaches the service. */
+export function checkMdsNet(net: string | undefined): void {
+  if (net === 'none') {
+    throw new TspodError(ErrorCode.BadInput, '--mds-register: a pod with --net=none cannot reach the metadata service', { hint: 'give it a network, or leave out --mds-register' });
+  }
 }
 
 /** Execs the stage1 init entrypoint `init` (a host path, stage1Entrypoint) for the pod, now in pods/run. */

@@ -54,6 +54,8 @@ export interface PodSpec {
   sysctls: Array<[string, string]>;
   /** --port NAME:[HOSTIP:]HOSTPORT: the pod manifest's ports. */
   ports: ExposedPort[];
+  /** run --mds-register: register the pod with the metadata service before it starts. */
+  mdsRegister?: boolean;
 }
 
 export interface RuntimeFlags {

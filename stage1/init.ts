@@ -16,6 +16,7 @@ import { limitsFromIsolators, type Limits } from './contract/resources.js';
 import { podPortsProblem } from './contract/ports.js';
 import { appPlans, buildPlan, readJson, readUserNamespace, type AppPlan } from './pod-setup.js';
 import { helperPath } from './sea.js';
+import { addMetadataUrl } from './mds.js';
 
 export interface InitArgs {
   debug: boolean;
@@ -152,6 +153,7 @@ export async function main(argv: string[]): Promise<number> {
   const cgroups = detectCgroups();
   const ctx = { podDir, uuid: args.uuid, manifest, runtime, copiedRootfs: copied, userns, cgroups };
   const apps = appPlans(ctx);
+  addMetadataUrl(podDir, runtime.net, apps);
   let podLimits: Limits;
   try {
     podLimits = limitsFromIsolators(manifest.isolators);

@@ -61,10 +61,11 @@ describe('--insecure-options', { skip: SKIP }, () => {
 });
 
 describe("rkt's other pod flags", { skip: SKIP }, () => {
-  test('--mds-register=false (the default) is accepted; --mds-register is refused by name', async () => {
+  test('--mds-register=false (the default) is accepted; --mds-register needs a running metadata service (test/network-mds)', async () => {
     await ok(dd, ['run', '--mds-register=false', BUSYBOX, '--exec=/bin/true']);
     await ok(dd, ['--mds-register=false', 'run', BUSYBOX, '--exec=/bin/true']);
-    failsWith(await dd.tspod(['run', '--mds-register', BUSYBOX, '--exec=/bin/true']), /^--mds-register is not supported/);
+    const env = { TSPOD_MDS_SOCKET: path.join(dd.path, 'no-mds.sock') };
+    failsWith(await dd.tspod(['run', '--mds-register', BUSYBOX, '--exec=/bin/true'], { env }), /^--mds-register: no metadata service is running/);
   });
 
   test('--store-only is --pull-policy=never, --no-store is --pull-policy=update', async () => {

@@ -84,6 +84,8 @@ export const POD_FILES = {
   netns: 'netns',
   /** JSON: the CNI configurations stage1 added (or began to add), for the DEL at exit or gc. */
   netConfigs: 'stage1/net-configs',
+  /** --mds-register: JSON MdsRegistration (contract/mds.ts), mode 0600, written by stage0 before stage1 runs. */
+  mds: 'mds',
 } as const;
 
 /** Paths inside the pod root (POD_FILES.stage1Rootfs, a tmpfs the helper mounts), relative to it. */
