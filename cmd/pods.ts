@@ -1,7 +1,6 @@
 // Pod commands: prepare, run, run-prepared, enter, stop, status, list,
 // cat-manifest, rm, gc, export (rkt's outputs).
 import fs from 'node:fs';
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Argv, CommandModule } from 'yargs';
 import { TspodError, ErrorCode } from '../native/errors.js';

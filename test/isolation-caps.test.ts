@@ -7,7 +7,6 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import path from 'node:path';
 import { describeResult, makeDataDir, type DataDir } from './harness/index.js';
 import { busyboxAci, DEFAULT_CAPS, failsWith, SKIP, ok, podsTree, removeScratchDirs, scratchDir, withProbedPod, type Probe } from './pods-util.js';
 const ZERO = '0000000000000000';

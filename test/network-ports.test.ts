@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { describeResult, fixture, makeDataDir, type DataDir } from './harness/index.js';
+import { fixture, makeDataDir, type DataDir } from './harness/index.js';
 import { busyboxAci, failsWith, ok, podsTree, removeScratchDirs, scratchDir, SKIP } from './pods-util.js';
 import {
   forwardedPorts,

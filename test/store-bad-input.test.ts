@@ -57,11 +57,9 @@ describe('bad input leaves one line, exit 254 and an unchanged store', () => {
   let dd: DataDir;
   let reg: Registry;
   let busyboxRef: string;
-  let scratch: string;
 
   before(async () => {
     dd = makeDataDir(host, 'bad-input');
-    scratch = tempDir(host, 'bad-input-scratch');
     reg = await startRegistry({ t: host });
     busyboxRef = await reg.pushFixture('busybox');
     // Something already in the store, so that "unchanged" means more than "empty".
