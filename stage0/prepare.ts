@@ -28,7 +28,7 @@ import { SYSCTL, sysctlNamespaceProblem, sysctlsFromIsolators } from '../stage1/
 import { PodsDir, type Pod } from './pods.js';
 import { checkPodPorts, checkPortsFree } from './ports.js';
 import { checkExposedPorts } from '../stage1/contract/ports.js';
-import { checkIpc, checkNet, RUNTIME_DEFAULTS_FILE, type AppSpec, type PodSpec, type RuntimeFlags } from './spec.js';
+import { checkIpc, checkNet, type AppSpec, type PodSpec, type RuntimeFlags } from './spec.js';
 import { resolveStage1 } from './stage1.js';
 import { allocateUserNamespace, checkUserNamespaces, shiftTree } from './userns.js';
 
@@ -481,7 +481,7 @@ function writePodFiles(
     // overlayfs ignores an opaque marker on a lower layer's root: drop the layers it hides.
     write(POD_FILES.appLayers(a.podApp.name), JSON.stringify(visibleLayers(a.layers)));
   }
-  write(RUNTIME_DEFAULTS_FILE, JSON.stringify(runtime));
+  write(POD_FILES.runtimeDefaults, JSON.stringify(runtime));
   write(
     POD_STORE_REFS,
     JSON.stringify({

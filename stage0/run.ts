@@ -10,7 +10,7 @@ import { DEFAULT_LOCAL_CONFIG, DEFAULT_PATH, POD_FILES, STAGE1_ANNOTATIONS, type
 import { PodsDir, type Pod } from './pods.js';
 import { checkPortsFree } from './ports.js';
 import { registerPod } from './mds/client.js';
-import { checkIpc, checkNet, RUNTIME_DEFAULTS_FILE, type RuntimeFlags } from './spec.js';
+import { checkIpc, checkNet, type RuntimeFlags } from './spec.js';
 import { checkStage1Manifest, type Stage1Entrypoint } from './stage1-interface.js';
 
 export interface RunOptions extends RuntimeFlags {
@@ -91,7 +91,7 @@ function readManifest(dir: string): PodManifest {
 
 function readDefaults(dir: string): RuntimeFlags {
   try {
-    return JSON.parse(fs.readFileSync(path.join(dir, RUNTIME_DEFAULTS_FILE), 'utf8')) as RuntimeFlags;
+    return JSON.parse(fs.readFileSync(path.join(dir, POD_FILES.runtimeDefaults), 'utf8')) as RuntimeFlags;
   } catch {
     return {};
   }

@@ -67,9 +67,6 @@ export interface RuntimeFlags {
   ipc?: string;
 }
 
-/** Run-time defaults recorded at prepare (run-prepared's flags override them), in the pod directory. */
-export const RUNTIME_DEFAULTS_FILE = 'runtime-defaults.json';
-
 /** rkt's --ipc values: auto and private give the pod an IPC namespace of its own, parent keeps the host's. */
 export function checkIpc(ipc: string | undefined): void {
   if (ipc === undefined || ipc === 'auto' || ipc === 'private' || ipc === 'parent') return;

@@ -46,6 +46,8 @@ export const POD_FILES = {
   /** Per app: the image manifest, and its layer rootfs directories (JSON, lowest first). */
   appManifest: (app: string) => `appsinfo/${app}/manifest`,
   appLayers: (app: string) => `appsinfo/${app}/layers`,
+  /** JSON: the run-time flags given to prepare (stage0's RuntimeFlags; run-prepared's flags override them), written and read by stage0. */
+  runtimeDefaults: 'runtime-defaults.json',
   /** JSON RuntimeConfig: the run-time flags, written by stage1 /init. */
   runtimeConfig: 'runtime-config',
   /** Decimal host pid of the pod's pid 1 (whose namespaces enter joins). Written by stage1. */
@@ -63,7 +65,6 @@ export const POD_FILES = {
   securityDir: 'security',
   appSecurity: (app: string) => `security/${app}`,
   /** Per app: its overlay's upper and work directories (absent with --no-overlay). */
-  overlay: (app: string) => `overlay/${app}`,
   overlayUpper: (app: string) => `overlay/${app}/upper`,
   overlayWork: (app: string) => `overlay/${app}/work`,
   /** Per app, --no-overlay (or no overlay support) only: the copy of its image, made at prepare. */
