@@ -140,6 +140,7 @@ function podFile(uuid: string, rel: string): string {
 
 const readJson = (f: string): unknown => JSON.parse(fs.readFileSync(f, 'utf8'));
 
+
 describe('metadata service with a --net=host pod', { skip: SKIP }, () => {
   let pod: PodRun;
   before(async () => {
@@ -272,6 +273,53 @@ describe('pods and tokens', { skip: SKIP }, () => {
     } finally {
       bg.proc.kill('SIGKILL');
       await bg.exited;
+    }
+  });
+});
+
+describe('where the service listens', { skip: SKIP }, () => {
+  test('an address that appears after the service started (IP_FREEBIND) answers at once: a veth into a netns made by the test', async () => {
+    const sh = (cmd: string[]) => {
+      const r = spawnSync(cmd[0], cmd.slice(1), { encoding: 'utf8' });
+      assert.equal(r.status, 0, `${cmd.join(' ')}: ${r.stderr}`);
+      return r.stdout;
+    };
+    const n = process.pid % 100000;
+    const ns = `tspod-mds-${n}`;
+    const host = `tmds${n}h`;
+    const peer = `tmds${n}p`;
+    const octet = 1 + (n % 250);
+    const hostIp = `172.31.${octet}.1`;
+    const podIp = `172.31.${octet}.2`;
+    const token = Buffer.alloc(32, 7).toString('base64url');
+    // The service listens on hostIp before any interface holds it.
+    const svcPort = await freePort();
+    const bg = startTspod(dd, ['metadata-service', `--listen-port=${svcPort}`, `--listen-address=${hostIp}`], { env: { TSPOD_MDS_SOCKET: path.join(sockDir, 'freebind.sock') } });
+    const cleanup = () => {
+      spawnSync('ip', ['link', 'del', host], { stdio: 'ignore' });
+      spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+    };
+    const unregister = onExit(cleanup);
+    try {
+      await bg.waitOutput(/^metadata service listening on /m, 'the second service');
+      assert.ok(!sh(['ip', '-o', 'addr', 'show']).includes(` ${hostIp}/`), `${hostIp} is not on the host yet`);
+      sh(['ip', 'netns', 'add', ns]);
+      sh(['ip', 'link', 'add', host, 'type', 'veth', 'peer', 'name', peer]);
+      sh(['ip', 'link', 'set', peer, 'netns', ns]);
+      sh(['ip', 'addr', 'add', `${hostIp}/30`, 'dev', host]);
+      sh(['ip', 'link', 'set', host, 'up']);
+      sh(['ip', '-n', ns, 'addr', 'add', `${podIp}/30`, 'dev', peer]);
+      sh(['ip', '-n', ns, 'link', 'set', peer, 'up']);
+      sh(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
+      // A token the second service does not know: 403 proves it answers there (and only that).
+      // (the host's static busybox wget crashes in glibc's resolver: a node client in the netns)
+      const client = `fetch(process.argv[1]).then(async (r) => console.log(r.status, await r.text()), (e) => console.log('failed', e.cause?.code ?? e.message))`;
+      const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, '-e', client, `http://${hostIp}:${svcPort}/${token}/acMetadata/v1/pod/uuid`], { encoding: 'utf8', timeout: 30_000 });
+      assert.equal(r.stdout.trim(), '403 Forbidden', `${r.stdout}${r.stderr}`);
+    } finally {
+      await stopService(bg);
+      cleanup();
+      unregister();
     }
   });
 });
