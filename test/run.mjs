@@ -63,8 +63,37 @@ if (files.length === 0) {
 // run in parallel (another checkout of the project) would see this run's
 // resources as its leaks, and clean them up under it. The run re-executes
 // itself under flock(1) (util-linux), waiting for the other run to finish.
-if (process.env.TSPOD_TEST_RUN_LOCKED !== '1') {
-  const lockFile = fs.existsSync('/run/lock') ? '/run/lock/tspod-test-run.lock' : '/tmp/.tspod-test-run.lock';
+// A wrapper that already holds the lock (`flock FILE node test/run.mjs`) is one
+// of this process's ancestors: the run goes on under its lock instead of
+// waiting for itself.
+const lockFile = fs.existsSync('/run/lock') ? '/run/lock/tspod-test-run.lock' : '/tmp/.tspod-test-run.lock';
+function ancestorHoldsLock(file) {
+  let ino;
+  try {
+    ino = fs.statSync(file).ino;
+  } catch {
+    return false;
+  }
+  const holders = new Set();
+  for (const line of fs.readFileSync('/proc/locks', 'utf8').split('\n')) {
+    // "1: FLOCK  ADVISORY  WRITE 17271 00:19:1234 0 EOF"
+    const f = line.trim().split(/\s+/);
+    const at = f.indexOf('FLOCK');
+    if (at < 0 || f[at + 1] === '->') continue;
+    if (Number(f[at + 4].split(':')[2]) === ino) holders.add(Number(f[at + 3]));
+  }
+  for (let pid = process.ppid; pid > 1; ) {
+    if (holders.has(pid)) return true;
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      pid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    } catch {
+      return false;
+    }
+  }
+  return false;
+}
+if (process.env.TSPOD_TEST_RUN_LOCKED !== '1' && !ancestorHoldsLock(lockFile)) {
   const env = { ...process.env, TSPOD_TEST_RUN_LOCKED: '1' };
   const args = [lockFile, process.execPath, ...process.argv.slice(1)];
   const { spawnSync } = await import('node:child_process');
