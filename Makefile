@@ -8,7 +8,7 @@ SHELL := /bin/bash
 # missing (a fraction of a second), so a fresh clone installs what its machine
 # lacks. Installed only as root; docker-registry's own service is kept from
 # starting (policy-rc.d), the tests start their own on 127.0.0.1.
-BUILD_PACKAGES := musl-tools libseccomp-dev zstd xz-utils bzip2 util-linux
+BUILD_PACKAGES := musl-tools libseccomp-dev zstd xz-utils bzip2 util-linux containernetworking-plugins iptables
 TEST_PACKAGES := docker-registry skopeo umoci busybox-static iproute2 systemd podman runc \
                  apache2-utils openssl strace time
 TS_SOURCES := $(shell find cmd stage0 stage1 store native test -path test/data -prune -o -name '*.ts' -print 2>/dev/null)

@@ -22,6 +22,8 @@ import { insecureFrom, type GlobalArgs } from './global.js';
 import { formatOption, fullTime, humanTime, parseDuration, printJson, shortId, tabulate, type OutputFormat } from './output.js';
 import { parsePodArgs } from './podargs.js';
 import { DEFAULT_DIR } from '../store/paths.js';
+import { networksJson, networksText } from '../stage1/contract/networks.js';
+import { checkNetworksExist } from '../stage0/spec.js';
 
 type SetExit = (code: number) => void;
 type Args<T> = GlobalArgs & T;
@@ -100,6 +102,7 @@ export async function prepareOrRun(command: 'prepare' | 'run', tokens: string[],
     checkMdsNet(spec.runtime.net);
     checkMetadataService();
   }
+  if (command === 'run') checkNetworksExist(spec.runtime.net, global.localConfig ?? inherited['local-config']);
   const prepared = await withStore(dir, (store) => preparePod(store, spec, { insecure, keepLockedForRun: command === 'run' }));
   if (command === 'prepare') {
     process.stdout.write(`${prepared.pod.uuid}\n`);
@@ -207,7 +210,7 @@ function statusCommand(): CommandModule<GlobalArgs, StatusArgs> {
       const lines = [`state=${status.paused ? 'paused' : status.state}`];
       if (status.createdAt !== undefined) lines.push(`created=${fullTime(status.createdAt)}`);
       if (status.startedAt !== undefined) lines.push(`started=${fullTime(status.startedAt)}`);
-      if (status.state === 'running' || status.exited) lines.push(`networks=${status.networks.join(',')}`);
+      if (status.state === 'running' || status.exited) lines.push(`networks=${networksText(status.networks)}`);
       if (status.pid !== undefined) lines.push(`pid=${status.pid}`);
       lines.push(`exited=${status.exited}`);
       if (status.state !== 'running') for (const app of status.apps) if (app.exitCode !== undefined) lines.push(`app-${app.name}=${app.exitCode}`);
@@ -225,7 +228,7 @@ function podJson(s: PodStatus): unknown {
   return {
     name: s.uuid,
     state: s.paused ? 'paused' : s.state,
-    networks: s.networks,
+    networks: networksJson(s.networks),
     app_names: s.apps.map((a) => a.name),
     apps: s.apps.map((a) => ({
       name: a.name,
@@ -291,7 +294,7 @@ function listCommand(): CommandModule<GlobalArgs, ListArgs> {
       const rows: string[][] = a.legend ? [head] : [];
       for (const s of statuses) {
         const uuid = a.full ? s.uuid : s.uuid.slice(0, 8);
-        const podCells = [s.paused ? 'paused' : s.state, time(s.createdAt), time(s.startedAt), s.networks.join(',')];
+        const podCells = [s.paused ? 'paused' : s.state, time(s.createdAt), time(s.startedAt), networksText(s.networks)];
         const apps = s.apps.length ? s.apps : [{ name: '-', imageName: '-', imageId: '-' }];
         apps.forEach((app, i) => {
           const imageId = a.full ? [app.imageId === '-' ? '-' : shortId(app.imageId, 12)] : [];

@@ -6,6 +6,7 @@ import { detectCgroups, frozenState, type CgroupLayout } from '../stage1/contrac
 import { DEFAULT_PIDS_LIMIT, limitsFromIsolators, type Limits } from '../stage1/contract/resources.js';
 import { mtime, type Pod, type PodState } from './pods.js';
 import { readUserNamespace } from './userns.js';
+import { readPodNetworks, type PodNetwork } from '../stage1/contract/networks.js';
 
 export interface AppStatus {
   name: string;
@@ -34,7 +35,8 @@ export interface PodStatus {
   paused?: boolean;
   apps: AppStatus[];
   manifest?: PodManifest;
-  networks: string[];
+  /** The pod's networks (stage1's `networks` file); [] for host, none, or before it started. */
+  networks: PodNetwork[];
   /** --private-users: the pod's id maps. */
   userNamespace?: UserNamespace;
   /** Once started: whether the pod had an IPC namespace of its own (--ipc). */
@@ -129,7 +131,7 @@ export function podStatus(pod: Pod): PodStatus {
     paused: running ? podPaused(pod.uuid, apps.map((a) => a.name)) : undefined,
     apps,
     manifest,
-    networks: [],
+    networks: running || exited ? readPodNetworks(dir) : [],
     userNamespace: readUserns(dir),
     ipc: running || exited ? readIpc(dir) : undefined,
   };

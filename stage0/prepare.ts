@@ -366,7 +366,7 @@ function bindMountPoints(manifest: PodManifest, apps: ResolvedApp[]): void {
 }
 
 function validatePod(manifest: PodManifest, apps: ResolvedApp[], runtime: RuntimeFlags): void {
-  checkNet(runtime.net);
+  const net = checkNet(runtime.net);
   checkIpc(runtime.ipc);
   const volumes = manifest.volumes ?? [];
   const names = new Set<string>();
@@ -404,7 +404,7 @@ function validatePod(manifest: PodManifest, apps: ResolvedApp[], runtime: Runtim
   } catch (e) {
     throw new TspodError(ErrorCode.BadInput, (e as Error).message);
   }
-  const problem = sysctlNamespaceProblem(sysctls, { net: runtime.net === 'none' ? 'none' : 'host', ipc: runtime.ipc ?? 'auto' });
+  const problem = sysctlNamespaceProblem(sysctls, { net: net.kind, ipc: runtime.ipc ?? 'auto' });
   if (problem) throw new TspodError(ErrorCode.BadInput, problem);
   if (runtime.interactive && manifest.apps.length > 1) {
     throw new TspodError(ErrorCode.BadInput, 'interactive option only supports one image', { hint: `this pod has ${manifest.apps.length} apps` });

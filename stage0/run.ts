@@ -10,7 +10,7 @@ import { DEFAULT_LOCAL_CONFIG, DEFAULT_PATH, POD_FILES, STAGE1_ANNOTATIONS, type
 import { PodsDir, type Pod } from './pods.js';
 import { checkPortsFree } from './ports.js';
 import { registerPod } from './mds/client.js';
-import { checkIpc, checkNet, type RuntimeFlags } from './spec.js';
+import { checkIpc, checkNet, checkNetworksExist, type RuntimeFlags } from './spec.js';
 import { checkStage1Manifest, type Stage1Entrypoint } from './stage1-interface.js';
 
 export interface RunOptions extends RuntimeFlags {
@@ -35,6 +35,7 @@ export function runPrepared(podsRoot: string, uuidPrefix: string, opts: RunOptio
   }
   if (!pod.tryLock()) throw new TspodError(ErrorCode.Conflict, `pod "${uuid}" is being started by another process`);
   if (pod.refresh() !== 'prepared') throw new TspodError(ErrorCode.Conflict, `pod "${uuid}" is not prepared`);
+  checkNetworksExist(opts.net ?? readDefaults(pod.dir).net, opts.localConfig ?? DEFAULT_LOCAL_CONFIG);
   // Refused here, the pod stays prepared (the lock goes with this process).
   checkPortsFree(readManifest(pod.dir), opts.net ?? readDefaults(pod.dir).net);
   const init = stage1Entrypoint(pod.dir, 'init'); // a stage1 this tspod cannot run leaves the pod prepared

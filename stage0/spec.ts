@@ -5,6 +5,7 @@ import type { PodVolume } from '../stage1/contract/pod.js';
 import type { AppcIsolator } from '../stage1/contract/appc.js';
 import { parseNet, type NetChoice } from '../stage1/contract/networks.js';
 import type { ExposedPort } from '../stage1/contract/ports.js';
+import { checkNetworks } from '../stage1/contract/netconf.js';
 
 export interface MountSpec {
   volume: string;
@@ -83,5 +84,20 @@ export function checkNet(net: string | undefined): NetChoice {
     return parseNet(net);
   } catch (e) {
     throw new TspodError(ErrorCode.BadInput, (e as Error).message, { hint: 'use --net=default, default-restricted, host, none or NAME[:CNI_ARGS], comma-separated' });
+  }
+}
+
+/**
+ * Before a pod starts: every network of a --net list has a config (generated or
+ * in <localConfig>/net.d, readable and well-formed) and every plugin of it a
+ * binary, so that such mistakes leave no pod behind.
+ */
+export function checkNetworksExist(net: string | undefined, localConfig: string): void {
+  const choice = checkNet(net);
+  if (choice.kind !== 'private') return;
+  try {
+    checkNetworks(localConfig, choice.networks.map((n) => n.name));
+  } catch (e) {
+    throw new TspodError(ErrorCode.BadInput, `--net=${net ?? 'default'}: ${(e as Error).message}`);
   }
 }

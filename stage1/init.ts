@@ -8,15 +8,16 @@
 // pod's whole life. No Node process stays.
 import fs from 'node:fs';
 import path from 'node:path';
-import { execve } from '../native/libc.js';
+import { execve, setCloexec } from '../native/libc.js';
 import { parseNet } from './contract/networks.js';
 import { DEFAULT_LOCAL_CONFIG, POD_FILES, type PodManifest, type RuntimeConfig, type UserNamespace } from './contract/pod.js';
 import { createPodCgroups, detectCgroups, describeLayout, INIT_CGROUP, joinCgroup, removePodCgroups, type CgroupLayout } from './contract/cgroups.js';
 import { limitsFromIsolators, type Limits } from './contract/resources.js';
 import { podPortsProblem } from './contract/ports.js';
-import { appPlans, buildPlan, readJson, readUserNamespace, type AppPlan } from './pod-setup.js';
+import { appPlans, buildPlan, readJson, readUserNamespace, type AppPlan, type PodContext } from './pod-setup.js';
 import { helperPath } from './sea.js';
 import { addMetadataUrl } from './mds.js';
+import { setUpNetworks, tearDownNetworks } from './network/setup.js';
 
 export interface InitArgs {
   debug: boolean;
@@ -52,12 +53,11 @@ export function parseInitArgs(argv: string[]): InitArgs {
   return { ...(out as InitArgs), uuid: positional[0] };
 }
 
-/** Networks this stage1 knows; the private default network comes later, so `default` means host for now. */
-export function normaliseNet(net: string): 'host' | 'none' {
+/** The --net value as runtime-config keeps it: host, none, or the list of private networks (`default` when empty). */
+export function normaliseNet(net: string): string {
   const choice = parseNet(net);
   if (choice.kind !== 'private') return choice.kind;
-  if (choice.networks.length === 1 && choice.networks[0].name === 'default' && !choice.networks[0].args) return 'host';
-  throw new Error(`--net=${net}: this stage1 supports only host, none and default`);
+  return choice.networks.map((n) => (n.args === undefined ? n.name : `${n.name}:${n.args}`)).join(',');
 }
 
 /** rkt's --ipc: auto means private in this stage1 (as in rkt's coreos stage1). */
@@ -151,9 +151,8 @@ export async function main(argv: string[]): Promise<number> {
   // (--interactive on a terminal: the helper gives the pod a pty of its own as /dev/console)
   const userns = readUserNamespace(podDir);
   const cgroups = detectCgroups();
-  const ctx = { podDir, uuid: args.uuid, manifest, runtime, copiedRootfs: copied, userns, cgroups };
+  const ctx: PodContext = { podDir, uuid: args.uuid, manifest, runtime, copiedRootfs: copied, userns, cgroups };
   const apps = appPlans(ctx);
-  addMetadataUrl(podDir, runtime.net, apps);
   let podLimits: Limits;
   try {
     podLimits = limitsFromIsolators(manifest.isolators);
@@ -161,16 +160,32 @@ export async function main(argv: string[]): Promise<number> {
     throw new Error(`the pod: ${(e as Error).message}`);
   }
   prepareDirectories(podDir, manifest, apps, copied, userns);
-  for (const a of apps) {
-    writeAtomically(path.join(podDir, POD_FILES.appEnv(a.name)), a.env.map((e) => `${e.name}=${e.value}\n`).join(''));
-    writeAtomically(path.join(podDir, POD_FILES.appSecurity(a.name)), JSON.stringify(a.security));
-  }
-  writeAtomically(path.join(podDir, POD_FILES.runtimeConfig), JSON.stringify(runtime));
-  const planFile = path.join(podDir, POD_FILES.plan);
-  writeAtomically(planFile, buildPlan(ctx, apps, runtime.interactive));
   const helper = helperPath();
-  setUpCgroups(cgroups, args.uuid, apps, podLimits, args.debug);
-  const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', TSPOD_LOCK_FD: String(lockFd) };
-  if (args.debug) env.TSPOD_DEBUG = '1';
-  return execve(helper, ['tspod-helper', 'run', planFile], env, [lockFd]);
+  const choice = parseNet(runtime.net);
+  // The CNI plugins must not inherit the pod lock (execve clears CLOEXEC again for the helper).
+  setCloexec(lockFd, true);
+  // The networks first: what follows (the metadata service's URL, DNS) reads the pod's `networks`.
+  const net = choice.kind === 'private' ? setUpNetworks({ podDir, uuid: args.uuid, requests: choice.networks, localConfig: args.localConfig, manifest, apps, helper, lockFd }) : undefined;
+  try {
+    addMetadataUrl(podDir, runtime.net, apps);
+    for (const a of apps) {
+      writeAtomically(path.join(podDir, POD_FILES.appEnv(a.name)), a.env.map((e) => `${e.name}=${e.value}\n`).join(''));
+      writeAtomically(path.join(podDir, POD_FILES.appSecurity(a.name)), JSON.stringify(a.security));
+    }
+    writeAtomically(path.join(podDir, POD_FILES.runtimeConfig), JSON.stringify(runtime));
+    if (net) {
+      ctx.netns = net.netns;
+      // Released as soon as the apps have exited, by the outer helper (still holding the lock).
+      ctx.exitExec = ['/bin/bash', net.release];
+    }
+    const planFile = path.join(podDir, POD_FILES.plan);
+    writeAtomically(planFile, buildPlan(ctx, apps, runtime.interactive));
+    setUpCgroups(cgroups, args.uuid, apps, podLimits, args.debug);
+    const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', TSPOD_LOCK_FD: String(lockFd) };
+    if (args.debug) env.TSPOD_DEBUG = '1';
+    return execve(helper, ['tspod-helper', 'run', planFile], env, [lockFd]);
+  } catch (e) {
+    if (net) tearDownNetworks(podDir, helper);
+    throw e;
+  }
 }

@@ -86,6 +86,10 @@ export interface PodContext {
   userns?: UserNamespace;
   /** The host's cgroups (contract/cgroups.ts); none: no cgroup directives. */
   cgroups?: CgroupLayout;
+  /** A private network: the namespace file pid 1 joins (plan `netns`). */
+  netns?: string;
+  /** What the outer helper execs when the pod has exited (plan `exit-exec`): the network's release. */
+  exitExec?: string[];
 }
 
 /** The pod's `userns` file (--private-users, written at prepare), or undefined. */
@@ -205,9 +209,9 @@ export function hostsFallback(hostname: string): string {
   return `127.0.0.1 localhost localhost.domain localhost4 localhost4.localdomain4 ${hostname}\n::1 localhost localhost.domain localhost6 localhost6.localdomain6 ${hostname}\n`;
 }
 
-/** The namespaces of the pod's own: ipc unless --ipc=parent, net only with --net=none. */
+/** The namespaces of the pod's own: ipc unless --ipc=parent, net unless --net=host. */
 export function podNamespaces(runtime: RuntimeConfig): string[] {
-  return ['mnt', 'pid', 'uts', ...(runtime.ipc === 'parent' ? [] : ['ipc']), ...(runtime.net === 'none' ? ['net'] : [])];
+  return ['mnt', 'pid', 'uts', ...(runtime.ipc === 'parent' ? [] : ['ipc']), ...(runtime.net === 'host' ? [] : ['net'])];
 }
 
 /**
@@ -233,6 +237,8 @@ export function buildPlan(ctx: PodContext, apps: AppPlan[], stdinInherit: boolea
   p.directive('hostname', ctx.runtime.hostname);
   const cg = ctx.cgroups && ctx.cgroups.version !== 0 ? ctx.cgroups : undefined;
   p.directive('namespaces', [...podNamespaces(ctx.runtime), ...(cg ? ['cgroup'] : [])].join(','));
+  if (ctx.netns) p.directive('netns', ctx.netns);
+  if (ctx.exitExec) p.directive('exit-exec', ...ctx.exitExec);
   for (const [name, value] of podSysctls(ctx, apps)) p.directive('sysctl', name, value);
   p.directive('status-dir', path.join(pod, POD_FILES.statusDir));
   p.directive('pid-file', path.join(pod, POD_FILES.pid));

@@ -781,6 +781,53 @@ describe('tspod-helper', { skip }, () => {
     assert.match(r.out, /^lo: <LOOPBACK,UP,LOWER_UP>\n$/);
   });
 
+  test('netns create/remove; a plan\'s netns is joined (with a sysctl in it); exit-exec gets the code and the lock; bad directives refused', async () => {
+    const nsFile = path.join(DATA, 'netns-joined');
+    const made = spawnSync(HELPER, ['netns', 'create', nsFile], { encoding: 'utf8' });
+    assert.equal(made.status, 0, made.stderr);
+    try {
+      const again = spawnSync(HELPER, ['netns', 'create', nsFile], { encoding: 'utf8' });
+      assert.equal(again.status, 254, 'an existing file is refused');
+      assert.match(again.stderr, /^tspod-helper: netns create .*: File exists\n$/);
+      // A veth pair in that namespace: the pod must see it (it joined, it did not make one).
+      const veth = spawnSync('nsenter', [`--net=${nsFile}`, 'ip', 'link', 'add', 'tsva', 'type', 'veth', 'peer', 'name', 'tsvb'], { encoding: 'utf8' });
+      assert.equal(veth.status, 0, veth.stderr);
+      const marker = path.join(DATA, 'exit-exec-out');
+      const pod = writePod({ namespaces: 'mnt,pid,uts,ipc,net', apps: [{ name: 'main', exec: sh('ip -o link | cut -d" " -f2 | cut -d@ -f1 | tr -d : | sort; cat /proc/sys/net/ipv4/ip_forward; exit 3') }] });
+      fs.writeFileSync(
+        pod.plan,
+        fs.readFileSync(pod.plan, 'utf8').replace(/^(namespaces .*)$/m, (ns) =>
+          [ns, line('netns', nsFile), line('sysctl', 'net.ipv4.ip_forward', '1'), litLine('exit-exec', '/bin/sh', '-c', `echo "$0 $1 lock=$(readlink /proc/self/fd/7)" > ${marker}; exit 9`, 'arg0')].join('\n'),
+        ),
+      );
+      const lockFd = fs.openSync(path.join(pod.dir, 'lock'), 'w');
+      try {
+        const r = await run(pod, { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', TSPOD_LOCK_FD: '7' }, extraFd: lockFd }).done;
+        assert.equal(r.out, 'lo\ntsva\ntsvb\n1\n', 'the joined namespace: its links, the sysctl written there');
+        assert.equal(r.code, 9, `exit-exec's code is the helper's: ${r.err}`);
+        assert.equal(fs.readFileSync(marker, 'utf8'), `arg0 --exit-code=3 lock=${path.join(pod.dir, 'lock')}\n`, 'the pod\'s code as the last argument; the lock fd inherited');
+      } finally {
+        fs.closeSync(lockFd);
+      }
+      const bad = writePod({ namespaces: 'mnt,pid,uts,ipc', apps: [{ name: 'main', exec: ['true'] }] });
+      fs.writeFileSync(bad.plan, fs.readFileSync(bad.plan, 'utf8').replace(/^(namespaces .*)$/m, `$1\n${line('netns', nsFile)}`));
+      const b = await run(bad).done;
+      assert.equal(b.code, 254);
+      assert.match(b.err, /^tspod-helper: plan .* line \d+: netns needs net in namespaces\n$/);
+      const rel = writePod({ namespaces: 'mnt,pid,uts,ipc', apps: [{ name: 'main', exec: ['true'] }] });
+      fs.writeFileSync(rel.plan, fs.readFileSync(rel.plan, 'utf8').replace(/^(namespaces .*)$/m, `$1\n${litLine('exit-exec', 'bin/sh')}`));
+      const c = await run(rel).done;
+      assert.equal(c.code, 254);
+      assert.match(c.err, /exit-exec wants an absolute path/);
+    } finally {
+      const rm = spawnSync(HELPER, ['netns', 'remove', nsFile], { encoding: 'utf8' });
+      assert.equal(rm.status, 0, rm.stderr);
+    }
+    assert.ok(!fs.existsSync(nsFile), 'removed');
+    assert.equal(spawnSync(HELPER, ['netns', 'remove', nsFile]).status, 0, 'removing twice is fine');
+    assert.ok(!fs.readFileSync('/proc/self/mountinfo', 'utf8').includes(nsFile), 'no nsfs mount left');
+  });
+
   test('stdin inherit: the app reads the caller’s stdin; on a terminal it gets ^C', async () => {
     const pod = writePod({ stdin: 'inherit', apps: [{ name: 'main', exec: ['cat'] }] });
     const child = spawn(HELPER, ['run', pod.plan], { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: '/bin' } });

@@ -101,7 +101,7 @@ describe('os/unix/sysctl', { skip: SKIP }, () => {
       { args: ['--sysctl=kernel.panic=1', BUSYBOX, ...exec], line: /^the pod: isolator os\/unix\/sysctl: kernel\.panic is not a namespaced sysctl/ },
       { args: ['--sysctl=vm.overcommit_memory=1', BUSYBOX, ...exec], line: /vm\.overcommit_memory is not a namespaced sysctl/ },
       { args: ['--sysctl=kernel.hostname=x', BUSYBOX, ...exec], line: /kernel\.hostname is not a namespaced sysctl/ },
-      { args: ['--sysctl=net.ipv4.ip_forward=1', BUSYBOX, ...exec], line: /net\.ipv4\.ip_forward needs a network namespace of the pod's own \(--net=none\)/ },
+      { args: ['--net=host', '--sysctl=net.ipv4.ip_forward=1', BUSYBOX, ...exec], line: /net\.ipv4\.ip_forward needs a network namespace of the pod's own \(any --net but host\)/ },
       { args: ['--net=none', '--ipc=parent', '--sysctl=kernel.shmmax=1', BUSYBOX, ...exec], line: /kernel\.shmmax needs an IPC namespace of the pod's own/ },
       { args: ['--sysctl=kernel.shmmax', BUSYBOX, ...exec], line: /^--sysctl: "kernel\.shmmax" is not NAME=VALUE$/ },
       {
@@ -119,7 +119,7 @@ describe('os/unix/sysctl', { skip: SKIP }, () => {
     assert.deepEqual(podsTree(dd.path), before, 'no pod left');
   });
 
-  test('run-prepared --net=host of a pod whose sysctls need --net=none: stage1 refuses, nothing is written', async () => {
+  test('run-prepared --net=host of a pod whose sysctls need a private network: stage1 refuses, nothing is written', async () => {
     const uuid = (await ok(dd, ['prepare', '--quiet', '--net=none', '--sysctl=net.ipv4.ip_forward=1', BUSYBOX, '--exec', '/bin/true'])).stdout.trim();
     const before = hostSysctl('net.ipv4.ip_forward');
     const r = await dd.tspod(['run-prepared', '--net=host', uuid]);

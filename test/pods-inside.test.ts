@@ -65,7 +65,7 @@ function assertEnterMatchesApp(run: Probe, enter: Probe): void {
 }
 
 describe('inside a pod', { skip: SKIP, concurrency: true }, () => {
-  test('own mnt/pid/uts/ipc namespaces, pid 1 is the helper, overlay rootfs, /proc, read-only /sys, /dev, /etc files, default hostname; no Node process stays', async () => {
+  test('own mnt/pid/uts/ipc/net namespaces, pid 1 is the helper, overlay rootfs, /proc, read-only /sys, /dev, /etc files, default hostname; no Node process stays', async () => {
     await withProbedPod(
       dd,
       { appFlags: ['--name=probe'], extra: 'echo app-data > /written-by-app' },
@@ -74,7 +74,7 @@ describe('inside a pod', { skip: SKIP, concurrency: true }, () => {
         assert.equal(enter.get('seen'), 'app-data', "enter is in the app's rootfs");
         for (const [who, p] of views(pod.run, enter)) {
           for (const ns of ['mnt', 'pid', 'uts', 'ipc'] as const) assert.notEqual(p.get(`ns.${ns}`), hostNs(ns), `${who}: own ${ns} namespace`);
-          assert.equal(p.get('ns.net'), hostNs('net'), `${who}: --net=host (the default) keeps the host network`);
+          assert.notEqual(p.get('ns.net'), hostNs('net'), `${who}: --net=default (the default): a network namespace of the pod's own`);
           assert.match(p.get('pid1'), /^tspod-helper run /, `${who}: pid 1 is the helper`);
           assert.notEqual(p.get('pid'), '1');
           assert.equal(p.get('hostname'), `tspod-${pod.uuid}`, `${who}: default hostname`);

@@ -887,7 +887,14 @@ static void exit_exec(int code, int sfd)
 	argv[n + 1] = NULL;
 	close(sfd);
 	/* SIGTERM, SIGINT and SIGHUP stay blocked across the exec: a stop that comes
-	 * now does not cut the release short. */
+	 * now does not cut the release short. We unshared the pod's pid namespace, now
+	 * dead: no thread or child could be made in it; back to our own for both. */
+	int own = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+	if (own < 0 || setns(own, CLONE_NEWPID) < 0) {
+		warnx("exit-exec: back to the helper's pid namespace: %s (the pod's network is released at gc)", strerror(errno));
+		return;
+	}
+	close(own);
 	execve(argv[0], argv, environ);
 	warnx("exit-exec %s: %s (the pod's network is released at gc)", argv[0], strerror(errno));
 }

@@ -22,6 +22,30 @@ export interface PodNetwork {
   mask?: number;
   /** The CNI_ARGS given after `NAME:`. */
   args?: string;
+  /** The config file (named networks; absent for the generated ones). */
+  netConf?: string;
+  /** The main plugin's binary. */
+  pluginPath?: string;
+}
+
+/** rkt's `networks=` value (status, list): `NAME:ip4=ADDR` for each network, comma-separated. */
+export function networksText(nets: readonly PodNetwork[]): string {
+  return nets.map((n) => `${n.name}:ip4=${n.ip4 ?? n.ip6 ?? ''}`).join(',');
+}
+
+/** rkt's JSON netinfo (pkg/netinfo): mask as Go marshals a net.IPMask (base64 of its bytes). */
+export function networksJson(nets: readonly PodNetwork[]): Array<Record<string, unknown>> {
+  return nets.map((n) => {
+    const v6 = n.ip4 === null && n.ip6 !== null;
+    const bits = v6 ? 128 : 32;
+    let mask: string | null = null;
+    if (n.mask !== undefined && n.mask >= 0 && n.mask <= bits) {
+      const bytes = Buffer.alloc(bits / 8);
+      for (let i = 0; i < n.mask; i++) bytes[i >> 3] |= 0x80 >> (i & 7);
+      mask = bytes.toString('base64');
+    }
+    return { netName: n.name, netConf: n.netConf ?? '', pluginPath: n.pluginPath ?? '', ifName: n.ifName, ip: n.ip4 ?? n.ip6, args: n.args ?? '', mask };
+  });
 }
 
 /** The networks tspod generates itself (rkt's). */

@@ -85,6 +85,8 @@ export const POD_FILES = {
   netns: 'netns',
   /** JSON: the CNI configurations stage1 added (or began to add), for the DEL at exit or gc. */
   netConfigs: 'stage1/net-configs',
+  /** A bash script: the CNI DELs of the pod's networks, run by the helper (exit-exec) when the apps have ended. */
+  netRelease: 'stage1/net-release',
   /** --mds-register: JSON MdsRegistration (contract/mds.ts), mode 0600, written by stage0 before stage1 runs. */
   mds: 'mds',
 } as const;

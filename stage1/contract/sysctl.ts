@@ -1,7 +1,7 @@
 // appc's os/unix/sysctl isolator (spec/ace.md): a map of sysctl name -> value,
 // written in the pod's own namespaces before anything of the pod runs. Only
 // namespaced sysctls, and only those of a namespace the pod has of its own: net.*
-// with a private network namespace (--net=none), the IPC ones with a private IPC
+// with a private network namespace (any --net but host), the IPC ones with a private IPC
 // namespace (not --ipc=parent), kernel.domainname (the pod always has its own UTS
 // namespace; its hostname is --hostname's). Shared by stage0 (prepare refuses the
 // rest) and stage1 (the plan's `sysctl` directives).
@@ -55,7 +55,7 @@ export function sysctlsFromIsolators(isolators: readonly AppcIsolator[] | undefi
 export function sysctlNamespaceProblem(sysctls: Map<string, string>, pod: { net: string; ipc: string }): string | undefined {
   for (const name of sysctls.keys()) {
     const ns = sysctlNamespace(name);
-    if (ns === 'net' && pod.net !== 'none') return `isolator ${SYSCTL}: ${name} needs a network namespace of the pod's own (--net=none); with --net=${pod.net} it would be the host's`;
+    if (ns === 'net' && pod.net === 'host') return `isolator ${SYSCTL}: ${name} needs a network namespace of the pod's own (any --net but host); with --net=host it would be the host's`;
     if (ns === 'ipc' && pod.ipc === 'parent') return `isolator ${SYSCTL}: ${name} needs an IPC namespace of the pod's own; with --ipc=parent it would be the host's`;
   }
   return undefined;

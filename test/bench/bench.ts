@@ -11,6 +11,8 @@
 //            host processes that stay per running pod vs podman's conmon.
 //   issue 10 the same start with the default isolation turned off
 //            (--insecure-options=all-run): what caps, seccomp, masks and cgroups cost.
+//   issue 8  the start with a network: tspod run-prepared --net=default | podman run
+//            --rm (its default network) | both with --net=none (--only=network).
 //
 // Output: a table on stdout, bench/out/results.md and bench/out/results.json.
 //
@@ -64,7 +66,7 @@ function parseArgs(argv: string[]): Options {
     return v;
   };
   const onlyArg = argv.find((x) => x.startsWith('--only='));
-  const all = ['fetch', 'profile', 'disk', 'start', 'prepare', 'memory', 'breakdown'];
+  const all = ['fetch', 'profile', 'disk', 'start', 'network', 'prepare', 'memory', 'breakdown'];
   const only = new Set(onlyArg ? onlyArg.slice(7).split(',').filter(Boolean) : all);
   for (const o of only) if (!all.includes(o)) throw new Error(`--only: unknown part ${o} (have ${all.join(', ')})`);
   return {
@@ -390,6 +392,7 @@ interface Results {
   fetchProfile?: FetchProfile;
   disk?: Record<string, unknown>;
   start?: Record<string, Stat>;
+  network?: Record<string, Stat>;
   prepare?: Record<string, Stat>;
   memory?: Record<string, unknown>;
   breakdown?: { segments: Record<string, Stat>; order: string[] };
@@ -775,6 +778,31 @@ async function benchStart(s: PodSetup, o: Options): Promise<Record<string, Stat>
   return alternate('start', variants, o.startReps, o.warmup);
 }
 
+/**
+ * Issue 8: the same start with a network. tspod's default network (CNI ptp +
+ * host-local + masquerade, released at exit) against podman's default network
+ * (its CNI bridge here: Debian 12's podman without netavark), and both with no
+ * network, to show what the network itself costs each.
+ */
+async function benchNetwork(s: PodSetup, o: Options): Promise<Record<string, Stat>> {
+  const tspodVariant = (net: string): Variant => ({
+    key: `tspod run-prepared --net=${net}`,
+    label: `tspod run-prepared --net=${net} (busybox /bin/true; prepare untimed)`,
+    step: () => {
+      const uuid = prepare(s, s.busyboxId);
+      const ms = timed(TSPOD_BIN, tspod(s.dir, ['run-prepared', `--net=${net}`, uuid]));
+      rmPod(s, uuid);
+      return ms;
+    },
+  });
+  const podmanVariant = (net: string | undefined): Variant => ({
+    key: `podman run --rm${net ? ` --network ${net}` : ''}`,
+    label: `podman run --rm --runtime runc${net ? ` --network ${net}` : ' (its default network)'} (busybox /bin/true)`,
+    step: () => timed('podman', s.podman.args('run', '--rm', '--pull=never', ...(net ? ['--network', net] : []), ...PODMAN_ULIMITS, s.podmanBusybox, '/bin/true')),
+  });
+  return alternate('network', [tspodVariant('default'), podmanVariant(undefined), tspodVariant('none'), podmanVariant('none')], o.startReps, o.warmup);
+}
+
 async function benchPrepare(s: PodSetup, o: Options): Promise<Record<string, Stat>> {
   const variant = (key: string, id: string): Variant => ({
     key,
@@ -1077,6 +1105,21 @@ function report(r: Results): string {
       '',
     );
   }
+  if (r.network) {
+    const n = r.network;
+    const d = n['tspod run-prepared --net=default'];
+    md.push(
+      `## Issue 8 — start with a network: busybox /bin/true (${d?.n ?? 0} alternating repetitions)`,
+      '',
+      table(
+        ['command', 'median (min–max)', 'tspod --net=default ÷ this'],
+        Object.entries(n).map(([k, st]) => [k, fmtStat(st), k === 'tspod run-prepared --net=default' ? '—' : fmtRatio(ratio(d, st))]),
+      ),
+      '',
+      `the network's own cost: tspod ${fmtMs((d?.median ?? NaN) - (n['tspod run-prepared --net=none']?.median ?? NaN))}, podman ${fmtMs((n['podman run --rm']?.median ?? NaN) - (n['podman run --rm --network none']?.median ?? NaN))}`,
+      '',
+    );
+  }
   if (r.prepare) {
     const p = r.prepare;
     md.push(
@@ -1136,6 +1179,10 @@ function targets(r: Results): Results['targets'] {
       const cost = on.median - off.median;
       t.push({ issue: 10, target: 'default isolation costs under 10 ms per start', measured: `${fmtMs(on.median)} vs ${fmtMs(off.median)} with --insecure-options=all-run (${cost >= 0 ? '+' : ''}${fmtMs(cost)})`, met: cost < 10 });
     }
+  }
+  if (r.network) {
+    const x = ratio(r.network['tspod run-prepared --net=default'], r.network['podman run --rm']);
+    t.push({ issue: 8, target: 'a pod with the default network starts in under half of podman run --rm (its default network)', measured: `${fmtMs(r.network['tspod run-prepared --net=default']!.median)} vs ${fmtMs(r.network['podman run --rm']!.median)} (${fmtRatio(x)})`, met: Number.isFinite(x) ? x < 0.5 : null });
   }
   if (r.prepare) {
     const x = ratio(r.prepare['prepare big'], r.prepare['prepare busybox']);
@@ -1216,7 +1263,7 @@ async function main(): Promise<number> {
     await part('disk', async () => {
       r.disk = await benchDisk(images, r.errors);
     });
-    if (['start', 'prepare', 'memory', 'breakdown'].some((p) => o.only.has(p))) {
+    if (['start', 'network', 'prepare', 'memory', 'breakdown'].some((p) => o.only.has(p))) {
       try {
         pods = await setUpPods(images);
       } catch (e) {
@@ -1227,6 +1274,9 @@ async function main(): Promise<number> {
     if (ps) {
       await part('start', async () => {
         r.start = await benchStart(ps, o);
+      });
+      await part('network', async () => {
+        r.network = await benchNetwork(ps, o);
       });
       await part('prepare', async () => {
         r.prepare = await benchPrepare(ps, o);

@@ -14,6 +14,7 @@ import {
   listCgroups,
   listLinks,
   listNetns,
+  listRules,
   listTmpPrefixed,
   mountsUnder,
   processesReferencing,
@@ -21,7 +22,7 @@ import {
   type PathPattern,
 } from './sys.js';
 
-export type LeakKind = 'mount' | 'process' | 'netns' | 'link' | 'cgroup' | 'tmp' | 'recorded';
+export type LeakKind = 'mount' | 'process' | 'netns' | 'link' | 'cgroup' | 'tmp' | 'rule' | 'recorded';
 
 export interface Leak {
   kind: LeakKind;
@@ -39,6 +40,8 @@ export interface Snapshot {
   pids: number[];
   netns: string[];
   links: string[];
+  /** iptables/ip6tables/nft rules and chains (listRules). */
+  rules: string[];
   cgroups: string[];
   tmp: string[];
   /** Where harness teardowns record leaks for this run. */
@@ -59,6 +62,7 @@ export function takeSnapshot(root: string): Snapshot {
     pids: processesReferencing(patterns).map((p) => p.pid),
     netns: listNetns(),
     links: listLinks(),
+    rules: listRules(),
     cgroups: listCgroups(CGROUP_RE),
     tmp: listTmpPrefixed(TMP_TEST_PREFIX),
     leakDir: path.join(root, 'leaks'),
@@ -101,6 +105,7 @@ export function findLeaks(before: Snapshot): Leak[] {
   }
   const oldNetns = had(before.netns);
   for (const n of listNetns()) if (!oldNetns.has(n)) leaks.push({ kind: 'netns', detail: `network namespace ${n}`, target: n });
+  leaks.push(...newRules(before.rules));
   const oldLinks = had(before.links);
   for (const l of listLinks()) if (!oldLinks.has(l)) leaks.push({ kind: 'link', detail: `network interface ${l}`, target: l });
   // A new tspod cgroup is a leak when it has processes or is a pod's own (its
@@ -115,6 +120,47 @@ export function findLeaks(before: Snapshot): Leak[] {
   for (const t of listTmpPrefixed(TMP_TEST_PREFIX)) if (!oldTmp.has(t)) leaks.push({ kind: 'tmp', detail: `${t} was left behind`, target: t });
   if (before.leakDir) leaks.push(...readRecordedLeaks(before.leakDir));
   return leaks;
+}
+
+/**
+ * CNI portmap's shared chains and their hooks: made once, never removed (by any
+ * CNI runtime), and holding nothing of a pod. Every per-pod rule (masquerade,
+ * DNAT) carries its pod's id in a comment.
+ */
+const SHARED_RULE_RE = /CNI-HOSTPORT-(DNAT|MASQ|SETMARK)\b/;
+
+/** The working directories of every process: a running pod's helper works in its pod directory (named by its UUID). */
+function processCwds(): string[] {
+  const out: string[] = [];
+  for (const pid of fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    try {
+      out.push(fs.readlinkSync(`/proc/${pid}/cwd`));
+    } catch {
+      /* gone, or a kernel thread */
+    }
+  }
+  return out;
+}
+
+/**
+ * Packet-filter rules and chains that appeared since `old`. Per-pod rules carry
+ * their pod's id in a comment: those of a pod that still runs (a process works in
+ * its directory: another test run's pod, or a leaked process reported as such)
+ * are not counted, nor the chains they jump to.
+ */
+function newRules(old: readonly string[]): Leak[] {
+  const had = new Set(old);
+  const fresh = listRules().filter((r) => !had.has(r) && !(SHARED_RULE_RE.test(r) && !/ id: /.test(r)));
+  if (!fresh.length) return [];
+  const cwds = processCwds();
+  const live = (r: string) => {
+    const id = POD_ID_RE.exec(r)?.[0];
+    return id !== undefined && cwds.some((c) => c.includes(id));
+  };
+  const liveChains = new Set(fresh.filter(live).map((r) => / -A (\S+) /.exec(r)?.[1]).filter(Boolean) as string[]);
+  return fresh
+    .filter((r) => !live(r) && !liveChains.has(/ :(\S+)/.exec(r)?.[1] ?? '') && !liveChains.has(/ -A (\S+) /.exec(r)?.[1] ?? ''))
+    .map((r) => ({ kind: 'rule' as const, detail: `packet-filter rule ${r}` }));
 }
 
 /** Undoes what it safely can: kills leaked processes, unmounts leaked mounts, deletes new netns, removes leftover /tmp dirs. */

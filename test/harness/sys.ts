@@ -180,6 +180,36 @@ export function listLinks(): string[] {
   }
 }
 
+/**
+ * The host's packet-filter rules and chains, one string per line, prefixed with
+ * the tool and table (`iptables nat -A POSTROUTING …`), counters dropped:
+ * iptables-save and ip6tables-save (nf_tables or legacy), and `nft list ruleset`
+ * where nft is installed (its counters and handles dropped).
+ */
+export function listRules(): string[] {
+  const out: string[] = [];
+  for (const tool of ['iptables-save', 'ip6tables-save']) {
+    const r = spawnSync(tool, [], { encoding: 'utf8' });
+    if (r.status !== 0) continue;
+    let table = '';
+    for (const line of r.stdout.split('\n')) {
+      if (line.startsWith('*')) table = line.slice(1);
+      else if (line.startsWith('-A ') || line.startsWith(':')) out.push(`${tool} ${table} ${line.replace(/ \[\d+:\d+\]$/, '')}`);
+    }
+  }
+  const nft = spawnSync('nft', ['list', 'ruleset'], { encoding: 'utf8' });
+  if (nft.status === 0) {
+    // iptables-nft's own tables are in iptables-save already
+    let skip = false;
+    for (const raw of nft.stdout.split('\n')) {
+      const line = raw.trim().replace(/ counter packets \d+ bytes \d+/, ' counter').replace(/ # handle \d+$/, '');
+      if (/^table /.test(line)) skip = /^table ip6? (filter|nat|mangle|raw|security) \{/.test(line);
+      if (!skip && line && line !== '}') out.push(`nft ${line}`);
+    }
+  }
+  return [...new Set(out)].sort();
+}
+
 /** cgroup directories (up to `depth` levels below /sys/fs/cgroup) whose name matches `re`. */
 export function listCgroups(re: RegExp, depth = 5): string[] {
   const out: string[] = [];
