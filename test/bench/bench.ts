@@ -294,6 +294,7 @@ function cleanup(): void {
     }
   }
   for (const r of [...runcRoots]) removeRuncRoot(r);
+  removePodmanNetworkState();
   const procs = processesReferencing([ROOT]);
   if (procs.length) {
     log(`cleanup: killing ${procs.length} leftover process(es): ${procs.map((p) => `${p.pid} ${p.cmdline}`).join('; ')}`);
@@ -309,6 +310,25 @@ function cleanup(): void {
   fs.rmSync(SNAPSHOT, { recursive: true, force: true });
 }
 onExit(cleanup);
+
+/**
+ * podman's default network (its CNI bridge here) leaves host state behind after
+ * its last container: the cni-podman0 bridge and the CNI firewall plugin's
+ * CNI-FORWARD/CNI-ADMIN chains (hooked from FORWARD). What the benchmark made
+ * is removed; what was there before it started stays.
+ */
+const HAD_PODMAN_BRIDGE = fs.existsSync('/sys/class/net/cni-podman0');
+const HAD_CNI_FORWARD = spawnSync('iptables', ['-S', 'CNI-FORWARD'], { stdio: 'ignore' }).status === 0;
+function removePodmanNetworkState(): void {
+  if (!HAD_PODMAN_BRIDGE && fs.existsSync('/sys/class/net/cni-podman0')) spawnSync('ip', ['link', 'delete', 'cni-podman0'], { stdio: 'ignore' });
+  if (!HAD_CNI_FORWARD && spawnSync('iptables', ['-S', 'CNI-FORWARD'], { stdio: 'ignore' }).status === 0) {
+    spawnSync('iptables', ['-D', 'FORWARD', '-m', 'comment', '--comment', 'CNI firewall plugin rules', '-j', 'CNI-FORWARD'], { stdio: 'ignore' });
+    for (const chain of ['CNI-FORWARD', 'CNI-ADMIN']) {
+      spawnSync('iptables', ['-F', chain], { stdio: 'ignore' });
+      spawnSync('iptables', ['-X', chain], { stdio: 'ignore' });
+    }
+  }
+}
 
 // ------------------------------------------------------------------ statistics
 
