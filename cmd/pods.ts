@@ -246,8 +246,14 @@ function podJson(s: PodStatus): unknown {
       mounts: [],
       user_annotations: {},
       user_labels: {},
-      // beyond rkt's shape: the seccomp filter the app got (null: none), once the pod has started
-      ...(a.security ? { seccomp: a.security.seccomp ? { mode: a.security.seccomp.mode, errno: a.security.seccomp.errno, syscalls: a.security.seccomp.syscalls } : null } : {}),
+      // beyond rkt's shape, once the pod has started: the seccomp filter the app got and
+      // its device cgroup's allow list (null: none)
+      ...(a.security
+        ? {
+            seccomp: a.security.seccomp ? { mode: a.security.seccomp.mode, errno: a.security.seccomp.errno, syscalls: a.security.seccomp.syscalls } : null,
+            device_rules: a.security.devices ?? null,
+          }
+        : {}),
     })),
     created_at: sec(s.createdAt),
     started_at: sec(s.startedAt),

@@ -23,7 +23,8 @@ import { renderLayers, visibleLayers } from '../store/layers/render.js';
 import type { Store } from '../store/store.js';
 import { mergeEnvironment, readEnvFile } from './env.js';
 import { checkIsolators, overrideIsolators } from './isolators.js';
-import { appDevices, DEVICES_ANNOTATION } from '../stage1/contract/devices.js';
+import { appDevices, DEVICES_ANNOTATION, uncheckedDeviceProblem } from '../stage1/contract/devices.js';
+import { describeLayout, detectCgroups, deviceCgroupKind } from '../stage1/contract/cgroups.js';
 import { SYSCTL, sysctlNamespaceProblem, sysctlsFromIsolators } from '../stage1/contract/sysctl.js';
 import { PodsDir, type Pod } from './pods.js';
 import { checkPodPorts, checkPortsFree } from './ports.js';
@@ -381,9 +382,12 @@ function validatePod(manifest: PodManifest, apps: ResolvedApp[], runtime: Runtim
       }
     }
   }
+  const cgroups = apps.some((a) => a.podApp.annotations?.some((n) => n.name === DEVICES_ANNOTATION)) ? detectCgroups() : undefined;
   for (const a of apps) {
     try {
-      appDevices(a.podApp.annotations); // a pod manifest's too
+      const devices = appDevices(a.podApp.annotations); // a pod manifest's too
+      const why = cgroups && !deviceCgroupKind(cgroups) ? uncheckedDeviceProblem(devices, describeLayout(cgroups)) : undefined;
+      if (why) throw new Error(why);
     } catch (e) {
       throw new TspodError(ErrorCode.BadInput, `app ${a.podApp.name}: ${(e as Error).message}`);
     }

@@ -116,7 +116,7 @@ function setUpCgroups(layout: CgroupLayout, uuid: string, apps: AppPlan[], podLi
     return;
   }
   try {
-    createPodCgroups(layout, uuid, apps.map((a) => ({ name: a.name, limits: a.limits })), podLimits);
+    createPodCgroups(layout, uuid, apps.map((a) => ({ name: a.name, limits: a.limits, devices: a.deviceRules })), podLimits);
     joinCgroup(layout, uuid, INIT_CGROUP, process.pid);
   } catch (e) {
     removePodCgroups(layout, uuid);

@@ -9,10 +9,10 @@ import { NONE, PlanWriter } from './plan.js';
 import { ImageFs } from '../native/image-fs.js';
 import { capabilitiesFromIsolators, capabilityMask, DEFAULT_CAPABILITIES } from './contract/capabilities.js';
 import { seccompFilter, type SeccompFilter } from './contract/seccomp.js';
-import { appCgroupName, cgroupDirs, type CgroupLayout } from './contract/cgroups.js';
+import { appCgroupName, cgroupDirs, deviceCgroupKind, describeLayout, type CgroupLayout } from './contract/cgroups.js';
 import { limitsFromIsolators, type Limits } from './contract/resources.js';
 import { sysctlNamespaceProblem, sysctlsFromIsolators } from './contract/sysctl.js';
-import { appDevices, type DeviceSpec } from './contract/devices.js';
+import { appDeviceRules, appDevices, formatDeviceRule, uncheckedDeviceProblem, type DeviceRule, type DeviceSpec } from './contract/devices.js';
 
 
 // appc's default capability bounding set (the 14 capabilities of spec/ace.md).
@@ -71,6 +71,8 @@ export interface AppPlan {
   readOnlyRootFS: boolean;
   /** --device: host device nodes bound into the app's /dev (annotation tspod/devices). */
   devices: DeviceSpec[];
+  /** The app's device cgroup allow list (the pod's /dev and the devices); [] when the host has no device cgroup. */
+  deviceRules: DeviceRule[];
   /** readOnly: the volume's readOnly if it says, else the matching mount point's (rkt's rule). */
   mounts: Array<{ volume: PodVolume; target: string; readOnly: boolean }>;
 }
@@ -133,6 +135,22 @@ export function credential(s: string): string {
   return `name:${s}`;
 }
 
+/**
+ * An app's --device list and its device cgroup rules; where the host has no
+ * device cgroup, no rules and only rw or rwm devices (uncheckedDeviceProblem).
+ */
+export function appDeviceAccess(name: string, annotations: readonly NameValue[] | undefined, cgroups: CgroupLayout | undefined): { devices: DeviceSpec[]; rules: DeviceRule[] } {
+  try {
+    const devices = appDevices(annotations);
+    if (cgroups && deviceCgroupKind(cgroups)) return { devices, rules: appDeviceRules(devices) };
+    const why = uncheckedDeviceProblem(devices, cgroups ? describeLayout(cgroups) : 'no cgroups');
+    if (why) throw new Error(why);
+    return { devices, rules: [] };
+  } catch (e) {
+    throw new Error(`app ${name}: ${(e as Error).message}`);
+  }
+}
+
 export function appPlans(ctx: PodContext): AppPlan[] {
   const volumes = new Map((ctx.manifest.volumes ?? []).map((v) => [v.name, v]));
   return ctx.manifest.apps.map((pa: PodApp) => {
@@ -146,6 +164,7 @@ export function appPlans(ctx: PodContext): AppPlan[] {
       const point = app.mountPoints?.find((mp) => path.posix.normalize(mp.path) === target) ?? app.mountPoints?.find((mp) => mp.name === m.volume);
       return { volume, target: m.path, readOnly: volume.readOnly ?? point?.readOnly ?? false };
     });
+    const dev = appDeviceAccess(pa.name, pa.annotations, ctx.cgroups);
     return {
       name: pa.name,
       app,
@@ -155,13 +174,8 @@ export function appPlans(ctx: PodContext): AppPlan[] {
       readOnlyRootFS: Boolean(pa.readOnlyRootFS),
       limits: appLimits(pa.name, app),
       mounts,
-      devices: (() => {
-        try {
-          return appDevices(pa.annotations);
-        } catch (e) {
-          throw new Error(`app ${pa.name}: ${(e as Error).message}`);
-        }
-      })(),
+      devices: dev.devices,
+      deviceRules: dev.rules,
       security: {
         user: credential(app.user || '0'),
         group: credential(app.group || '0'),
@@ -171,6 +185,7 @@ export function appPlans(ctx: PodContext): AppPlan[] {
         cwd: app.workingDirectory || '/',
         oomScoreAdj: parseOomIsolator(app),
         seccomp: appSeccomp(pa.name, app, ctx.runtime),
+        ...(dev.rules.length ? { devices: dev.rules.map(formatDeviceRule) } : {}),
       },
     };
   });
@@ -322,7 +337,7 @@ export function buildPlan(ctx: PodContext, apps: AppPlan[], stdinInherit: boolea
     p.directive('symlink', '/proc/self/fd/1', at('dev/stdout'));
     p.directive('symlink', '/proc/self/fd/2', at('dev/stderr'));
     // --device: the host's node bound on its own (the /dev tmpfs is nodev, the bind is
-    // not); read-only for `r` alone (the device cgroup is what limits the access).
+    // not); read-only without `w` (the device cgroup is what limits the access).
     for (const d of a.devices) {
       p.directive('touch', at(d.podPath.slice(1)), '0600');
       p.directive('mount', d.hostPath, at(d.podPath.slice(1)), NONE, d.permissions.includes('w') ? 'bind' : 'bind,rdonly', NONE);
@@ -365,6 +380,10 @@ export function buildPlan(ctx: PodContext, apps: AppPlan[], stdinInherit: boolea
     const sc = a.security.seccomp;
     if (sc) p.directive('app-seccomp', sc.mode, sc.errnoNumber, sc.syscalls.length ? sc.syscalls.join(',') : NONE);
     if (cg) for (const d of cgroupDirs(cg, ctx.uuid, appCgroupName(a.name))) p.directive('app-cgroup', d);
+    // cgroup v2: the device rules as a BPF program on the app's cgroup (v1: written by init).
+    if (cg?.version === 2 && a.deviceRules.length) {
+      p.directive('app-device-filter', cgroupDirs(cg, ctx.uuid, appCgroupName(a.name))[0], a.deviceRules.map((r) => `${r.type}:${r.major}:${r.minor}:${r.access}`).join(','));
+    }
     p.directive('end-app');
   }
   return p.text();

@@ -54,6 +54,8 @@ interface AppSpec {
   seccomp?: [string, string, string];
   /** app-cgroup directories */
   cgroups?: string[];
+  /** app-device-filter: a cgroup2 directory and its rules */
+  deviceFilter?: [string, string];
 }
 
 interface PodSpec {
@@ -153,6 +155,7 @@ function writePod(spec: PodSpec): Pod {
       'app-capabilities ' + (a.caps ? enc(a.caps) : '-'),
       ...(a.seccomp ? [line('app-seccomp', ...a.seccomp)] : []),
       ...(a.cgroups ?? []).map((c) => line('app-cgroup', c)),
+      ...(a.deviceFilter ? [line('app-device-filter', ...a.deviceFilter)] : []),
       'end-app',
     );
   }
@@ -1122,6 +1125,65 @@ describe('tspod-helper', { skip }, () => {
       const gone = await start(['run', many]).done;
       assert.equal(gone.code, 254, gone.err);
       assert.match(gone.err, /app main: cgroup .*app-main-missing\/cgroup.procs: No such file or directory/);
+    } finally {
+      for (const d of [cg, parent]) {
+        try {
+          fs.rmdirSync(d);
+        } catch {
+          /* gone (the helper removed the app's) */
+        }
+      }
+    }
+  });
+
+  test('app-device-filter: a BPF device program on the app\'s cgroup2 allows exactly its rules (EPERM otherwise), removed with the cgroup; bad rules refused', async () => {
+    const unified = '/sys/fs/cgroup/unified';
+    const root = fs.existsSync(path.join(unified, 'cgroup.procs')) ? unified : '/sys/fs/cgroup';
+    if (fs.statfsSync(root).type !== 0x63677270) return; // no cgroup2 here
+    const id = randomUUID();
+    const parent = path.join(root, 'tspod', id);
+    const cg = path.join(parent, 'app-main');
+    fs.mkdirSync(cg, { recursive: true });
+    try {
+      const probe = [
+        'head -c 1 /dev/zero | wc -c',
+        'echo x > /dev/zero && echo zero-write-ok',
+        'head -c 1 /dev/urandom | wc -c',
+        'echo x > /dev/null && echo null-write-ok',
+        'mknod /tmp/n c 1 3 && echo null-mknod-ok',
+        'mknod /tmp/z c 1 5 && echo zero-mknod-ok',
+        'true',
+      ].join('; ');
+      const pod = writePod({ apps: [{ name: 'main', exec: sh(`mkdir -p /tmp; ${probe}`), cgroups: [cg], deviceFilter: [cg, 'c:1:5:r,c:1:3:rwm'] }] });
+      const done = await run(pod).done;
+      assert.equal(done.code, 0, done.err);
+      assert.match(done.out, /^1$/m, 'zero reads (r)');
+      assert.doesNotMatch(done.out, /zero-write-ok/, 'zero does not write');
+      assert.match(done.err, /can't create \/dev\/zero: Operation not permitted/);
+      assert.match(done.err, /\/dev\/urandom: Operation not permitted/, 'urandom: no rule');
+      assert.match(done.out, /^null-write-ok$/m);
+      assert.match(done.out, /^null-mknod-ok$/m, 'm for null');
+      assert.doesNotMatch(done.out, /zero-mknod-ok/, 'no m for zero');
+      assert.ok(!fs.existsSync(cg), 'the cgroup (and its program) went at exit');
+      for (const bad of ['c:1:3', 'x:1:3:r', 'c:1:3:rz', 'c:1:3:rr', 'c:1:3:', 'c:9999999:3:r', 'c:1:3:r:x', '-E-']) {
+        const plan = path.join(pod.dir, 'bad-plan');
+        fs.writeFileSync(plan, fs.readFileSync(pod.plan, 'utf8').replace(/^app-device-filter (\S+) .*$/m, `app-device-filter $1 ${bad}`));
+        const b = await start(['run', plan]).done;
+        assert.equal(b.code, 254, `${bad}: ${b.err}`);
+        assert.match(b.err, /^tspod-helper: plan .* line \d+: app-device-filter: bad /, bad);
+      }
+      const twice = path.join(pod.dir, 'twice-plan');
+      fs.writeFileSync(twice, fs.readFileSync(pod.plan, 'utf8').replace(/^(app-device-filter .*)$/m, '$1\n$1'));
+      const tw = await start(['run', twice]).done;
+      assert.equal(tw.code, 254, tw.err);
+      assert.match(tw.err, /app-device-filter given twice/);
+      // not a cgroup2 directory: the attach fails, nothing runs (254)
+      fs.mkdirSync(cg);
+      const notCg = path.join(pod.dir, 'notcg-plan');
+      fs.writeFileSync(notCg, fs.readFileSync(pod.plan, 'utf8').replace(/^app-device-filter (\S+) /m, `app-device-filter ${pod.dir} `));
+      const nc = await start(['run', notCg]).done;
+      assert.equal(nc.code, 254, nc.err);
+      assert.match(nc.err, /app main: attaching its device filter to .*: /);
     } finally {
       for (const d of [cg, parent]) {
         try {

@@ -93,9 +93,11 @@ describe('capability sets', { skip: SKIP }, () => {
 });
 
 describe('capabilities against an attack', { skip: SKIP }, () => {
-  test('mknod works (CAP_MKNOD is default) but mounting the node fails (no CAP_SYS_ADMIN)', async () => {
-    const r = await dd.tspod(['run', makeAci('mknod', []), '--exec=/bin/sh', '--', '-c', 'mknod /tmp/sda b 8 0 && echo mknod-ok; mkdir -p /mnt/x; mount /tmp/sda /mnt/x && echo MOUNTED || echo mount-failed']);
+  test('mknod of the pod\'s /dev works (CAP_MKNOD is default), of a disk not (the device cgroup), and mounting a node fails (no CAP_SYS_ADMIN)', async () => {
+    const r = await dd.tspod(['run', makeAci('mknod', []), '--exec=/bin/sh', '--', '-c', 'mkdir -p /tmp; mknod /tmp/null c 1 3 && echo mknod-ok; mknod /tmp/sda b 8 0 && echo SDA; mkdir -p /mnt/x; mount /tmp/null /mnt/x && echo MOUNTED || echo mount-failed']);
     assert.match(r.stdout, /^mknod-ok$/m, describeResult(r));
+    assert.match(r.stderr, /mknod: \/tmp\/sda: Operation not permitted/, describeResult(r));
+    assert.doesNotMatch(r.stdout, /SDA/);
     assert.match(r.stdout, /^mount-failed$/m, describeResult(r));
     assert.doesNotMatch(r.stdout, /MOUNTED/);
   });

@@ -9,12 +9,12 @@
 // the cgroups go with the pod. Needs root.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describeResult, makeDataDir, onExit, REPO_ROOT, TSPOD_BIN, type DataDir, type RunResult } from './harness/index.js';
-import { busyboxAci, BUSYBOX, failsWith, ok, podsTree, removeScratchDirs, scratchDir, SKIP, startTspod, stopAndWait, waitFor, withProbedPod } from './pods-util.js';
+import { describeResult, makeDataDir, type DataDir, type RunResult } from './harness/index.js';
+import { busyboxAci, BUSYBOX, failsWith, ok, podsTree, removeScratchDirs, scratchDir, SKIP, startTspod, stopAndWait, unshareTspod, V2_CGROUP_SETUP, waitFor, withProbedPod } from './pods-util.js';
 
 const CG = '/sys/fs/cgroup';
 const V1 = ['memory', 'cpu', 'cpuacct', 'pids', 'freezer'];
@@ -333,42 +333,19 @@ describe('bad input: one line, exit 254, no pod', { skip: SKIP }, () => {
  * cpu or pids: what it tests is the layout, the placement, the cgroup
  * namespace, the freezer (cgroup.freeze is core) and CPU time (cpu.stat is core).
  */
-function v2Argv(args: string[]): string[] {
-  const setup = `umount -R ${CG} && mount -t cgroup2 none ${CG} && exec "$0" "$@"`;
-  return ['-m', '--propagation', 'private', '--', 'sh', '-c', setup, TSPOD_BIN, `--dir=${dd.path}`, ...args];
-}
-
-function v2Env(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const k of Object.keys(env)) if (k === 'NODE_OPTIONS' || k.startsWith('NODE_TEST')) delete env[k];
-  const nodeDir = path.dirname(process.execPath);
-  if (!(env.PATH ?? '').split(':').includes(nodeDir)) env.PATH = `${env.PATH ?? '/usr/bin:/bin'}:${nodeDir}`;
-  return env;
-}
-
 function v2Tspod(args: string[]): RunResult {
-  const r = spawnSync('unshare', v2Argv(args), { cwd: REPO_ROOT, env: v2Env(), encoding: 'utf8', timeout: 120_000 });
-  return { code: r.status ?? 254, signal: r.signal, stdout: r.stdout, stderr: r.stderr, timedOut: false, argv: ['unshare', ...v2Argv(args)] };
+  return unshareTspod(V2_CGROUP_SETUP, dd.path, args);
 }
 
 describe('cgroups on pure v2 (a private mount namespace that sees only cgroup2)', { skip: SKIP || (!HAS_UNIFIED && 'no cgroup2 mounted at /sys/fs/cgroup/unified') }, () => {
   test('app and pid 1 placed in tspod/<uuid>/{app-NAME,init}; cgroup namespace; pause/resume with cgroup.freeze; stats; rm removes them', async () => {
     const controllers = read(UNIFIED, 'cgroup.controllers').split(/\s+/).filter(Boolean);
-    const proc = spawn('unshare', v2Argv(['run', `--uuid-file-save=${work}/v2`, BUSYBOX, '--name=v2', '--exec=/bin/sh', '--', '-c', `cat /proc/self/cgroup; echo ready; i=0; while :; do i=$((i+1)); echo $i > /count; done`]), {
-      cwd: REPO_ROOT,
-      env: v2Env(),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const unregister = onExit(() => proc.kill('SIGKILL'));
-    let out = '';
-    let err = '';
-    proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    proc.stderr.on('data', (c: Buffer) => (err += c.toString()));
-    const exited = new Promise<number>((resolve) => proc.on('close', (code) => resolve(code ?? 254)));
+    const pod = startTspod(dd, ['run', `--uuid-file-save=${work}/v2`, BUSYBOX, '--name=v2', '--exec=/bin/sh', '--', '-c', `cat /proc/self/cgroup; echo ready; i=0; while :; do i=$((i+1)); echo $i > /count; done`], { unshareSetup: V2_CGROUP_SETUP });
     let uuid = '';
     try {
-      await waitFor(() => /^ready$/m.test(out) || /tspod stage1|tspod-helper/.test(err), 'the v2 pod');
-      assert.match(out, /^0::\/$/m, `${out}\n${err}`);
+      await pod.waitOutput(/^ready$/m, 'the v2 pod');
+      const out = pod.stdout();
+      assert.match(out, /^0::\/$/m, out);
       uuid = fs.readFileSync(`${work}/v2`, 'utf8').trim();
       const podDir = path.join(dd.path, 'pods', 'run', uuid);
       await waitFor(() => fs.existsSync(path.join(podDir, 'pid')), 'the pod is up');
@@ -405,15 +382,14 @@ describe('cgroups on pure v2 (a private mount namespace that sees only cgroup2)'
         assert.match(r.stderr, /a memory limit needs the memory controller, which cgroup v2 at \/sys\/fs\/cgroup \(controllers: [^)]*\) does not have/);
       }
       assert.equal(v2Tspod(['stop', uuid]).code, 0);
-      await exited;
+      await pod.exited;
       assert.ok(!fs.existsSync(app), 'the app cgroup went with the pod');
       // rm from the host (hybrid) layout removes what was made in the cgroup2 beside it
       await ok(dd, ['rm', uuid]);
       assert.deepEqual(podCgroups(uuid), []);
     } finally {
-      unregister();
-      proc.kill('SIGKILL');
-      await exited;
+      pod.proc.kill('SIGKILL');
+      await pod.exited;
     }
   });
 });

@@ -192,14 +192,39 @@ export interface BackgroundPod {
   waitOutput(re: RegExp, what?: string): Promise<RegExpExecArray>;
 }
 
-/** Starts `tspod --dir=DIR ARGS` without waiting for it (run, run-prepared). */
-export function startTspod(dd: DataDir, args: string[], opts: { env?: Record<string, string>; stdin?: 'ignore' | 'pipe' } = {}): BackgroundPod {
-  const argv = [`--dir=${dd.path}`, ...args];
-  const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env };
+/** The environment of a tspod a test spawns: the test's, less NODE_OPTIONS and the runner's, with node on PATH. */
+export function tspodEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
   for (const k of Object.keys(env)) if (k === 'NODE_OPTIONS' || k.startsWith('NODE_TEST')) delete env[k];
   const nodeDir = path.dirname(process.execPath);
   if (!(env.PATH ?? '').split(':').includes(nodeDir)) env.PATH = `${env.PATH ?? '/usr/bin:/bin'}:${nodeDir}`;
-  const proc = spawn(TSPOD_BIN, argv, { cwd: REPO_ROOT, env, stdio: [opts.stdin ?? 'ignore', 'pipe', 'pipe'] });
+  return env;
+}
+
+/**
+ * unshare(1)'s arguments for `tspod --dir=DIR ARGS` in a private mount namespace
+ * in which the sh `setup` ran first (e.g. the pure cgroup v2 layout:
+ * V2_CGROUP_SETUP).
+ */
+export function unshareArgv(setup: string, dir: string, args: string[]): string[] {
+  return ['-m', '--propagation', 'private', '--', 'sh', '-c', `${setup} && exec "$0" "$@"`, TSPOD_BIN, `--dir=${dir}`, ...args];
+}
+
+/** A /sys/fs/cgroup that is a cgroup2 and nothing else (the v1 hierarchies unmounted): pure v2. */
+export const V2_CGROUP_SETUP = 'umount -R /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup';
+
+/** Runs tspod through unshareArgv and waits for it. */
+export function unshareTspod(setup: string, dir: string, args: string[]): RunResult {
+  const argv = unshareArgv(setup, dir, args);
+  const r = spawnSync('unshare', argv, { cwd: REPO_ROOT, env: tspodEnv(), encoding: 'utf8', timeout: 120_000 });
+  return { code: r.status ?? 254, signal: r.signal, stdout: r.stdout, stderr: r.stderr, timedOut: false, argv: ['unshare', ...argv] };
+}
+
+/** Starts `tspod --dir=DIR ARGS` without waiting for it (run, run-prepared). */
+export function startTspod(dd: DataDir, args: string[], opts: { env?: Record<string, string>; stdin?: 'ignore' | 'pipe'; unshareSetup?: string } = {}): BackgroundPod {
+  // unshareSetup: in a private mount namespace, after that sh (unshareArgv)
+  const [bin, argv] = opts.unshareSetup ? ['unshare', unshareArgv(opts.unshareSetup, dd.path, args)] : [TSPOD_BIN, [`--dir=${dd.path}`, ...args]];
+  const proc = spawn(bin, argv, { cwd: REPO_ROOT, env: tspodEnv(opts.env), stdio: [opts.stdin ?? 'ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   proc.stdout!.on('data', (c: Buffer) => (out += c.toString('utf8')));
@@ -208,7 +233,7 @@ export function startTspod(dd: DataDir, args: string[], opts: { env?: Record<str
   const exited = new Promise<RunResult>((resolve) => {
     proc.on('close', (code, signal) => {
       unregister();
-      resolve({ code: code ?? 128 + (signal ? signalNumber(signal) : 0), signal, stdout: out, stderr: err, timedOut: false, argv: [TSPOD_BIN, ...argv] });
+      resolve({ code: code ?? 128 + (signal ? signalNumber(signal) : 0), signal, stdout: out, stderr: err, timedOut: false, argv: [bin, ...argv] });
     });
   });
   let done = false;

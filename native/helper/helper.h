@@ -73,6 +73,12 @@ struct seccomp_spec {
 };
 #define MAX_APP_CGROUPS 16
 
+/* A device cgroup allow rule (devices.c): BPF_DEVCG_DEV_* type, -1 = any number. */
+struct dev_rule {
+	unsigned type, access; /* access: BPF_DEVCG_ACC_* bits */
+	int64_t major, minor;
+};
+
 struct app {
 	char *name;
 	char *root;  /* absolute, normalized, inside the pod root */
@@ -97,6 +103,9 @@ struct app {
 	char *cgroups[MAX_APP_CGROUPS]; /* app-cgroup: host cgroup directories to join */
 	int ncgroups;
 	int cgroup_fds[MAX_APP_CGROUPS]; /* pid 1: their cgroup.procs, opened on the host */
+	char *devfilter_cgroup; /* app-device-filter: a cgroup2 directory, or NULL */
+	struct dev_rule *devrules;
+	int ndevrules;
 };
 
 #define NS_MNT 1
@@ -207,6 +216,13 @@ int netns_main(int argc, char **argv);
 
 int run_main(int argc, char **argv);
 int enter_main(int argc, char **argv);
+
+/* ---- devices.c --------------------------------------------------------- */
+
+/* "c:1:3:rwm,c:136:*:rw": 0, or -1 with *bad naming what is wrong. */
+int devrules_parse(const char *list, struct dev_rule **out, int *n, const char **bad);
+/* Loads the rules as a BPF device program and attaches it to the cgroup (dies on failure). */
+void devrules_attach(const char *app, const char *cgroup, const struct dev_rule *r, int n);
 
 /* ---- seccomp.c --------------------------------------------------------- */
 

@@ -310,6 +310,13 @@ static void app_directive(struct ctx *c, const char *kw)
 		if (a->ncgroups >= MAX_APP_CGROUPS)
 			perr(c, "more than %d app-cgroup directives", MAX_APP_CGROUPS);
 		a->cgroups[a->ncgroups++] = path_fld(c, 1, 1);
+	} else if (!strcmp(kw, "app-device-filter")) {
+		need(c, 2, 2);
+		ONCE(c, a->devfilter_cgroup);
+		a->devfilter_cgroup = path_fld(c, 1, 1);
+		const char *bad;
+		if (devrules_parse(fld(c, 2), &a->devrules, &a->ndevrules, &bad) < 0)
+			perr(c, "app-device-filter: bad %s", bad);
 	} else if (!strcmp(kw, "app-oom-score-adj")) {
 		need(c, 1, 1);
 		ONCE(c, a->has_oom);

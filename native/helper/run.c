@@ -912,6 +912,10 @@ int run_main(int argc, char **argv)
 			die("TSPOD_LOCK_FD=%s is not an open file descriptor", lock);
 		/* kept open here only: pid 1 closes it right after the fork */
 	}
+	/* cgroup v2: each app's device rules, on its cgroup before anything joins it. */
+	for (int i = 0; i < P.napps; i++)
+		if (P.apps[i].devfilter_cgroup)
+			devrules_attach(P.apps[i].name, P.apps[i].devfilter_cgroup, P.apps[i].devrules, P.apps[i].ndevrules);
 	if (P.status_dir) {
 		if (mkdir(P.status_dir, 0755) < 0 && errno != EEXIST)
 			die("status dir %s: %s", P.status_dir, strerror(errno));

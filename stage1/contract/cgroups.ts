@@ -5,7 +5,7 @@
 // Layout (one cgroup per pod, one per app, and one for the pod's supervisor):
 //   cgroup v1 (and the "hybrid" layout: v1 controllers at /sys/fs/cgroup/<ctrl>,
 //   a cgroup2 beside them at /sys/fs/cgroup/unified that tspod leaves alone), in
-//   each of the memory, cpu, cpuacct, pids and freezer hierarchies:
+//   each of the memory, cpu, cpuacct, pids, freezer and devices hierarchies:
 //     <mount>/tspod/<uuid>/init          the outer helper and the pod's pid 1
 //     <mount>/tspod/<uuid>/app-<name>    each app (its main process and children)
 //   pure cgroup v2 (/sys/fs/cgroup is cgroup2): the same tree once, with the
@@ -14,16 +14,21 @@
 //   (v2's no-internal-process rule): pid 1 lives in init.
 // `app-` keeps an app's name from meeting the cgroup's own files (`tasks`,
 // `memory.max`); `init` cannot be an app's.
-// The devices controller is left alone: the pod's /dev is made of bind mounts of
-// the host's null, zero, full, random, urandom, tty and a devpts of its own.
+// Devices: each app's cgroup allows only its device rules (contract/devices.ts).
+// v1: "a" written to its devices.deny, then each rule to devices.allow, before
+// any process joins it (the pod and init cgroups keep the parent's: the helper
+// opens the host's /dev/ptmx there). v2 has no devices controller: the helper
+// attaches a BPF_PROG_TYPE_CGROUP_DEVICE program to the app's cgroup (plan
+// directive app-device-filter) before any app child joins it.
 import fs from 'node:fs';
 import path from 'node:path';
 import { CPU_PERIOD_US, DEFAULT_PIDS_LIMIT, type Limits } from './resources.js';
+import { formatDeviceRule, type DeviceRule } from './devices.js';
 
 const CGROUP_SUPER_MAGIC = 0x27e0eb;
 const CGROUP2_SUPER_MAGIC = 0x63677270;
 
-export const V1_CONTROLLERS = ['memory', 'cpu', 'cpuacct', 'pids', 'freezer'] as const;
+export const V1_CONTROLLERS = ['memory', 'cpu', 'cpuacct', 'pids', 'freezer', 'devices'] as const;
 export const V2_CONTROLLERS = ['memory', 'cpu', 'pids'] as const;
 export const CGROUP_PARENT = 'tspod';
 export const INIT_CGROUP = 'init';
@@ -187,12 +192,31 @@ function enableControllers(l: CgroupLayout, dir: string): void {
 export interface CgroupApp {
   name: string;
   limits: Limits;
+  /** The device cgroup's allow list (contract/devices.ts appDeviceRules). */
+  devices: DeviceRule[];
+}
+
+/**
+ * How this layout limits an app's devices: v1's devices controller, a cgroup v2
+ * BPF program (the helper's), or not at all (no cgroups, or v1 without devices).
+ */
+export function deviceCgroupKind(l: CgroupLayout): 'v1' | 'bpf' | undefined {
+  if (l.version === 1) return l.mounts.devices ? 'v1' : undefined;
+  return l.version === 2 ? 'bpf' : undefined;
+}
+
+/** v1: an app cgroup denies every device, then allows its rules (it has no child yet). */
+function applyDeviceRules(l: CgroupLayout, uuid: string, sub: string, rules: DeviceRule[]): void {
+  if (deviceCgroupKind(l) !== 'v1') return;
+  const dir = controllerDir(l, 'devices', uuid, sub)!;
+  write(dir, 'devices.deny', 'a');
+  for (const r of rules) write(dir, 'devices.allow', formatDeviceRule(r));
 }
 
 /**
  * Makes the pod's cgroups (tspod/<uuid>, its init and one per app) in every
  * hierarchy and writes the limits: the pod's on the pod cgroup, each app's (with
- * the default pids limit) on its own. Throws an Error on failure; the caller
+ * the default pids limit) and v1 device rules on its own. Throws an Error on failure; the caller
  * removes what was made (removePodCgroups).
  */
 export function createPodCgroups(l: CgroupLayout, uuid: string, apps: CgroupApp[], podLimits: Limits): void {
@@ -207,7 +231,10 @@ export function createPodCgroups(l: CgroupLayout, uuid: string, apps: CgroupApp[
     for (const a of apps) mkdir(path.join(pod, appCgroupName(a.name)));
   }
   applyLimits(l, uuid, undefined, podLimits, false);
-  for (const a of apps) applyLimits(l, uuid, appCgroupName(a.name), a.limits, true);
+  for (const a of apps) {
+    applyLimits(l, uuid, appCgroupName(a.name), a.limits, true);
+    applyDeviceRules(l, uuid, appCgroupName(a.name), a.devices);
+  }
 }
 
 /** Moves a process (all its threads) into one of the pod's cgroups, in every hierarchy. */

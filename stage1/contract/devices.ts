@@ -1,8 +1,12 @@
 // Per-app host devices (`--device=HOSTPATH[:PODPATH[:rwm]]`, podman's syntax):
 // stored in the pod manifest as the app's annotation tspod/devices, a JSON list of
 // {hostPath, podPath, permissions}. stage1 binds each host device node onto
-// PODPATH (below the app's /dev) in that app's rootfs; read-only for `r` alone.
-// Shared by stage0 (the flag, checks at prepare) and stage1 (the plan).
+// PODPATH (below the app's /dev) in that app's rootfs (read-only without `w`), and
+// the app's device cgroup allows exactly the pod's minimal /dev plus each device
+// with its letters (appDeviceRules): cgroup v1's devices controller (deny all,
+// then devices.allow), or on cgroup v2 a BPF_PROG_TYPE_CGROUP_DEVICE program the
+// helper attaches to the app's cgroup.
+// Shared by stage0 (the flag, checks at prepare) and stage1 (the plan, the cgroups).
 import fs from 'node:fs';
 import path from 'node:path';
 import type { NameValue } from './appc.js';
@@ -15,15 +19,6 @@ export interface DeviceSpec {
   /** A non-empty subset of r, w, m (the device cgroup's access letters). */
   permissions: string;
 }
-
-/**
- * Whether the pod's device cgroup limits each --device to its letters. Until it
- * does, only rw and rwm are accepted: a read-only bind mount does not stop writes
- * to a device node (the kernel checks read-only mounts for regular files,
- * directories and links only), and a missing `m` is kept anyway (every place an app
- * can write is nodev, so a node it makes cannot be opened).
- */
-export const DEVICE_CGROUP_ENFORCED = false;
 
 /** What is wrong with a device entry (without the flag's name), or undefined. */
 export function deviceProblem(d: DeviceSpec): string | undefined {
@@ -44,10 +39,18 @@ export function deviceProblem(d: DeviceSpec): string | undefined {
   if (!/^[rwm]{1,3}$/.test(d.permissions) || new Set(d.permissions).size !== d.permissions.length) {
     return `${JSON.stringify(d.permissions)}: permissions are some of r, w and m`;
   }
-  if (!DEVICE_CGROUP_ENFORCED && !(d.permissions.includes('r') && d.permissions.includes('w'))) {
-    return `${d.hostPath}:${d.permissions}: only rw and rwm for now (nothing would stop the app from ${d.permissions.includes('r') ? 'writing' : 'reading'} the device until the device cgroup limits it)`;
-  }
   return undefined;
+}
+
+/**
+ * Where no device cgroup limits the letters (no cgroups, or v1 without the
+ * devices controller; `host` says what there is), only rw and rwm are honest: a
+ * read-only bind does not stop writes to a device node. The first other one, as
+ * a message, or undefined.
+ */
+export function uncheckedDeviceProblem(devices: readonly DeviceSpec[], host: string): string | undefined {
+  const d = devices.find((x) => !x.permissions.includes('r') || !x.permissions.includes('w'));
+  return d ? `--device ${d.hostPath}:${d.permissions} needs a device cgroup to limit its access, and this host has none (${host}): use rw or rwm` : undefined;
 }
 
 /** `HOSTPATH[:PODPATH[:rwm]]` → a spec (unchecked). */
@@ -76,11 +79,48 @@ export function appDevices(annotations: readonly NameValue[] | undefined): Devic
   });
 }
 
-/** The device's type and numbers, as the device cgroup writes them: `c 10:200`. */
-export function deviceRule(d: DeviceSpec): string {
+/** One allow rule of a device cgroup: `c 1:3 rwm` (`*` for any major or minor). */
+export interface DeviceRule {
+  type: 'c' | 'b';
+  major: number | '*';
+  minor: number | '*';
+  /** A non-empty subset of r, w, m. */
+  access: string;
+}
+
+/**
+ * What every app may use, whatever it asks: the nodes of the pod's minimal /dev
+ * (null, zero, full, random, urandom, tty bound from the host; ptmx of its devpts)
+ * with rwm, and pseudo-terminal slaves (its own devpts, and the pty the helper
+ * makes for an interactive pod or enter, bound as /dev/console) with rw, as
+ * systemd's DevicePolicy=closed (rkt) allows them. Nothing else, not even mknod.
+ */
+export const POD_DEVICE_RULES: readonly DeviceRule[] = [
+  { type: 'c', major: 1, minor: 3, access: 'rwm' }, // null
+  { type: 'c', major: 1, minor: 5, access: 'rwm' }, // zero
+  { type: 'c', major: 1, minor: 7, access: 'rwm' }, // full
+  { type: 'c', major: 1, minor: 8, access: 'rwm' }, // random
+  { type: 'c', major: 1, minor: 9, access: 'rwm' }, // urandom
+  { type: 'c', major: 5, minor: 0, access: 'rwm' }, // tty
+  { type: 'c', major: 5, minor: 2, access: 'rwm' }, // ptmx
+  { type: 'c', major: 136, minor: '*', access: 'rw' }, // pts/N (and the console pty)
+];
+
+/** `c 1:3 rwm`, as cgroup v1's devices.allow and devices.list write a rule. */
+export function formatDeviceRule(r: DeviceRule): string {
+  return `${r.type} ${r.major}:${r.minor} ${r.access}`;
+}
+
+/** The device's type and numbers with its letters (the host node is stat'ed now). */
+export function deviceRule(d: DeviceSpec): DeviceRule {
   const st = fs.statSync(d.hostPath);
   const rdev = st.rdev;
   const major = Math.floor(rdev / 256) & 0xfff;
   const minor = (rdev & 0xff) | ((rdev >> 12) & 0xfff00);
-  return `${st.isBlockDevice() ? 'b' : 'c'} ${major}:${minor} ${d.permissions}`;
+  return { type: st.isBlockDevice() ? 'b' : 'c', major, minor, access: d.permissions };
+}
+
+/** An app's device cgroup allow list: the pod's minimal /dev, then each --device. */
+export function appDeviceRules(devices: readonly DeviceSpec[]): DeviceRule[] {
+  return [...POD_DEVICE_RULES, ...devices.map(deviceRule)];
 }

@@ -177,6 +177,8 @@ export interface AppSecurity {
   oomScoreAdj?: number;
   /** The seccomp filter (contract/seccomp.ts); undefined: none (--insecure-options=seccomp, or a retain-set of @appc.io/all). */
   seccomp?: SeccompFilter;
+  /** The app's device cgroup allow list (`c 1:3 rwm`, contract/devices.ts); undefined: the host has no device cgroup. */
+  devices?: string[];
   cwd: string;
 }
 
