@@ -71,7 +71,8 @@ Pod flags:
   --volume NAME,kind=empty[,mode=0755][,uid=N][,gid=N][,readOnly=bool]
   --mount volume=NAME,target=PATH   (before any image: for every app)
   --inherit-env  --set-env NAME=VALUE  --set-env-file FILE
-  --hostname NAME  --interactive  --net host|none  --ipc auto|private|parent  --no-overlay
+  --hostname NAME  --interactive  --ipc auto|private|parent  --no-overlay
+  --net default|default-restricted|host|none|NAME[:CNI_ARGS],...   (NAME: a config in <local-config>/net.d)
   --mds-register   (run: register with tspod metadata-service; AC_METADATA_URL in the apps)
   --private-users
   --port NAME:[HOSTIP:]HOSTPORT   (forward a host port to the app port NAME)
