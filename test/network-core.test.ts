@@ -102,6 +102,8 @@ after(async () => {
   } finally {
     for (const r of restore.reverse()) r();
     removeScratchDirs();
+    // host-local's state of the test's own networks (no lease is left by then: the tests check that).
+    for (const n of [NET_NAME, TINY_NAME]) fs.rmSync(path.join(LEASES, n), { recursive: true, force: true });
   }
 });
 

@@ -313,13 +313,16 @@ onExit(cleanup);
 
 /**
  * podman's default network (its CNI bridge here) leaves host state behind after
- * its last container: the cni-podman0 bridge and the CNI firewall plugin's
- * CNI-FORWARD/CNI-ADMIN chains (hooked from FORWARD). What the benchmark made
- * is removed; what was there before it started stays.
+ * its last container: the cni-podman0 bridge, the CNI firewall plugin's
+ * CNI-FORWARD/CNI-ADMIN chains (hooked from FORWARD) and host-local's
+ * directory. What the benchmark made is removed; what was there before stays.
  */
 const HAD_PODMAN_BRIDGE = fs.existsSync('/sys/class/net/cni-podman0');
 const HAD_CNI_FORWARD = spawnSync('iptables', ['-S', 'CNI-FORWARD'], { stdio: 'ignore' }).status === 0;
+const PODMAN_LEASES = '/var/lib/cni/networks/podman';
+const HAD_PODMAN_LEASES = fs.existsSync(PODMAN_LEASES);
 function removePodmanNetworkState(): void {
+  if (!HAD_PODMAN_LEASES) fs.rmSync(PODMAN_LEASES, { recursive: true, force: true });
   if (!HAD_PODMAN_BRIDGE && fs.existsSync('/sys/class/net/cni-podman0')) spawnSync('ip', ['link', 'delete', 'cni-podman0'], { stdio: 'ignore' });
   if (!HAD_CNI_FORWARD && spawnSync('iptables', ['-S', 'CNI-FORWARD'], { stdio: 'ignore' }).status === 0) {
     spawnSync('iptables', ['-D', 'FORWARD', '-m', 'comment', '--comment', 'CNI firewall plugin rules', '-j', 'CNI-FORWARD'], { stdio: 'ignore' });
