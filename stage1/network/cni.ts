@@ -29,6 +29,9 @@ function pluginInput(list: NetConfList, plugin: PluginConf, call: CniCall, prevR
   return JSON.stringify(conf);
 }
 
+/** A plugin that hangs (an iptables lock held forever, …) must not hang the pod's start or release. */
+export const PLUGIN_TIMEOUT_MS = 120_000;
+
 /** How one plugin is run: its binary, environment and stdin. */
 export interface Invocation {
   bin: string;
@@ -63,8 +66,8 @@ export function delInvocation(list: NetConfList, plugin: PluginConf, call: CniCa
 export function execPlugin(command: 'ADD' | 'DEL', list: NetConfList, plugin: PluginConf, call: CniCall, prevResult: unknown): unknown {
   const { bin, env, input } = invocation(command, list, plugin, call, prevResult);
   const here = where(list, plugin);
-  const r = spawnSync(bin, [], { input, env: { ...env, PATH: process.env.PATH || '/usr/sbin:/usr/bin:/sbin:/bin' }, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 4 << 20 });
-  if (r.error) throw new Error(`${here}: ${r.error.message}`);
+  const r = spawnSync(bin, [], { input, env: { ...env, PATH: process.env.PATH || '/usr/sbin:/usr/bin:/sbin:/bin' }, timeout: PLUGIN_TIMEOUT_MS, killSignal: 'SIGKILL', encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 4 << 20 });
+  if (r.error) throw new Error(`${here}: ${(r.error as NodeJS.ErrnoException).code === 'ETIMEDOUT' ? `no answer in ${PLUGIN_TIMEOUT_MS / 1000} s (killed)` : r.error.message}`);
   const out = r.stdout.trim();
   if (r.status !== 0) {
     let msg = r.stderr.trim().split('\n').pop() || `exited with ${r.status ?? `signal ${r.signal}`}`;

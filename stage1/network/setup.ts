@@ -11,7 +11,7 @@ import type { NetRequest, PodNetwork } from '../contract/networks.js';
 import { portMappingsFor } from '../contract/ports.js';
 import type { AppcApp } from '../contract/appc.js';
 import { checkNetworks, pluginBinary, type NetConfList } from '../contract/netconf.js';
-import { addNetwork, delInvocation, delNetwork, type CniCall } from './cni.js';
+import { addNetwork, delInvocation, delNetwork, PLUGIN_TIMEOUT_MS, type CniCall } from './cni.js';
 
 /** What stage1 added (or began to add), in the order added: POD_FILES.netConfigs. */
 interface NetRecord {
@@ -163,7 +163,7 @@ export function releaseScript(record: NetRecord, recordFile: string, helper: str
       if (!del) continue;
       const env = Object.entries(del.env).map(([k, v]) => `${k}=${sq(v)}`).join(' ');
       lines.push(
-        `${env} ${sq(del.bin)} ${lockFd}>&- >/dev/null <<'TSPOD_CNI_CONFIG' || { ok=0; echo ${sq(`tspod: network ${n.conf.name}: plugin ${plugin.type}: DEL failed; tspod gc releases it`)} >&2; }`,
+        `${env} timeout -s KILL ${PLUGIN_TIMEOUT_MS / 1000} ${sq(del.bin)} ${lockFd}>&- >/dev/null <<'TSPOD_CNI_CONFIG' || { ok=0; echo ${sq(`tspod: network ${n.conf.name}: plugin ${plugin.type}: DEL failed; tspod gc releases it`)} >&2; }`,
         del.input,
         'TSPOD_CNI_CONFIG',
       );
