@@ -207,6 +207,10 @@ describe('metadata service with a --net=host pod', { skip: SKIP }, () => {
     assert.equal((await post(`${base}/pod/hmac/verify`, { content: 'hello pod', uuid: '00000000-0000-4000-8000-000000000000', signature: sig })).status, 403, 'another UUID');
     assert.equal((await post(`${base}/pod/hmac/sign`, {})).status, 400, 'no content');
     assert.equal((await post(`${base}/pod/hmac/verify`, { content: 'x', uuid: 'bad', signature: sig })).status, 400, 'a malformed UUID');
+    const multipart = new FormData();
+    multipart.set('content', 'x');
+    assert.equal((await fetch(`${base}/pod/hmac/sign`, { method: 'POST', body: multipart })).status, 415, 'not a urlencoded form');
+    assert.equal((await post(`${base}/pod/hmac/sign`, { content: 'x'.repeat(100 * 1024) })).status, 413, 'a form over 64 KiB');
   });
 
   test('a wrong token gets 403 and nothing else, whatever it asks', async () => {
@@ -278,6 +282,18 @@ describe('pods and tokens', { skip: SKIP }, () => {
 });
 
 describe('where the service listens', { skip: SKIP }, () => {
+  test('an IPv6 listen address (::1) serves too', async () => {
+    const svcPort = await freePort();
+    const bg = startTspod(dd, ['metadata-service', `--listen-port=${svcPort}`, '--listen-address=::1'], { env: { TSPOD_MDS_SOCKET: path.join(sockDir, 'v6.sock') } });
+    try {
+      await bg.waitOutput(new RegExp(`^metadata service listening on \\[::1\\]:${svcPort};`, 'm'), 'the service on ::1');
+      const a = await get(`http://[::1]:${svcPort}/${Buffer.alloc(32, 9).toString('base64url')}/acMetadata/v1/pod/uuid`);
+      assert.deepEqual([a.status, a.body], [403, 'Forbidden\n']);
+    } finally {
+      await stopService(bg);
+    }
+  });
+
   test('an address that appears after the service started (IP_FREEBIND) answers at once: a veth into a netns made by the test', async () => {
     const sh = (cmd: string[]) => {
       const r = spawnSync(cmd[0], cmd.slice(1), { encoding: 'utf8' });

@@ -24,20 +24,16 @@ export interface ServiceOptions {
 const MAX_FORM = 64 * 1024;
 const MAX_RECORD = 16 * 1024 * 1024;
 
+/** The request body, or undefined when it is over `max` bytes (the rest is read and dropped, so that the 413 reaches the client). */
 function readBody(req: http.IncomingMessage, max: number): Promise<Buffer | undefined> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > max) {
-        resolve(undefined);
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
+      if (size <= max) chunks.push(c);
     });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('end', () => resolve(size <= max ? Buffer.concat(chunks) : undefined));
     req.on('error', reject);
   });
 }
