@@ -340,6 +340,35 @@ describe('where the service listens', { skip: SKIP }, () => {
   });
 });
 
+describe('a pod on a private network', { skip: SKIP }, () => {
+  for (const netName of ['default', 'default-restricted']) {
+    test(`--net=${netName}: AC_METADATA_URL is the gateway of the pod's first network, where the service (listening there with IP_FREEBIND) answers`, async () => {
+      const gateway = netName === 'default' ? '172.16.28.1' : '172.17.0.1';
+      const svcPort = await freePort();
+      const svcEnv = { TSPOD_MDS_SOCKET: path.join(sockDir, `${netName}.sock`) };
+      // 127.0.0.1 and the network's host side, which exists only on the pod's veth.
+      const bg = startTspod(dd, ['metadata-service', `--listen-port=${svcPort}`, '--listen-address=127.0.0.1', `--listen-address=${gateway}`], { env: svcEnv });
+      try {
+        await bg.waitOutput(/^metadata service listening on /m, 'the service');
+        const uuidFile = path.join(dd.path, `uuid-${netName}`);
+        const r = await ok(dd, ['run', '--mds-register', `--net=${netName}`, `--uuid-file-save=${uuidFile}`, BUSYBOX, '--name=netpod', '--exec=/bin/sh', '--', '-c', POD_SCRIPT], { env: svcEnv });
+        const uuid = fs.readFileSync(uuidFile, 'utf8').trim();
+        const out = new Map(r.stdout.split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as [string, string]));
+        const networks = readJson(podFile(uuid, 'networks')) as Array<{ name: string; gateway: string }>;
+        assert.equal(networks[0].name, netName);
+        assert.equal(networks[0].gateway, gateway);
+        assert.match(out.get('url') ?? '', new RegExp(`^http://${gateway.replace(/\./g, '\\.')}:${svcPort}/[A-Za-z0-9_-]{43}$`), r.stdout);
+        assert.equal(out.get('uuid'), uuid, 'the pod read its UUID through its gateway');
+        assert.equal(out.get('verify'), 'ok');
+        assert.match(out.get('tampered') ?? '', /403 Forbidden/);
+        await ok(dd, ['rm', uuid], { env: svcEnv });
+      } finally {
+        await stopService(bg);
+      }
+    });
+  }
+});
+
 describe('who may register', { skip: SKIP }, () => {
   test('the registration socket is root-only: nobody cannot connect (a 0666 socket beside it is the control)', async () => {
     assert.equal(fs.statSync(sock).mode & 0o777, 0o600);
