@@ -15,6 +15,7 @@ import { pullPolicyFromFlags } from './global.js';
 import { deviceProblem, parseDeviceFlag, type DeviceSpec } from '../stage1/contract/devices.js';
 import { parsePortFlag, portsNetProblem, type ExposedPort } from '../stage1/contract/ports.js';
 import { PORTS_NET_HINT } from '../stage0/ports.js';
+import { isDefaultDns, parseDnsFlags, type PodDns } from '../stage1/contract/dns.js';
 
 export interface GlobalFlags {
   dir?: string;
@@ -50,6 +51,11 @@ const POD_FLAGS: Record<string, Kind> = {
   'mds-register': 'bool',
   'no-store': 'bool',
   'store-only': 'bool',
+  dns: 'list',
+  'dns-search': 'list',
+  'dns-opt': 'list',
+  'dns-domain': 'value',
+  'hosts-entry': 'list',
 };
 
 const APP_FLAGS: Record<string, Kind> = {
@@ -76,7 +82,6 @@ const APP_FLAGS: Record<string, Kind> = {
 
 /** rkt flags tspod does not implement yet: refused by name rather than misread. */
 const NOT_YET = [
-  'dns', 'dns-search', 'dns-opt', 'dns-domain', 'hosts-entry',
   'user-annotation', 'user-label', 'signature',
   'stage1-url', 'stage1-from-dir',
 ];
@@ -182,6 +187,7 @@ export function parsePodArgs(tokens: string[], command: 'run' | 'prepare'): Pars
     quiet: Boolean(pod.quiet),
     sysctls: ((pod.sysctl as string[]) ?? []).map((s) => splitKeyValue(s, '--sysctl')),
     ports: ((pod.port as string[]) ?? []).map(parsePort),
+    dns: podDns(pod),
   };
   if (pod['mds-register'] === true) {
     if (command === 'prepare') {
@@ -211,6 +217,23 @@ export function parsePodArgs(tokens: string[], command: 'run' | 'prepare'): Pars
   if (netProblem) throw new TspodError(ErrorCode.BadInput, netProblem, { hint: PORTS_NET_HINT });
   if (spec.stage1.path && spec.stage1.name) throw new TspodError(ErrorCode.BadInput, '--stage1-path and --stage1-name cannot be combined');
   return { global, spec, help };
+}
+
+/** --dns, --dns-search, --dns-opt, --dns-domain, --hosts-entry (rkt's rules: contract/dns.ts); undefined: all defaults. */
+function podDns(pod: Record<string, string | boolean | string[]>): PodDns | undefined {
+  const list = (k: string) => (pod[k] as string[] | undefined) ?? [];
+  try {
+    const d = parseDnsFlags({
+      dns: list('dns'),
+      search: list('dns-search'),
+      options: list('dns-opt'),
+      domain: pod['dns-domain'] as string | undefined,
+      hostsEntries: list('hosts-entry'),
+    });
+    return isDefaultDns(d) ? undefined : d;
+  } catch (e) {
+    throw new TspodError(ErrorCode.BadInput, (e as Error).message);
+  }
 }
 
 function unknownFlag(name: string, command: string): TspodError {

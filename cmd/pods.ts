@@ -77,6 +77,8 @@ Pod flags:
   --private-users
   --port NAME:[HOSTIP:]HOSTPORT   (forward a host port to the app port NAME)
   --sysctl NAME=VALUE   (namespaced sysctls only)
+  --dns IP[,IP]|host|none  --dns-search DOMAIN  --dns-opt OPT  --dns-domain DOMAIN
+  --hosts-entry IP=NAME[,NAME]|host
   --pod-manifest FILE  --pull-policy new|update|never  --uuid-file-save FILE
   --stage1-path FILE  --stage1-name NAME  --stage1-hash ID${cmd === 'prepare' ? '\n  --quiet' : ''}
 App flags (after the image they apply to):
@@ -262,6 +264,21 @@ function podJson(s: PodStatus): unknown {
     user_labels: s.manifest?.userLabels ?? {},
     ...(s.ipc ? { ipc: s.ipc } : {}),
     ...(s.userNamespace ? { user_namespace: { uid_map: s.userNamespace.uidMap, gid_map: s.userNamespace.gidMap } } : {}),
+    // beyond rkt's shape: --dns*, --hosts-entry, and where the apps' resolv.conf came from once started
+    ...(s.dns
+      ? {
+          dns: {
+            resolv_conf: s.dns.resolv,
+            nameservers: s.dns.nameservers,
+            search: s.dns.search,
+            options: s.dns.options,
+            domain: s.dns.domain,
+            hosts: s.dns.hosts,
+            hosts_entries: s.dns.hostsEntries.map((h) => ({ ip: h.ip, hostnames: h.names })),
+            ...(s.resolvConfFrom ? { resolv_conf_from: s.resolvConfFrom } : {}),
+          },
+        }
+      : {}),
   };
 }
 

@@ -7,6 +7,7 @@ import { DEFAULT_PIDS_LIMIT, limitsFromIsolators, type Limits } from '../stage1/
 import { mtime, type Pod, type PodState } from './pods.js';
 import { readUserNamespace } from './userns.js';
 import { readPodNetworks, type PodNetwork } from '../stage1/contract/networks.js';
+import { readPodDns, type PodDns } from '../stage1/contract/dns.js';
 
 export interface AppStatus {
   name: string;
@@ -41,6 +42,10 @@ export interface PodStatus {
   userNamespace?: UserNamespace;
   /** Once started: whether the pod had an IPC namespace of its own (--ipc). */
   ipc?: 'private' | 'parent';
+  /** --dns*, --hosts-entry as stored at prepare (the defaults when none was given). */
+  dns?: PodDns;
+  /** Once started: where the apps' /etc/resolv.conf came from (flags, host, network; image: the image's own). */
+  resolvConfFrom?: 'flags' | 'host' | 'network' | 'image';
 }
 
 export function readManifest(pod: Pod): PodManifest | undefined {
@@ -134,7 +139,21 @@ export function podStatus(pod: Pod): PodStatus {
     networks: running || exited ? readPodNetworks(dir) : [],
     userNamespace: readUserns(dir),
     ipc: running || exited ? readIpc(dir) : undefined,
+    ...dnsStatus(dir, running || exited),
   };
+}
+
+function dnsStatus(dir: string, started: boolean): Pick<PodStatus, 'dns' | 'resolvConfFrom'> {
+  let dns: PodDns;
+  try {
+    dns = readPodDns(dir);
+  } catch {
+    return {};
+  }
+  if (!started) return { dns };
+  const generated = fs.existsSync(path.join(dir, POD_FILES.resolvConf));
+  const from = dns.resolv === 'host' ? 'host' : dns.resolv === 'flags' ? 'flags' : generated && dns.resolv === 'default' ? 'network' : 'image';
+  return { dns, resolvConfFrom: from };
 }
 
 function readIpc(dir: string): 'private' | 'parent' | undefined {

@@ -26,6 +26,7 @@ import { checkIsolators, overrideIsolators } from './isolators.js';
 import { appDevices, DEVICES_ANNOTATION, uncheckedDeviceProblem } from '../stage1/contract/devices.js';
 import { describeLayout, detectCgroups, deviceCgroupKind } from '../stage1/contract/cgroups.js';
 import { SYSCTL, sysctlNamespaceProblem, sysctlsFromIsolators } from '../stage1/contract/sysctl.js';
+import { volumeCovers, type PodDns } from '../stage1/contract/dns.js';
 import { PodsDir, type Pod } from './pods.js';
 import { checkPodPorts, checkPortsFree } from './ports.js';
 import { checkExposedPorts } from '../stage1/contract/ports.js';
@@ -72,6 +73,7 @@ export async function preparePod(
   validatePod(manifest, apps, spec.runtime);
   // `run` starts the pod next: its host ports must be free before anything is made.
   if (opts.keepLockedForRun) checkPortsFree(manifest, spec.runtime.net);
+  checkDnsAgainstVolumes(manifest, spec.dns);
   if (spec.privateUsers) checkUserNamespaces();
   const stage1Id = await resolveStage1(store, spec.stage1, opts.insecure);
   const stage1 = store.images.get(stage1Id);
@@ -80,7 +82,7 @@ export async function preparePod(
   const pod = pods.create();
   try {
     const userns = spec.privateUsers ? allocateUserNamespace(pods.root, pod.dir) : undefined;
-    writePodFiles(pod.dir, manifest, apps, stage1, layerDirs(store, stage1), spec.runtime);
+    writePodFiles(pod.dir, manifest, apps, stage1, layerDirs(store, stage1), spec.runtime, spec.dns);
     await prefillImplicitVolumes(pod.dir, manifest, apps, userns);
     const overlay = spec.noOverlay ? false : overlaySupport(store.paths.dir);
     if (typeof overlay === 'string') log().warn(`disabling overlay support: "${overlay}"`);
@@ -416,6 +418,28 @@ function validatePod(manifest: PodManifest, apps: ResolvedApp[], runtime: Runtim
 }
 
 /**
+ * The pod's resolv.conf and hosts are bound over each app's, never written into a
+ * volume: --dns* or --hosts-entry with an app volume at /etc/resolv.conf, /etc/hosts
+ * or a directory above them is a conflict (rkt let the flags win over the volume).
+ */
+function checkDnsAgainstVolumes(manifest: PodManifest, dns: PodDns | undefined): void {
+  if (!dns) return;
+  const files: Array<[string, string]> = [];
+  if (dns.resolv === 'flags' || dns.resolv === 'host') files.push(['/etc/resolv.conf', dns.resolv === 'host' ? '--dns=host' : '--dns*']);
+  if (dns.hosts !== 'default') files.push(['/etc/hosts', dns.hosts === 'host' ? '--hosts-entry=host' : '--hosts-entry']);
+  for (const a of manifest.apps) {
+    for (const m of a.mounts ?? []) {
+      for (const [file, flag] of files) {
+        if (!volumeCovers(m.path, file)) continue;
+        throw new TspodError(ErrorCode.BadInput, `app ${a.name} mounts volume ${m.volume} at ${m.path}, where ${flag} would put ${file}`, {
+          hint: `leave out ${flag} or that mount`,
+        });
+      }
+    }
+  }
+}
+
+/**
  * Images converted from Docker get their implicit volumes filled with the image's
  * content at that path (Docker's data-volume behaviour, as rkt does).
  */
@@ -470,6 +494,7 @@ function writePodFiles(
   stage1: StoredImage,
   stage1Layers: string[],
   runtime: RuntimeFlags,
+  dns: PodDns | undefined,
 ): void {
   const write = (rel: string, data: string) => {
     const file = path.join(dir, rel);
@@ -486,6 +511,7 @@ function writePodFiles(
     write(POD_FILES.appLayers(a.podApp.name), JSON.stringify(visibleLayers(a.layers)));
   }
   write(POD_FILES.runtimeDefaults, JSON.stringify(runtime));
+  if (dns) write(POD_FILES.dns, JSON.stringify(dns));
   write(
     POD_STORE_REFS,
     JSON.stringify({

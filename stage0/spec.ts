@@ -6,6 +6,7 @@ import type { AppcIsolator } from '../stage1/contract/appc.js';
 import { parseNet, type NetChoice } from '../stage1/contract/networks.js';
 import type { ExposedPort } from '../stage1/contract/ports.js';
 import { checkNetworks } from '../stage1/contract/netconf.js';
+import type { PodDns } from '../stage1/contract/dns.js';
 
 export interface MountSpec {
   volume: string;
@@ -57,6 +58,8 @@ export interface PodSpec {
   ports: ExposedPort[];
   /** run --mds-register: register the pod with the metadata service before it starts. */
   mdsRegister?: boolean;
+  /** --dns*, --hosts-entry (checked): the pod's `dns` file; undefined: the defaults. */
+  dns?: PodDns;
 }
 
 export interface RuntimeFlags {

@@ -9,12 +9,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { execve, setCloexec } from '../native/libc.js';
-import { parseNet } from './contract/networks.js';
+import { parseNet, readPodNetworks } from './contract/networks.js';
 import { DEFAULT_LOCAL_CONFIG, POD_FILES, type PodManifest, type RuntimeConfig, type UserNamespace } from './contract/pod.js';
 import { createPodCgroups, detectCgroups, describeLayout, INIT_CGROUP, joinCgroup, removePodCgroups, type CgroupLayout } from './contract/cgroups.js';
 import { limitsFromIsolators, type Limits } from './contract/resources.js';
 import { podPortsProblem } from './contract/ports.js';
 import { appPlans, buildPlan, readJson, readUserNamespace, type AppPlan, type PodContext } from './pod-setup.js';
+import { readPodDns, writeEtcFiles } from './contract/dns.js';
 import { helperPath } from './sea.js';
 import { addMetadataUrl } from './mds.js';
 import { setUpNetworks, tearDownNetworks } from './network/setup.js';
@@ -173,6 +174,9 @@ export async function main(argv: string[]): Promise<number> {
       writeAtomically(path.join(podDir, POD_FILES.appSecurity(a.name)), JSON.stringify(a.security));
     }
     writeAtomically(path.join(podDir, POD_FILES.runtimeConfig), JSON.stringify(runtime));
+    // Each app's /etc/resolv.conf and /etc/hosts: --dns*, --hosts-entry, else the DNS
+    // data of the pod's networks (their `networks` file, written just above).
+    ctx.etc = writeEtcFiles(podDir, readPodDns(podDir), readPodNetworks(podDir), runtime.hostname);
     if (net) {
       ctx.netns = net.netns;
       // Released as soon as the apps have exited, by the outer helper (still holding the lock).

@@ -13,6 +13,7 @@ import { appCgroupName, cgroupDirs, deviceCgroupKind, describeLayout, type Cgrou
 import { limitsFromIsolators, type Limits } from './contract/resources.js';
 import { sysctlNamespaceProblem, sysctlsFromIsolators } from './contract/sysctl.js';
 import { appDeviceRules, appDevices, formatDeviceRule, uncheckedDeviceProblem, type DeviceRule, type DeviceSpec } from './contract/devices.js';
+import { hostsFallback, volumeCovers, type EtcBinds } from './contract/dns.js';
 
 
 // appc's default capability bounding set (the 14 capabilities of spec/ace.md).
@@ -92,6 +93,8 @@ export interface PodContext {
   netns?: string;
   /** What the outer helper execs when the pod has exited (plan `exit-exec`): the network's release. */
   exitExec?: string[];
+  /** What each app's /etc/resolv.conf and /etc/hosts are bound from (contract/dns.ts); none: the image's. */
+  etc?: EtcBinds;
 }
 
 /** The pod's `userns` file (--private-users, written at prepare), or undefined. */
@@ -220,10 +223,6 @@ export function imageHas(layers: string[], rel: string): boolean {
   return new ImageFs(layers).has(`/${rel}`);
 }
 
-export function hostsFallback(hostname: string): string {
-  return `127.0.0.1 localhost localhost.domain localhost4 localhost4.localdomain4 ${hostname}\n::1 localhost localhost.domain localhost6 localhost6.localdomain6 ${hostname}\n`;
-}
-
 /** The namespaces of the pod's own: ipc unless --ipc=parent, net unless --net=host. */
 export function podNamespaces(runtime: RuntimeConfig): string[] {
   return ['mnt', 'pid', 'uts', ...(runtime.ipc === 'parent' ? [] : ['ipc']), ...(runtime.net === 'host' ? [] : ['net'])];
@@ -349,7 +348,17 @@ export function buildPlan(ctx: PodContext, apps: AppPlan[], stdinInherit: boolea
     p.directive('mkdir', at('etc'), '0755');
     p.directive('touch', at('etc/hostname'), '0644');
     p.directive('mount', at('proc/sys/kernel/hostname'), at('etc/hostname'), NONE, 'bind', NONE);
-    if (!has('etc/hosts') && !a.mounts.some((m) => m.target === '/etc/hosts')) {
+    // The pod's resolv.conf and hosts (--dns*, --hosts-entry, a network's DNS): a file of
+    // the app's own replaces the image's (a symlink there too, never written through),
+    // and the pod's is bound on it read-only. Never into a volume (prepare refuses the
+    // flags with one there; a network's DNS leaves it alone).
+    const covered = (file: string) => a.mounts.some((m) => volumeCovers(m.target, file));
+    for (const [file, source] of [['/etc/resolv.conf', ctx.etc?.resolvConf], ['/etc/hosts', ctx.etc?.hosts]] as const) {
+      if (!source || covered(file)) continue;
+      p.directive('write', at(file.slice(1)), '0644', '');
+      p.directive('mount', source, at(file.slice(1)), NONE, 'bind,rdonly,nosuid,nodev,noexec', NONE);
+    }
+    if (!ctx.etc?.hosts && !has('etc/hosts') && !covered('/etc/hosts')) {
       p.directive('write', at('etc/hosts'), '0644', hostsFallback(ctx.runtime.hostname));
     }
     if (hasEtc && !has('etc/mtab')) p.directive('symlink', '../proc/self/mounts', at('etc/mtab'));

@@ -75,8 +75,11 @@ export const POD_FILES = {
   stage1Rootfs: 'stage1/rootfs',
   /** The helper's plan (native/helper/PLAN.md). */
   plan: 'stage1/plan',
-  /** DNS/hosts inputs written by stage0. */
-  hostsEntries: 'stage1/hosts-entries',
+  /** --dns*, --hosts-entry: the pod's DNS settings (JSON PodDns, contract/dns.ts), written at prepare; absent: the defaults. */
+  dns: 'dns',
+  /** The resolv.conf and hosts stage1 generated (from the flags or a network's DNS), bound read-only over each app's. */
+  resolvConf: 'stage1/resolv.conf',
+  hosts: 'stage1/hosts',
   /** --private-users: the pod's id maps (JSON UserNamespace), written at prepare; absent otherwise. */
   userns: 'userns',
   /** JSON PodNetwork[] (contract/networks.ts): the pod's networks once CNI set them up; absent with --net=host|none. */
