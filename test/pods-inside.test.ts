@@ -262,7 +262,9 @@ if touch /ro/x 2>/dev/null; then p ro-write ok; else p ro-write fail; fi
 if touch /ro/sub/x 2>/dev/null; then p ro-sub-write ok; else p ro-sub-write fail; fi
 p ro-sub "$(cat /ro/sub/g 2>&1)"
 p nonrec-f "$(cat /nonrec/f)"
-p nonrec-sub "$(ls -A /nonrec/sub | tr '\\n' ' ')"`;
+p nonrec-sub "$(ls -A /nonrec/sub | tr '\\n' ' ')"
+p rofile "$(cat /rofile)"
+if echo x >> /rofile 2>/dev/null; then p rofile-write ok; else p rofile-write fail; fi`;
       await withProbedPod(
         dd,
         {
@@ -270,8 +272,9 @@ p nonrec-sub "$(ls -A /nonrec/sub | tr '\\n' ' ')"`;
             `--volume=rw,kind=host,source=${host}`,
             `--volume=ro,kind=host,source=${host},readOnly=true`,
             `--volume=nonrec,kind=host,source=${host},recursive=false`,
+            `--volume=rofile,kind=host,source=${path.join(host, 'f')},readOnly=true`,
           ],
-          appFlags: ['--mount=volume=rw,target=/rw', '--mount=volume=ro,target=/ro', '--mount=volume=nonrec,target=/nonrec'],
+          appFlags: ['--mount=volume=rw,target=/rw', '--mount=volume=ro,target=/ro', '--mount=volume=nonrec,target=/nonrec', '--mount=volume=rofile,target=/rofile'],
           extra: extra.replace(/\$1/g, 'app'),
         },
         async (pod) => {
@@ -286,6 +289,8 @@ p nonrec-sub "$(ls -A /nonrec/sub | tr '\\n' ' ')"`;
             assert.equal(p.get('ro-sub-write'), 'fail', `${who}: a read-only volume's submounts are read-only too`);
             assert.equal(p.get('nonrec-f'), 'top', who);
             assert.equal(p.get('nonrec-sub'), '', `${who}: recursive=false does not bring the submount`);
+            assert.equal(p.get('rofile'), 'top', `${who}: a read-only single-file volume`);
+            assert.equal(p.get('rofile-write'), 'fail', `${who}: a read-only single-file volume is read-only`);
           }
           assertEnterMatchesApp(pod.run, enter);
           assert.equal(fs.readFileSync(path.join(host, 'from-app'), 'utf8'), 'from-app\n', 'the app wrote to the host directory');

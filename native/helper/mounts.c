@@ -522,7 +522,9 @@ static void do_mount(const struct plan *p, const struct step *s, int base, const
 	char tp[32], sp[32], name[NAME_MAX + 1];
 	/* the mount point: on the anchor's mount (a symlink on the way is followed as
 	 * long as it stays there), or the anchor itself */
-	int tfd = xopenat2(base, rest, O_PATH, 0, TARGET);
+	/* The anchor itself may be a file (a single-file bind the plan made): "."
+	 * cannot be resolved from a file, so it is the anchor's own fd. */
+	int tfd = strcmp(rest, ".") ? xopenat2(base, rest, O_PATH, 0, TARGET) : fcntl(base, F_DUPFD_CLOEXEC, 0);
 	if (tfd < 0 && errno == ENOENT && s->optional)
 		return; /* "optional": a path this kernel (or image) does not have */
 	if (tfd < 0)
