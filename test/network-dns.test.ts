@@ -1,4 +1,4 @@
-// DNS and hosts (issue 8 item 3, RKT-REFERENCE.md 1.7): --dns, --dns-search,
+// DNS and hosts (issue 8 item 3; docs/architecture.md, "Networking"): --dns, --dns-search,
 // --dns-opt, --dns-domain, --hosts-entry give each app its /etc/resolv.conf and
 // /etc/hosts (bound read-only), seen the same through run and through enter;
 // hostile images (/etc a symlink to a host directory, to /, to /etc; the files

@@ -1,4 +1,4 @@
-// DNS and hosts (RKT-REFERENCE.md 1.7, rkt's Documentation/networking/dns.md):
+// DNS and hosts (docs/architecture.md, "Networking"; rkt's Documentation/networking/dns.md):
 // what --dns, --dns-search, --dns-opt, --dns-domain and --hosts-entry ask for
 // (checked by stage0 at prepare, stored as the pod's `dns` file), and what stage1
 // makes of it: the text of the pod's resolv.conf and hosts files, bound read-only
