@@ -129,15 +129,17 @@ check-c: bin/tspod-helper $(STAGE1_DIR)/launcher
 
 # Formatting, checked rather than rewritten (a formatter run over the tree would
 # touch nearly every file): in every tracked text file no trailing whitespace and
-# no CR, and a final newline; no tabs except in C sources and Makefiles.
+# no CR, and a final newline; no tabs except in C sources and Makefiles; no
+# citation of design notes that are not in the repository (docs/ has ours).
 # The OCI spec's test vectors are kept as published.
 FORMAT_EXEMPT := fixtures/oci-image-spec-vectors.json
 format-check:
 	@files=$$(git ls-files -- . ':!:$(FORMAT_EXEMPT)') || { echo "format-check: needs a git checkout" >&2; exit 1; }; \
 	bad=$$(grep -nIE '[[:space:]]+$$' $$files; \
 	  grep -nP '\t' $$(printf '%s\n' $$files | grep -vE '(\.[ch]|Makefile)$$'); \
-	  for f in $$files; do [ -s "$$f" ] && [ -n "$$(tail -c1 "$$f")" ] && echo "$$f: no newline at the end"; done); \
-	if [ -n "$$bad" ]; then echo "$$bad" | head -50; echo "format-check: fix the lines above (trailing whitespace, tabs, final newline)" >&2; exit 1; fi
+	  for f in $$files; do [ -s "$$f" ] && [ -n "$$(tail -c1 "$$f")" ] && echo "$$f: no newline at the end"; done; \
+	  git grep -nE 'DESIGN[.]md|RKT-REFERENCE|NET-CONTRACT' -- . ':!:Makefile' | sed 's/$$/  (cite docs\/ instead)/'); \
+	if [ -n "$$bad" ]; then echo "$$bad" | head -50; echo "format-check: fix the lines above (trailing whitespace, tabs, final newline, citations)" >&2; exit 1; fi
 
 # Test fixtures: images built by umoci/skopeo from busybox-static (fixtures/build.sh).
 .PHONY: fixtures
