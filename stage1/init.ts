@@ -143,7 +143,7 @@ export async function main(argv: string[]): Promise<number> {
     disableSeccomp: Boolean(args.disableSeccomp),
   };
   if (runtime.interactive && manifest.apps.length !== 1) throw new Error('--interactive needs a pod with exactly one app');
-  const portsProblem = podPortsProblem(manifest, runtime.net, args.uuid);
+  const portsProblem = podPortsProblem(manifest, runtime.net);
   if (portsProblem) throw new Error(portsProblem);
   const copied = (app: string) => {
     const dir = path.join(podDir, POD_FILES.appCopiedRootfs(app));

@@ -10,11 +10,12 @@
 // left), and bad input (one line, 254, nothing left). Needs root.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describeResult, makeDataDir, type DataDir } from './harness/index.js';
 import { listRules } from './harness/sys.js';
+import { makeClientNetns } from './net-util.js';
 import { BUSYBOX, failsWith, ok, podsTree, removeScratchDirs, scratchDir, SKIP, startTspod, stopAndWait, waitFor, type BackgroundPod } from './pods-util.js';
 
 const LEASES = '/var/lib/cni/networks';
@@ -33,27 +34,13 @@ let confDir: string;
 let server: ChildProcess | undefined;
 const restore: Array<() => void> = [];
 
-function sh(cmd: string, args: string[]): string {
-  const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr.trim()}`);
-  return r.stdout;
-}
-
 function writeConf(name: string, text: string): void {
   fs.writeFileSync(path.join(confDir, 'net.d', name), text);
 }
 
 /** The test's client "host": a network namespace with a veth to the host and a server that answers with the peer's address. */
 function startClient(): void {
-  sh('ip', ['netns', 'add', CLIENT_NS]);
-  restore.push(() => spawnSync('ip', ['netns', 'delete', CLIENT_NS]));
-  sh('ip', ['link', 'add', HOST_VETH, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', CLIENT_NS]);
-  restore.push(() => spawnSync('ip', ['link', 'delete', HOST_VETH]));
-  sh('ip', ['addr', 'add', `${HOST_IP}/30`, 'dev', HOST_VETH]);
-  sh('ip', ['link', 'set', HOST_VETH, 'up']);
-  sh('ip', ['netns', 'exec', CLIENT_NS, 'ip', 'addr', 'add', `${CLIENT_IP}/30`, 'dev', 'eth0']);
-  sh('ip', ['netns', 'exec', CLIENT_NS, 'ip', 'link', 'set', 'eth0', 'up']);
-  sh('ip', ['netns', 'exec', CLIENT_NS, 'ip', 'link', 'set', 'lo', 'up']);
+  makeClientNetns({ ns: CLIENT_NS, hostVeth: HOST_VETH, hostIp: HOST_IP, clientIp: CLIENT_IP }, restore);
   // The client knows only its /30: replies reach a pod only through the host's masquerade.
   const py = `import socket
 s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("${CLIENT_IP}", ${PORT})); s.listen(16)
@@ -62,20 +49,6 @@ while True:
     c,a=s.accept(); c.sendall(("peer=%s\\n" % a[0]).encode()); c.close()`;
   server = spawn('ip', ['netns', 'exec', CLIENT_NS, 'python3', '-c', py], { stdio: ['ignore', 'pipe', 'inherit'] });
   restore.push(() => server?.kill('SIGKILL'));
-  // Forwarding between the pods' veths and the client's (restored afterwards).
-  const fwd = fs.readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim();
-  if (fwd !== '1') {
-    fs.writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
-    restore.push(() => fs.writeFileSync('/proc/sys/net/ipv4/ip_forward', fwd));
-  }
-  if (/^-P FORWARD (DROP|REJECT)/m.test(sh('iptables', ['-S', 'FORWARD']))) {
-    for (const dir of ['-i', '-o']) {
-      sh('iptables', ['-I', 'FORWARD', dir, HOST_VETH, '-j', 'ACCEPT']);
-      restore.push(() => spawnSync('iptables', ['-D', 'FORWARD', dir, HOST_VETH, '-j', 'ACCEPT']));
-    }
-    sh('iptables', ['-I', 'FORWARD', '-s', '172.16.28.0/24', '-j', 'ACCEPT']);
-    restore.push(() => spawnSync('iptables', ['-D', 'FORWARD', '-s', '172.16.28.0/24', '-j', 'ACCEPT']));
-  }
 }
 
 before(async () => {

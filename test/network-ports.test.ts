@@ -4,25 +4,30 @@
 // of stage1/contract/ports.ts. Every server the tests start binds 127.0.0.1.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { fixture, makeDataDir, type DataDir } from './harness/index.js';
-import { busyboxAci, failsWith, ok, podsTree, removeScratchDirs, scratchDir, SKIP } from './pods-util.js';
+import { fixture, listLinks, makeDataDir, onExit, type DataDir } from './harness/index.js';
+import { makeClientNetns, sh } from './net-util.js';
+import { busyboxAci, failsWith, ok, podsTree, removeScratchDirs, scratchDir, SKIP, startTspod, stopAndWait, waitFor, type BackgroundPod } from './pods-util.js';
 import {
   forwardedPorts,
   forwardingNetworkIndex,
   hostSockets,
+  LOCALNET_GUARD,
   parsePortFlag,
   portInUseProblem,
   portmapForwards,
-  portMappingsFor,
+  portMappingsOn,
   type ExposedPort,
 } from '../stage1/contract/ports.js';
 import type { AppcApp } from '../stage1/contract/appc.js';
 import type { PodManifest } from '../stage1/contract/pod.js';
 
 const MULTI = fixture('multi').source;
+const ANSWER = 'served-by-the-pod';
 
 // ---------------------------------------------------------------- test-only host ports
 
@@ -111,12 +116,12 @@ describe('the rules (stage1/contract/ports.ts)', () => {
     assert.equal(forwardingNetworkIndex([{ ipMasq: false }, { ipMasq: false }]), 1);
     const manifest = { acKind: 'PodManifest', acVersion: '0.8.11', apps: [{ name: 'a', image: { id: 'x' }, ...app([HTTP]) }], ports: [{ name: 'http', hostPort: 8080, hostIP: '127.0.0.1' }, { name: 'http', hostPort: 8081 }] } as PodManifest;
     const all = [{ name: 'default-restricted', ipMasq: false }, { name: 'default', ipMasq: true }];
-    assert.deepEqual(portMappingsFor(manifest, manifest.apps, { ...all[0], index: 0, all }), []);
-    assert.deepEqual(portMappingsFor(manifest, manifest.apps, { ...all[1], index: 1, all }), [
+    assert.deepEqual(portMappingsOn(manifest, manifest.apps, { ...all[0], index: 0, all }), []);
+    assert.deepEqual(portMappingsOn(manifest, manifest.apps, { ...all[1], index: 1, all }), [
       { hostPort: 8080, containerPort: 80, protocol: 'tcp', hostIP: '127.0.0.1' },
       { hostPort: 8081, containerPort: 80, protocol: 'tcp' },
     ]);
-    assert.deepEqual(portMappingsFor({ ...manifest, ports: [] }, manifest.apps, { ...all[1], index: 1, all }), []);
+    assert.deepEqual(portMappingsOn({ ...manifest, ports: [] }, manifest.apps, { ...all[1], index: 1, all }), []);
   });
 
   test('portmap rules of other containers (iptables-save as Debian portmap 1.1.1 writes them) and host sockets hold ports', () => {
@@ -137,7 +142,6 @@ describe('the rules (stage1/contract/ports.ts)', () => {
     assert.match(portInUseProblem(fwd('tcp', '127.0.0.1', 47801), uses) ?? '', /^port tcp 127\.0\.0\.1:47801 \(--port=p\) is already forwarded to pod 0b7f2a3c-/);
     assert.equal(portInUseProblem(fwd('tcp', '127.0.0.1', 47802), uses), undefined, 'udp is another port');
     assert.equal(portInUseProblem(fwd('udp', '10.0.0.1', 47802), uses), undefined, 'another address');
-    assert.equal(portInUseProblem(fwd('tcp', '127.0.0.1', 47801), uses, '0b7f2a3c-1111-4222-8333-444455556666'), undefined, "the pod's own rules");
   });
 
   test('a listening socket on 127.0.0.1 is seen (/proc/net/tcp)', { skip: SKIP }, async () => {
@@ -163,7 +167,8 @@ before(async () => {
   dd = makeDataDir(undefined, 'network-ports');
   const dir = scratchDir('ports-images');
   const ports = [HTTP, DNS];
-  aci = busyboxAci(dir, 'portsrv', { exec: ['/bin/busybox', 'httpd', '-f', '-p', '80', '-h', '/'], ports });
+  // A TCP server on port 80 that answers every connection with a line.
+  aci = busyboxAci(dir, 'portsrv', { exec: ['/bin/busybox', 'nc', '-ll', '-p', '80', '-e', '/bin/echo', ANSWER], ports });
   aci2 = busyboxAci(dir, 'portsrv2', { exec: ['/bin/true'], ports: [HTTP] });
   await ok(dd, ['fetch', '--insecure-options=image', aci, aci2, MULTI]);
   const images = JSON.parse((await ok(dd, ['image', 'list', '--format=json'])).stdout) as Array<{ id: string; name: string }>;
@@ -273,6 +278,250 @@ describe('--port at prepare', { skip: SKIP }, () => {
     } finally {
       await closeServers();
       await dd.tspod(['rm', u, u2]);
+    }
+  });
+});
+
+// ---------------------------------------------------------------- the forwards (default network, Debian portmap)
+
+// The test's other "host": a network namespace with a veth to the host, on a test subnet of this run.
+const X = 100 + (process.pid % 100);
+const CLIENT_NS = `tspod-test-np${process.pid}`;
+const HOST_VETH = `tnp${process.pid % 100000}h`;
+const HOST_IP = `10.241.${X}.1`;
+const CLIENT_IP = `10.241.${X}.2`;
+const restore: Array<() => void> = [];
+
+/** What a TCP connection to HOST:PORT reads (busybox nc, from the client netns when `ns`), or undefined when it fails. */
+function connect(host: string, port: number, ns?: string): string | undefined {
+  const argv = [...(ns ? ['ip', 'netns', 'exec', ns] : []), 'busybox', 'nc', '-w', '3', host, String(port)];
+  const r = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', input: '', timeout: 15_000 });
+  return r.status === 0 ? r.stdout.trim() : undefined;
+}
+
+/** Waits until HOST:PORT answers with the pod's line. */
+async function answers(host: string, port: number, ns?: string): Promise<void> {
+  await waitFor(() => connect(host, port, ns) === ANSWER, `${ns ? `${ns} → ` : ''}${host}:${port} to answer`);
+}
+
+/** The portmap DNAT chain of a pod's forwards (CNI's chain name: a hash of the network's name and the container id). */
+function dnatChain(uuid: string, network = 'default'): string {
+  return `CNI-DN-${crypto.createHash('sha512').update(network + uuid).digest('hex').slice(0, 21)}`;
+}
+
+/** portmap's rules for the pod: its DNAT chain, and the jumps naming it. */
+function portmapRules(uuid: string): string[] {
+  const saved = sh('iptables-save', ['-t', 'nat']);
+  return saved.split('\n').filter((l) => l.includes(dnatChain(uuid)) || (l.includes('dnat name') && l.includes(uuid)));
+}
+
+interface ServerPod {
+  bg: BackgroundPod;
+  uuid: string;
+}
+
+/** `tspod run` of the server app with these flags (in the background); returns once its uuid is known. */
+async function startServer(flags: string[], image = aci, appFlags: string[] = []): Promise<ServerPod> {
+  const uuidFile = path.join(scratchDir('uuid'), 'u');
+  const bg = startTspod(dd, ['run', '--insecure-options=image', `--uuid-file-save=${uuidFile}`, ...flags, image, ...appFlags]);
+  const uuid = await waitFor(() => {
+    if (bg.proc.exitCode !== null) throw new Error(`the server pod exited: ${bg.stderr()}`);
+    return fs.existsSync(uuidFile) ? fs.readFileSync(uuidFile, 'utf8').trim() : undefined;
+  }, 'the server pod\'s uuid');
+  return { bg, uuid };
+}
+
+describe('forwards (the default network, Debian portmap)', { skip: SKIP }, () => {
+  before(() => {
+    if (!SKIP) makeClientNetns({ ns: CLIENT_NS, hostVeth: HOST_VETH, hostIp: HOST_IP, clientIp: CLIENT_IP }, restore);
+  });
+  after(async () => {
+    try {
+      if (dd) await dd.tspod(['gc', '--grace-period=0s']);
+    } finally {
+      for (const r of restore.splice(0).reverse()) r();
+    }
+  });
+
+  test('a forward on every address answers from another host, from the host on 127.0.0.1 and on its own address; nothing listens on the host; the port is free again as soon as the pod exits', async () => {
+    const port = freePort();
+    const a = await startServer([`--port=http:${port}`]);
+    try {
+      await answers('127.0.0.1', port);
+      assert.equal(connect(HOST_IP, port, CLIENT_NS), ANSWER, 'from the client netns (another host) to the host\'s address');
+      assert.equal(connect(HOST_IP, port), ANSWER, 'from the host to its own address');
+      assert.ok(!hostSockets().some((s) => s.hostPort === port), 'no socket on the host: the forward is DNAT only');
+      assert.ok(portmapRules(a.uuid).length >= 2, portmapRules(a.uuid).join('\n'));
+    } finally {
+      await stopAndWait(dd, a.bg, a.uuid);
+    }
+    // released with the pod, before any gc: rules gone, the port free for the next pod at once
+    assert.deepEqual(portmapRules(a.uuid), [], 'no portmap chain or rule left');
+    assert.ok(!portmapForwards().some((f) => f.hostPort === port), 'no forward of the port left');
+    assert.equal(connect('127.0.0.1', port), undefined, 'nothing answers any more');
+    const b = await startServer([`--port=http:127.0.0.1:${port}`]);
+    try {
+      await answers('127.0.0.1', port);
+      assert.equal(connect(HOST_IP, port, CLIENT_NS), undefined, 'a forward on 127.0.0.1 does not answer on other addresses');
+    } finally {
+      await stopAndWait(dd, b.bg, b.uuid);
+    }
+    assert.deepEqual(portmapRules(b.uuid), []);
+  });
+
+  test('a converted image\'s 80-tcp forwarded on the host\'s address: the client reaches it; two forwards of one port on distinct addresses both answer', async () => {
+    const port = freePort();
+    const vols = ['--volume=volume-data-vol,kind=empty', '--volume=volume-data-opaque,kind=empty'];
+    const a = await startServer([...vols, `--port=80-tcp:${HOST_IP}:${port}`, `--port=80-tcp:127.0.0.1:${port}`], MULTI, [
+      '--user=0',
+      '--exec=/bin/busybox',
+      '--',
+      'nc',
+      '-ll',
+      '-p',
+      '80',
+      '-e',
+      '/bin/echo',
+      ANSWER,
+      '---',
+    ]);
+    try {
+      await answers(HOST_IP, port, CLIENT_NS);
+      assert.equal(connect(HOST_IP, port), ANSWER, 'from the host to that address');
+      assert.equal(connect('127.0.0.1', port), ANSWER, 'from the host on 127.0.0.1');
+    } finally {
+      await stopAndWait(dd, a.bg, a.uuid);
+    }
+    assert.deepEqual(portmapRules(a.uuid), []);
+  });
+
+  test('a --pod-manifest\'s port with podPort, through prepare and run-prepared', async () => {
+    const port = freePort();
+    const file = path.join(scratchDir('ports-podport'), 'pod.json');
+    const ports = [{ name: 'raw', hostPort: port, hostIP: '127.0.0.1', podPort: { name: 'raw', protocol: 'tcp', port: 80 } }];
+    fs.writeFileSync(file, JSON.stringify({ acKind: 'PodManifest', acVersion: '0.8.11', apps: [{ name: 'srv', image: { id: busyboxId } }], ports }));
+    const u = await prepared([`--pod-manifest=${file}`]);
+    const bg = startTspod(dd, ['run-prepared', u]);
+    try {
+      await answers('127.0.0.1', port);
+    } finally {
+      await stopAndWait(dd, bg, u);
+    }
+    assert.deepEqual(portmapRules(u), []);
+  });
+
+  test('a port another pod forwards: run refuses (one line, 254, nothing made); run-prepared leaves the pod prepared', async () => {
+    const port = freePort();
+    const a = await startServer([`--port=http:127.0.0.1:${port}`]);
+    try {
+      await answers('127.0.0.1', port);
+      const u = await prepared([`--port=http:${port}`, aci]);
+      const before = { pods: podsTree(dd.path), links: listLinks(), rules: sh('iptables-save', ['-t', 'nat']) };
+      const taken = new RegExp(`^port tcp ${port} \\(--port=http\\) is already forwarded to pod ${a.uuid}: `);
+      failsWith(await dd.tspod(['run', '--insecure-options=image', `--port=http:${port}`, aci]), taken);
+      failsWith(await dd.tspod(['run-prepared', u]), taken);
+      assert.deepEqual(podsTree(dd.path), before.pods, 'no new pod; the prepared one still prepared');
+      assert.deepEqual(listLinks(), before.links, 'no veth');
+      assert.equal(sh('iptables-save', ['-t', 'nat']).replace(/^[#:].*\n/gm, ''), before.rules.replace(/^[#:].*\n/gm, ''), 'no rule');
+      assert.equal(connect('127.0.0.1', port), ANSWER, 'the first pod still answers');
+      await ok(dd, ['rm', u]);
+    } finally {
+      await stopAndWait(dd, a.bg, a.uuid);
+    }
+  });
+
+  test('a pod with a forward does not reach the host\'s loopback services: route_localnet is on its veth, and tspod\'s guard drops what it sends to 127/8', async () => {
+    // The host's loopback-only service: a process of its own (spawnSync below blocks this one's event loop).
+    const secretPort = freePort();
+    const py = `import socket
+s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.2", ${secretPort})); s.listen(16)
+print("listening", flush=True)
+while True:
+    c,a=s.accept(); c.sendall(b"host-secret\\n"); c.close()`;
+    const secret = spawn('python3', ['-c', py], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const unregister = onExit(() => secret.kill('SIGKILL'));
+    await waitFor(() => secret.stdout?.read()?.toString().includes('listening'), 'the host service');
+    const port = freePort();
+    const a = await startServer([`--port=http:127.0.0.1:${port}`]);
+    try {
+      await answers('127.0.0.1', port);
+      const podDir = path.join(dd.path, 'pods', 'run', a.uuid);
+      const [eth0] = JSON.parse(fs.readFileSync(path.join(podDir, 'networks'), 'utf8')) as Array<{ gateway: string; hostIfName: string }>;
+      assert.equal(fs.readFileSync(`/proc/sys/net/ipv4/conf/${eth0.hostIfName}/route_localnet`, 'utf8').trim(), '1', 'portmap set route_localnet on the pod\'s veth');
+      // The hostile pod (root with CAP_NET_ADMIN in its netns here; with the default CAP_NET_RAW a pod can send and
+      // read the same packets raw): 127.0.0.2 through its gateway, and answers from 127/8 accepted on its eth0.
+      const ns = `--net=${path.join(podDir, 'netns')}`;
+      sh('nsenter', [ns, 'sh', '-c', `ip route del local 127.0.0.0/8 dev lo table local && ip route add 127.0.0.2/32 via ${eth0.gateway} dev eth0 && cd /proc/sys/net/ipv4/conf && echo 1 >eth0/route_localnet && echo 0 >eth0/rp_filter && echo 0 >all/rp_filter`]);
+      const attack = () => spawnSync('nsenter', [ns, 'busybox', 'nc', '-w', '3', '127.0.0.2', String(secretPort)], { encoding: 'utf8', input: '', timeout: 15_000 }).stdout;
+      assert.doesNotMatch(attack(), /host-secret/, 'the host\'s loopback service is out of reach');
+      // control: without the guard the same packets get there
+      sh('iptables', ['-w', '-t', 'filter', '-D', ...LOCALNET_GUARD]);
+      try {
+        assert.match(attack(), /host-secret/, 'without the guard the pod reaches it');
+      } finally {
+        sh('iptables', ['-w', '-t', 'filter', '-I', ...LOCALNET_GUARD]);
+      }
+      assert.equal(connect('127.0.0.1', port), ANSWER, 'the forward from 127.0.0.1 works with the guard');
+    } finally {
+      await stopAndWait(dd, a.bg, a.uuid);
+      secret.kill('SIGKILL');
+      unregister();
+    }
+  });
+
+  test('two pods started at once with one host port: exactly one gets it (the host-wide ports lock), the other fails with one line', async () => {
+    const port = freePort();
+    const pods = [0, 1].map(() => {
+      const uuidFile = path.join(scratchDir('uuid'), 'u');
+      return { uuidFile, bg: startTspod(dd, ['run', '--insecure-options=image', `--uuid-file-save=${uuidFile}`, `--port=http:127.0.0.1:${port}`, aci]) };
+    });
+    try {
+      const loser = await waitFor(() => pods.find((p) => p.bg.proc.exitCode !== null), 'one of the two pods to fail');
+      const winner = pods.find((p) => p !== loser)!;
+      const r = await loser.bg.exited;
+      failsWith(r, new RegExp(`^(tspod stage1: )?port tcp 127\\.0\\.0\\.1:${port} \\(--port=http\\) is already forwarded to pod `));
+      await answers('127.0.0.1', port);
+      assert.equal(winner.bg.proc.exitCode, null, 'the other one runs');
+      if (fs.existsSync(loser.uuidFile)) assert.deepEqual(portmapRules(fs.readFileSync(loser.uuidFile, 'utf8').trim()), [], 'no rule of the one that failed');
+    } finally {
+      for (const p of pods) {
+        const uuid = fs.existsSync(p.uuidFile) ? fs.readFileSync(p.uuidFile, 'utf8').trim() : undefined;
+        await stopAndWait(dd, p.bg, uuid);
+      }
+    }
+  });
+
+  test('a network that carries the forwards without a portmap plugin: stage1 refuses it, one line, 254, no veth or rule', async () => {
+    const conf = scratchDir('ports-conf');
+    fs.mkdirSync(path.join(conf, 'net.d'));
+    const name = `tsnp${process.pid}`;
+    fs.writeFileSync(path.join(conf, 'net.d', '10-np.conflist'), JSON.stringify({ cniVersion: '1.0.0', name, plugins: [{ type: 'ptp', ipam: { type: 'host-local', subnet: `10.242.${X}.0/24` } }] }));
+    const links = listLinks();
+    const rules = sh('iptables-save', ['-t', 'nat']).replace(/^[#:].*\n/gm, '');
+    failsWith(
+      await dd.tspod(['run', '--insecure-options=image', `--local-config=${conf}`, `--net=${name}`, `--port=http:127.0.0.1:${freePort()}`, aci]),
+      new RegExp(`^tspod stage1: network ${name} \\(.*10-np\\.conflist\\) carries the pod's --port forwards but has no portmap plugin with the portMappings capability$`),
+    );
+    assert.deepEqual(listLinks(), links, 'no veth');
+    assert.equal(sh('iptables-save', ['-t', 'nat']).replace(/^[#:].*\n/gm, ''), rules, 'no rule');
+  });
+
+  test('the helper SIGKILLed: its forward holds the port until tspod gc, then no portmap chain or rule is left and the port is free', async () => {
+    const port = freePort();
+    const a = await startServer([`--port=http:127.0.0.1:${port}`]);
+    await answers('127.0.0.1', port);
+    a.bg.proc.kill('SIGKILL');
+    assert.equal((await a.bg.exited).code, 137);
+    assert.ok(portmapRules(a.uuid).length >= 2, 'the killed pod\'s rules are still there');
+    failsWith(await dd.tspod(['run', '--insecure-options=image', `--port=http:127.0.0.1:${port}`, aci]), new RegExp(`is already forwarded to pod ${a.uuid}`));
+    await ok(dd, ['gc', '--grace-period=0s']);
+    assert.deepEqual(portmapRules(a.uuid), [], 'gc removed the chain and its jump');
+    assert.ok(!portmapForwards().some((f) => f.hostPort === port));
+    const b = await startServer([`--port=http:127.0.0.1:${port}`]);
+    try {
+      await answers('127.0.0.1', port);
+    } finally {
+      await stopAndWait(dd, b.bg, b.uuid);
     }
   });
 });

@@ -10,7 +10,9 @@
 // the host's own 127.0.0.1 reaches the pod too. No userland proxy: nothing on
 // the host listens on a forwarded port.
 import fs from 'node:fs';
+import path from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { flock, LOCK_EX } from '../../native/libc.js';
 import type { AppcApp, AppcPort } from './appc.js';
 import type { PodManifest } from './pod.js';
 
@@ -168,12 +170,8 @@ export function forwardingNetworkIndex(all: ReadonlyArray<{ ipMasq: boolean }>):
   return masq >= 0 ? masq : all.length - 1;
 }
 
-/**
- * The port mappings for `network`: the pod's forwards on the network that
- * carries them, [] on the others. Throws an Error (rkt's wording) for forwards
- * that stage0 should have refused.
- */
-export function portMappingsFor(manifest: PodManifest, apps: ReadonlyArray<{ name: string; app?: AppcApp }>, network: PortNetwork): PortMapping[] {
+/** The pod's forwards as portmap's mappings on `network`: all of them on the network that carries them, [] on the others. */
+export function portMappingsOn(manifest: PodManifest, apps: ReadonlyArray<{ app?: AppcApp }>, network: PortNetwork): PortMapping[] {
   if (!manifest.ports?.length || network.index !== forwardingNetworkIndex(network.all)) return [];
   return forwardedPorts(manifest, apps).map((f) => ({
     hostPort: f.hostPort,
@@ -181,6 +179,63 @@ export function portMappingsFor(manifest: PodManifest, apps: ReadonlyArray<{ nam
     protocol: f.protocol,
     ...(f.hostIP === ANY_IP ? {} : { hostIP: f.hostIP }),
   }));
+}
+
+/**
+ * stage1's call, right before the network's ADD: portMappingsOn, and when there
+ * are mappings, first the host-wide ports lock (held until this process execs or
+ * exits: its fd is close-on-exec, so of two pods that start at once only one can
+ * take a port), the check that no host socket or other forward holds the ports,
+ * and the guard rule for route_localnet. Throws an Error saying what is wrong.
+ */
+export function portMappingsFor(manifest: PodManifest, apps: ReadonlyArray<{ name: string; app?: AppcApp }>, network: PortNetwork): PortMapping[] {
+  const mappings = portMappingsOn(manifest, apps, network);
+  if (mappings.length === 0) return mappings;
+  lockHostPorts();
+  const taken = hostPortsProblem(forwardedPorts(manifest, apps));
+  if (taken) throw new Error(taken);
+  ensureLocalnetGuard();
+  return mappings;
+}
+
+/** Whether a network's plugins can carry forwards: a portmap plugin with the portMappings capability. */
+export function hasPortmap(plugins: ReadonlyArray<Record<string, unknown> & { type: string }>): boolean {
+  return plugins.some((p) => p.type === 'portmap' && (p.capabilities as { portMappings?: unknown } | undefined)?.portMappings === true);
+}
+
+/** Host-wide (every data directory's pods): whoever holds it is between checking its host ports and adding its forwards. */
+export const PORTS_LOCK = '/run/tspod/ports.lock';
+let portsLockFd: number | undefined;
+
+function lockHostPorts(): void {
+  if (portsLockFd !== undefined) return;
+  fs.mkdirSync(path.dirname(PORTS_LOCK), { recursive: true, mode: 0o755 });
+  const fd = fs.openSync(PORTS_LOCK, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600);
+  flock(fd, LOCK_EX);
+  portsLockFd = fd; // never closed: the exec of the helper (close-on-exec) or the exit releases it
+}
+
+/**
+ * portmap's `snat` sets route_localnet on the pod's host-side interface, so that
+ * the host's 127.0.0.1 reaches the pod; that also makes the host's 127/8
+ * routable from the pod, which then reaches services the host keeps to
+ * loopback (Kubernetes' CVE-2020-8558; test/network-ports shows it). This rule
+ * drops packets for 127/8 that come in on any interface but lo, unless
+ * they belong to a connection the host made or forwarded (the forwards'
+ * replies). Host-wide and kept, as portmap's own chains are; without
+ * route_localnet such packets are martians and never get here.
+ */
+export const LOCALNET_GUARD = [
+  'INPUT', '!', '-i', 'lo', '-d', '127.0.0.0/8',
+  '-m', 'conntrack', '!', '--ctstate', 'RELATED,ESTABLISHED,DNAT',
+  '-m', 'comment', '--comment', 'tspod: no 127/8 from pods (route_localnet)',
+  '-j', 'DROP',
+];
+
+function ensureLocalnetGuard(): void {
+  if (spawnSync('iptables', ['-w', '-t', 'filter', '-C', ...LOCALNET_GUARD], { stdio: 'ignore' }).status === 0) return;
+  const r = spawnSync('iptables', ['-w', '-t', 'filter', '-I', ...LOCALNET_GUARD], { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
+  if (r.status !== 0) throw new Error(`iptables cannot add the rule that keeps pods off the host's 127.0.0.1: ${(r.stderr || String(r.error ?? r.status)).trim()}`);
 }
 
 // ---------------------------------------------------------------- what the host already uses
@@ -259,13 +314,10 @@ function runQuietly(cmd: string, args: string[]): string | undefined {
   return r.status === 0 ? r.stdout : undefined;
 }
 
-/**
- * Why a forward cannot be set up now (a host socket or another forward holds its
- * port), or undefined. `self`: this pod's own CNI container id (its rules do not count).
- */
-export function portInUseProblem(forwards: readonly ForwardedPort[], uses: readonly PortUse[], self?: string): string | undefined {
+/** Why a forward cannot be set up now (a host socket or another forward holds its port), or undefined. */
+export function portInUseProblem(forwards: readonly ForwardedPort[], uses: readonly PortUse[]): string | undefined {
   for (const f of forwards) {
-    const u = uses.find((x) => x.by !== self && forwardsConflict(f, x));
+    const u = uses.find((x) => forwardsConflict(f, x));
     if (!u) continue;
     const what = `port ${f.protocol} ${f.hostIP === ANY_IP ? '' : `${f.hostIP}:`}${f.hostPort} (--port=${f.name})`;
     if (u.by === 'socket') return `${what} is already in use on the host (a ${f.protocol === 'tcp' ? 'listening' : 'bound'} socket on ${u.hostIP}:${u.hostPort})`;
@@ -275,23 +327,22 @@ export function portInUseProblem(forwards: readonly ForwardedPort[], uses: reado
 }
 
 /** Checks the host for the forwards (sockets, then other forwards): why they cannot be set up, or undefined. */
-export function hostPortsProblem(forwards: readonly ForwardedPort[], self?: string): string | undefined {
+export function hostPortsProblem(forwards: readonly ForwardedPort[]): string | undefined {
   if (forwards.length === 0) return undefined;
-  return portInUseProblem(forwards, hostSockets(), self) ?? portInUseProblem(forwards, portmapForwards(), self);
+  return portInUseProblem(forwards, hostSockets()) ?? portInUseProblem(forwards, portmapForwards());
 }
 
 /**
- * Everything that stops the pod's forwards right before it starts (stage0's run
- * and stage1 /init, which checks again as rkt's stage1 does): a bad forward, a
- * network without one of the pod's own, a host port taken. Undefined when fine.
+ * What stops the pod's forwards, as stage1 /init checks again (rkt's stage1
+ * does): a bad forward, or a network without one of the pod's own. Undefined
+ * when fine (the host ports are checked by portMappingsFor, under the lock).
  */
-export function podPortsProblem(manifest: Pick<PodManifest, 'ports' | 'apps'>, net: string | undefined, self?: string): string | undefined {
+export function podPortsProblem(manifest: Pick<PodManifest, 'ports' | 'apps'>, net: string | undefined): string | undefined {
   if (!manifest.ports?.length) return undefined;
-  let forwards: ForwardedPort[];
   try {
-    forwards = forwardedPorts(manifest, manifest.apps);
+    forwardedPorts(manifest, manifest.apps);
   } catch (e) {
     return (e as Error).message;
   }
-  return portsNetProblem(manifest, net) ?? hostPortsProblem(forwards, self);
+  return portsNetProblem(manifest, net);
 }

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { POD_FILES, type PodManifest } from '../contract/pod.js';
 import type { NetRequest, PodNetwork } from '../contract/networks.js';
-import { portMappingsFor } from '../contract/ports.js';
+import { hasPortmap, portMappingsFor } from '../contract/ports.js';
 import type { AppcApp } from '../contract/appc.js';
 import { checkNetworks, pluginBinary, type NetConfList } from '../contract/netconf.js';
 import { addNetwork, delInvocation, delNetwork, PLUGIN_TIMEOUT_MS, type CniCall } from './cni.js';
@@ -111,6 +111,7 @@ export function setUpNetworks(s: NetworkSetup): { netns: string; networks: PodNe
     containerId: s.uuid,
     networks: confs.map((conf, index) => {
       const portMappings = portMappingsFor(s.manifest, s.apps, { name: conf.name, ipMasq: all[index].ipMasq, index, all });
+      if (portMappings.length && !hasPortmap(conf.plugins)) throw new Error(`network ${conf.name}${conf.file ? ` (${conf.file})` : ''} carries the pod's --port forwards but has no portmap plugin with the portMappings capability`);
       const call: CniCall = { containerId: s.uuid, netns, ifName: `eth${index}`, args: s.requests[index].args, runtimeConfig: { portMappings } };
       return { conf, call, added: false };
     }),
