@@ -136,6 +136,8 @@ export function makeDataDir(t?: AfterHost, name = 'tspod'): DataDir {
     if (procs.length) {
       recordLeak('process', `${procs.length} process(es) still running from ${dir} at teardown: ${procs.map((p) => `${p.pid} (${p.why}) ${p.cmdline}`).join('; ')}`);
       killPids(procs.map((p) => p.pid));
+      // A killed pod's network (rules, veth, lease, netns mount) is released by gc, not by an unmount.
+      if (fs.existsSync(path.join(dir, 'pods'))) runTspodSync(['gc', '--grace-period=0s', '--expire-prepared=0s'], { dir });
     }
     const mounts = mountsUnder([dir]);
     if (mounts.length) {
