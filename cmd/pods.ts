@@ -124,7 +124,7 @@ export async function prepareOrRun(command: 'prepare' | 'run', tokens: string[],
   return runJustPrepared(prepared.pod, { ...spec.runtime, debug, insecure, localConfig: global.localConfig ?? inherited['local-config'] });
 }
 
-type RunPreparedArgs = Args<{ uuid?: string; net?: string; hostname?: string; interactive?: boolean; ipc?: string; 'mds-register'?: boolean; 'uuid-file'?: string }>;
+type RunPreparedArgs = Args<{ uuid?: string; net?: string; hostname?: string; interactive?: boolean; ipc?: string; 'mds-register'?: boolean; 'uuid-file'?: string; dns?: string | string[]; 'dns-search'?: string | string[]; 'dns-opt'?: string | string[]; 'dns-domain'?: string; 'hosts-entry'?: string | string[] }>;
 
 function runPreparedCommand(): CommandModule<GlobalArgs, RunPreparedArgs> {
   return {
@@ -137,11 +137,27 @@ function runPreparedCommand(): CommandModule<GlobalArgs, RunPreparedArgs> {
         interactive: { type: 'boolean', describe: 'pass the terminal through to the one app' },
         ipc: { type: 'string', describe: 'auto|private (an IPC namespace of its own) or parent (the host\'s)' },
         'mds-register': { type: 'boolean', describe: 'register the pod with the metadata service (tspod metadata-service)' },
+        dns: { type: 'string', describe: 'name servers (IP[,IP], repeatable), or host, or none: replaces what prepare stored' },
+        'dns-search': { type: 'string', describe: 'search domains (repeatable)' },
+        'dns-opt': { type: 'string', describe: 'resolver options (repeatable)' },
+        'dns-domain': { type: 'string', describe: 'the resolv.conf domain' },
+        'hosts-entry': { type: 'string', describe: 'IP=NAME[,NAME] (repeatable), or host: replaces what prepare stored' },
         ...uuidFileOption,
       }) as unknown as Argv<RunPreparedArgs>,
     handler: (a) => {
       requireRoot('run-prepared');
-      runPrepared(podsRoot(a.dir), uuidArg(a), { net: a.net, hostname: a.hostname, interactive: a.interactive, ipc: a.ipc, debug: a.debug, insecure: insecureFrom(a), localConfig: a['local-config'], mdsRegister: a['mds-register'] });
+      const list = (v: string | string[] | undefined) => (v === undefined ? [] : ([] as string[]).concat(v));
+      runPrepared(podsRoot(a.dir), uuidArg(a), {
+        net: a.net,
+        hostname: a.hostname,
+        interactive: a.interactive,
+        ipc: a.ipc,
+        debug: a.debug,
+        insecure: insecureFrom(a),
+        localConfig: a['local-config'],
+        mdsRegister: a['mds-register'],
+        dns: { dns: list(a.dns), search: list(a['dns-search']), options: list(a['dns-opt']), domain: a['dns-domain'], hostsEntries: list(a['hosts-entry']) },
+      });
     },
   };
 }

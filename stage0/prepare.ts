@@ -26,7 +26,7 @@ import { checkIsolators, overrideIsolators } from './isolators.js';
 import { appDevices, DEVICES_ANNOTATION, uncheckedDeviceProblem } from '../stage1/contract/devices.js';
 import { describeLayout, detectCgroups, deviceCgroupKind } from '../stage1/contract/cgroups.js';
 import { SYSCTL, sysctlNamespaceProblem, sysctlsFromIsolators } from '../stage1/contract/sysctl.js';
-import { volumeCovers, type PodDns } from '../stage1/contract/dns.js';
+import { dnsVolumeProblem, type PodDns } from '../stage1/contract/dns.js';
 import { PodsDir, type Pod } from './pods.js';
 import { checkPodPorts, checkPortsFree } from './ports.js';
 import { checkExposedPorts } from '../stage1/contract/ports.js';
@@ -417,26 +417,10 @@ function validatePod(manifest: PodManifest, apps: ResolvedApp[], runtime: Runtim
   }
 }
 
-/**
- * The pod's resolv.conf and hosts are bound over each app's, never written into a
- * volume: --dns* or --hosts-entry with an app volume at /etc/resolv.conf, /etc/hosts
- * or a directory above them is a conflict (rkt let the flags win over the volume).
- */
+/** --dns*, --hosts-entry never put the pod's files into a volume (contract/dns.ts). */
 function checkDnsAgainstVolumes(manifest: PodManifest, dns: PodDns | undefined): void {
-  if (!dns) return;
-  const files: Array<[string, string]> = [];
-  if (dns.resolv === 'flags' || dns.resolv === 'host') files.push(['/etc/resolv.conf', dns.resolv === 'host' ? '--dns=host' : '--dns*']);
-  if (dns.hosts !== 'default') files.push(['/etc/hosts', dns.hosts === 'host' ? '--hosts-entry=host' : '--hosts-entry']);
-  for (const a of manifest.apps) {
-    for (const m of a.mounts ?? []) {
-      for (const [file, flag] of files) {
-        if (!volumeCovers(m.path, file)) continue;
-        throw new TspodError(ErrorCode.BadInput, `app ${a.name} mounts volume ${m.volume} at ${m.path}, where ${flag} would put ${file}`, {
-          hint: `leave out ${flag} or that mount`,
-        });
-      }
-    }
-  }
+  const problem = dns && dnsVolumeProblem(manifest.apps, dns);
+  if (problem) throw new TspodError(ErrorCode.BadInput, problem.message, { hint: problem.hint });
 }
 
 /**

@@ -12,6 +12,7 @@ import { checkPortsFree } from './ports.js';
 import { registerPod } from './mds/client.js';
 import { checkIpc, checkNet, checkNetworksExist, type RuntimeFlags } from './spec.js';
 import { checkStage1Manifest, type Stage1Entrypoint } from './stage1-interface.js';
+import { dnsVolumeProblem, givesDns, isDefaultDns, overrideDns, readPodDns, type DnsFlags, type PodDns } from '../stage1/contract/dns.js';
 
 export interface RunOptions extends RuntimeFlags {
   debug: boolean;
@@ -21,6 +22,8 @@ export interface RunOptions extends RuntimeFlags {
   insecure?: { capabilities: boolean; paths: boolean; seccomp: boolean };
   /** --mds-register: register with the metadata service (stage0/mds/) before stage1 starts. */
   mdsRegister?: boolean;
+  /** run-prepared's --dns*, --hosts-entry: replace what prepare stored (the pod file dns). */
+  dns?: DnsFlags;
 }
 
 /** `run-prepared UUID`: lock the prepared pod, move it to run/, exec stage1. */
@@ -38,14 +41,40 @@ export function runPrepared(podsRoot: string, uuidPrefix: string, opts: RunOptio
   checkNetworksExist(opts.net ?? readDefaults(pod.dir).net, opts.localConfig ?? DEFAULT_LOCAL_CONFIG);
   // Refused here, the pod stays prepared (the lock goes with this process).
   checkPortsFree(readManifest(pod.dir), opts.net ?? readDefaults(pod.dir).net);
+  const dns = opts.dns && givesDns(opts.dns) ? podDnsOverride(pod.dir, opts.dns) : undefined; // refused: the pod stays prepared, untouched
   const init = stage1Entrypoint(pod.dir, 'init'); // a stage1 this tspod cannot run leaves the pod prepared
   // A failed registration leaves the pod prepared, as it was.
   if (opts.mdsRegister) {
     checkMdsNet(opts.net ?? readDefaults(pod.dir).net);
     registerPod(pod);
   }
+  if (dns) writePodDns(pod.dir, dns);
   pod.moveTo('run');
   return execStage1(pod, init, opts);
+}
+
+/** run-prepared's DNS flags over the prepared pod's settings, checked as at prepare. */
+function podDnsOverride(dir: string, flags: DnsFlags): PodDns {
+  let dns: PodDns;
+  try {
+    dns = overrideDns(readPodDns(dir), flags);
+  } catch (e) {
+    throw new TspodError(ErrorCode.BadInput, (e as Error).message);
+  }
+  const problem = dnsVolumeProblem(readManifest(dir).apps, dns);
+  if (problem) throw new TspodError(ErrorCode.BadInput, problem.message, { hint: problem.hint });
+  return dns;
+}
+
+/** The pod file dns (none when all defaults), replaced atomically. */
+function writePodDns(dir: string, dns: PodDns): void {
+  const file = path.join(dir, POD_FILES.dns);
+  if (isDefaultDns(dns)) {
+    fs.rmSync(file, { force: true });
+    return;
+  }
+  fs.writeFileSync(`${file}.tmp`, JSON.stringify(dns));
+  fs.renameSync(`${file}.tmp`, file);
 }
 
 /** For `run`: the pod was just prepared and is still locked in pods/prepare (and registered, with --mds-register). */

@@ -227,6 +227,106 @@ describe('network-dns: the flags', { skip: SKIP }, () => {
     assert.match(r.stdout, /^192\.0\.2\.4 four$/m, describeResult(r));
     await ok(dd, ['rm', uuid]);
   });
+
+  test('run-prepared --dns*/--hosts-entry win over what prepare stored', async () => {
+    const uuid = (await ok(dd, ['prepare', '--quiet', '--net=none', '--dns=192.0.2.3', '--dns-search=prep.example', '--hosts-entry=192.0.2.4=four', BUSYBOX, '--exec=/bin/sh', '--', '-c', 'cat /etc/resolv.conf /etc/hosts'])).stdout.trim();
+    const r = await ok(dd, ['run-prepared', '--dns=192.0.2.9', '--dns', '2001:db8::9', '--dns-search=rp.example', '--dns-opt=ndots:3', '--dns-domain=rp.example', '--hosts-entry=192.0.2.8=eight,ate', uuid]);
+    assert.match(r.stdout, /^nameserver 192\.0\.2\.9\nnameserver 2001:db8::9$/m, describeResult(r));
+    assert.match(r.stdout, /^search rp\.example$/m, describeResult(r));
+    assert.match(r.stdout, /^options ndots:3$/m, describeResult(r));
+    assert.match(r.stdout, /^domain rp\.example$/m, describeResult(r));
+    assert.match(r.stdout, /^192\.0\.2\.8 eight ate$/m, describeResult(r));
+    assert.doesNotMatch(r.stdout, /192\.0\.2\.3|prep\.example|192\.0\.2\.4/, describeResult(r));
+    const after = JSON.parse((await ok(dd, ['status', '--format=json', uuid])).stdout) as { dns: Record<string, unknown> };
+    assert.deepEqual(after.dns.nameservers, ['192.0.2.9', '2001:db8::9'], 'status shows what the pod ran with');
+    await ok(dd, ['rm', uuid]);
+    // Only --hosts-entry given: the resolv.conf part prepare stored stays; --dns=none drops it.
+    const keep = (await ok(dd, ['prepare', '--quiet', '--net=none', '--dns=192.0.2.3', BUSYBOX, '--exec=/bin/sh', '--', '-c', 'cat /etc/resolv.conf /etc/hosts'])).stdout.trim();
+    const k = await ok(dd, ['run-prepared', '--hosts-entry=192.0.2.5=five', keep]);
+    assert.match(k.stdout, /^nameserver 192\.0\.2\.3$/m, describeResult(k));
+    assert.match(k.stdout, /^192\.0\.2\.5 five$/m, describeResult(k));
+    await ok(dd, ['rm', keep]);
+  });
+
+  test('run-prepared: a bad --dns*/--hosts-entry is one line, 254, the pod left prepared as it was; --help lists them', async () => {
+    const vol = scratchDir('dns-rp-vol');
+    fs.writeFileSync(path.join(vol, 'hosts'), '192.0.2.77 fromvolume\n');
+    const uuid = (await ok(dd, ['prepare', '--quiet', '--net=none', '--dns=192.0.2.3', `--volume=h,kind=host,source=${path.join(vol, 'hosts')}`, '--mount=volume=h,target=/etc/hosts', BUSYBOX, '--exec=/bin/true'])).stdout.trim();
+    const status = async () => (await ok(dd, ['status', '--format=json', uuid])).stdout;
+    const before = await status();
+    const tree = podsTree(dd.path);
+    for (const [flags, re] of [
+      [['--dns=192.0.2'], /^--dns: "192\.0\.2" is not an IP address/],
+      [['--dns=none', '--dns-search=example.org'], /^--dns=none cannot be combined/],
+      [['--dns-opt=ndots 2'], /^--dns-opt: "ndots 2" is not a resolver option/],
+      [['--hosts-entry=name'], /^--hosts-entry: "name" is not IP=NAME \(or host\)$/],
+      [['--hosts-entry=192.0.2.1=a'], /^app \S+ mounts volume h at \/etc\/hosts, where --hosts-entry would put \/etc\/hosts/],
+    ] as Array<[string[], RegExp]>) {
+      failsWith(await dd.tspod(['run-prepared', ...flags, uuid]), re);
+      assert.match(await status(), /"state":\s*"prepared"/, `${flags}: still prepared`);
+    }
+    assert.equal(await status(), before, 'the stored settings untouched');
+    assert.deepEqual(podsTree(dd.path), tree);
+    await ok(dd, ['rm', uuid]);
+    const help = await ok(dd, ['run-prepared', '--help']);
+    for (const flag of ['--dns ', '--dns-search', '--dns-opt', '--dns-domain', '--hosts-entry']) assert.ok(help.stdout.includes(flag), `${flag} in\n${help.stdout}`);
+  });
+});
+
+// ---------------------------------------------------------------- a network's DNS data
+
+// A --local-config network whose CNI result carries DNS data: the ptp plugin puts
+// its conf's `dns` into its result (containernetworking-plugins' ptp, dnsConfSet),
+// host-local gives the address. A test subnet and name per run.
+const CNI_X = 100 + (process.pid % 100);
+const CNI_NET = `tsdns${process.pid}`;
+const CNI_LEASES = path.join('/var/lib/cni/networks', CNI_NET);
+
+describe('network-dns: the DNS data a CNI network returns', { skip: SKIP }, () => {
+  let confDir = '';
+  let img = '';
+  before(() => {
+    if (SKIP) return;
+    confDir = scratchDir('network-dns-conf');
+    fs.mkdirSync(path.join(confDir, 'net.d'));
+    const dns = {
+      nameservers: ['192.0.2.53', '2001:db8::53', 'evil\nnameserver 6.6.6.6'],
+      search: ['cni.example', 'bad example'],
+      options: ['ndots:4', 'x y'],
+      domain: 'cni.example',
+    };
+    fs.writeFileSync(
+      path.join(confDir, 'net.d', '10-dns.conflist'),
+      JSON.stringify({ cniVersion: '0.4.0', name: CNI_NET, plugins: [{ type: 'ptp', ipMasq: false, ipam: { type: 'host-local', subnet: `10.236.${CNI_X}.0/24` }, dns }] }),
+    );
+    img = busyboxAci(work, 'dns-cni-own', {}, { add: (root) => fs.writeFileSync(path.join(root, 'etc/resolv.conf'), 'nameserver 192.0.2.99\n') });
+  });
+  after(() => {
+    // Every pod has exited and released its address by now; host-local's directory of the network stays behind it.
+    fs.rmSync(CNI_LEASES, { recursive: true, force: true });
+  });
+  const net = () => [`--local-config=${confDir}`, `--net=${CNI_NET}`];
+
+  test('no flag: run and enter see the network\'s nameservers, search, options and domain (odd values dropped)', async () => {
+    const { views, status } = await bothViews(net(), { image: img });
+    for (const [who, p] of views) {
+      assert.deepEqual(
+        p.lines('resolv'),
+        ['# Generated by tspod', 'domain cni.example', 'search cni.example', 'nameserver 192.0.2.53', 'nameserver 2001:db8::53', 'options ndots:4'],
+        `${who}: the network's DNS data`,
+      );
+      assert.equal(p.get('resolv-writable'), 'no', `${who}: a read-only bind`);
+      assert.ok(p.mounts().get('/etc/resolv.conf')?.options.includes('ro'), `${who}: /etc/resolv.conf is a read-only mount`);
+    }
+    assert.equal((status.dns as Record<string, unknown>).resolv_conf_from, 'network', 'status --format=json says where it came from');
+  });
+
+  test('--dns=none: the image\'s resolv.conf, the network\'s data ignored; --dns=IP wins over it', async () => {
+    const none = await bothViews([...net(), '--dns=none'], { image: img });
+    for (const [who, p] of none.views) assert.deepEqual(p.lines('resolv'), ['nameserver 192.0.2.99'], `${who}: the image's own`);
+    const flag = await bothViews([...net(), '--dns=192.0.2.1', '--dns-search=flag.example'], { image: img });
+    for (const [who, p] of flag.views) assert.deepEqual(p.lines('resolv'), ['# Generated by tspod', 'search flag.example', 'nameserver 192.0.2.1'], `${who}: the flag's`);
+  });
 });
 
 // ---------------------------------------------------------------- hostile images

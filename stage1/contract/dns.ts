@@ -126,6 +126,45 @@ export function parseDnsFlags(f: DnsFlags): PodDns {
   return out;
 }
 
+const givesResolv = (f: DnsFlags) => f.dns.length > 0 || f.search.length > 0 || f.options.length > 0 || f.domain !== undefined;
+
+/** Whether any --dns*, --hosts-entry flag was given. */
+export const givesDns = (f: DnsFlags) => givesResolv(f) || f.hostsEntries.length > 0;
+
+/**
+ * run-prepared's flags over the pod's settings: the resolv.conf part when any
+ * --dns* flag was given, the hosts part when --hosts-entry was (rkt's run-prepared
+ * took the same flags). Throws as parseDnsFlags.
+ */
+export function overrideDns(base: PodDns, f: DnsFlags): PodDns {
+  const given = parseDnsFlags(f);
+  const out = { ...base };
+  if (givesResolv(f)) {
+    Object.assign(out, { resolv: given.resolv, nameservers: given.nameservers, search: given.search, options: given.options, domain: given.domain });
+  }
+  if (f.hostsEntries.length) Object.assign(out, { hosts: given.hosts, hostsEntries: given.hostsEntries });
+  return out;
+}
+
+/**
+ * The pod's resolv.conf and hosts are bound over each app's, never written into a
+ * volume: --dns* or --hosts-entry with an app volume at /etc/resolv.conf, /etc/hosts
+ * or a directory above them is a conflict (rkt let the flags win over the volume).
+ * The one-line message and its hint, or undefined.
+ */
+export function dnsVolumeProblem(apps: ReadonlyArray<{ name: string; mounts?: Array<{ volume: string; path: string }> }>, dns: PodDns): { message: string; hint: string } | undefined {
+  const files: Array<[string, string]> = [];
+  if (dns.resolv === 'flags' || dns.resolv === 'host') files.push(['/etc/resolv.conf', dns.resolv === 'host' ? '--dns=host' : '--dns*']);
+  if (dns.hosts !== 'default') files.push(['/etc/hosts', dns.hosts === 'host' ? '--hosts-entry=host' : '--hosts-entry']);
+  for (const a of apps) {
+    for (const m of a.mounts ?? []) {
+      const hit = files.find(([file]) => volumeCovers(m.path, file));
+      if (hit) return { message: `app ${a.name} mounts volume ${m.volume} at ${m.path}, where ${hit[1]} would put ${hit[0]}`, hint: `leave out ${hit[1]} or that mount` };
+    }
+  }
+  return undefined;
+}
+
 /** Whether the settings are all defaults (then the pod has no `dns` file). */
 export function isDefaultDns(d: PodDns): boolean {
   return d.resolv === 'default' && d.hosts === 'default';
