@@ -60,9 +60,11 @@ describe('pod life', { skip: SKIP, concurrency: true }, () => {
           `--uuid-file-save=${uuidFile}`,
           '--volume=sync,kind=empty',
           '--mount=volume=sync,target=/sync', // before any image: every app
-          BUSYBOX, '--name=ok', '--exec=/bin/sh', '--', '-c', 'exit 0', '---',
-          // fails once `late` is ready for its SIGTERM
-          BUSYBOX, '--name=fails', '--exec=/bin/sh', '--', '-c', 'while [ ! -f /sync/late ]; do sleep 0.02; done; exit 5', '---',
+          // `ok` leaves its pid, so that `fails` can wait until it is gone (reaped
+          // with its 0) rather than race its start on a loaded machine
+          BUSYBOX, '--name=ok', '--exec=/bin/sh', '--', '-c', 'echo $$ > /sync/ok.t && mv /sync/ok.t /sync/ok; exit 0', '---',
+          // fails once `late` is ready for its SIGTERM and `ok` has ended
+          BUSYBOX, '--name=fails', '--exec=/bin/sh', '--', '-c', 'while [ ! -f /sync/late ] || [ ! -f /sync/ok ] || kill -0 "$(cat /sync/ok)" 2>/dev/null; do sleep 0.02; done; exit 5', '---',
           BUSYBOX, '--name=sleeper', '--exec=/bin/sleep', '--', '3600', '---',
           BUSYBOX, '--name=late', '--exec=/bin/sh', '--', '-c', "trap 'exit 6' TERM; touch /sync/late; while :; do sleep 0.05; done",
         ]);
