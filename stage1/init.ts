@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execve, setCloexec } from '../native/libc.js';
 import { parseNet, readPodNetworks } from './contract/networks.js';
-import { DEFAULT_LOCAL_CONFIG, POD_FILES, type PodManifest, type RuntimeConfig, type UserNamespace } from './contract/pod.js';
+import { DEFAULT_LOCAL_CONFIG, POD_FILES, writePodFileAtomically, type PodManifest, type RuntimeConfig, type UserNamespace } from './contract/pod.js';
 import { createPodCgroups, detectCgroups, describeLayout, INIT_CGROUP, joinCgroup, removePodCgroups, type CgroupLayout } from './contract/cgroups.js';
 import { limitsFromIsolators, type Limits } from './contract/resources.js';
 import { podPortsProblem } from './contract/ports.js';
@@ -66,13 +66,6 @@ export function normaliseIpc(ipc: string | undefined): 'private' | 'parent' {
   if (ipc === undefined || ipc === 'auto' || ipc === 'private') return 'private';
   if (ipc === 'parent') return 'parent';
   throw new Error(`--ipc=${ipc}: want auto, private or parent`);
-}
-
-function writeAtomically(file: string, data: string): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.tmp`;
-  fs.writeFileSync(tmp, data);
-  fs.renameSync(tmp, file);
 }
 
 function prepareDirectories(podDir: string, manifest: PodManifest, apps: AppPlan[], copied: (a: string) => string | undefined, userns?: UserNamespace): void {
@@ -170,10 +163,10 @@ export async function main(argv: string[]): Promise<number> {
   try {
     addMetadataUrl(podDir, runtime.net, apps);
     for (const a of apps) {
-      writeAtomically(path.join(podDir, POD_FILES.appEnv(a.name)), a.env.map((e) => `${e.name}=${e.value}\n`).join(''));
-      writeAtomically(path.join(podDir, POD_FILES.appSecurity(a.name)), JSON.stringify(a.security));
+      writePodFileAtomically(path.join(podDir, POD_FILES.appEnv(a.name)), a.env.map((e) => `${e.name}=${e.value}\n`).join(''));
+      writePodFileAtomically(path.join(podDir, POD_FILES.appSecurity(a.name)), JSON.stringify(a.security));
     }
-    writeAtomically(path.join(podDir, POD_FILES.runtimeConfig), JSON.stringify(runtime));
+    writePodFileAtomically(path.join(podDir, POD_FILES.runtimeConfig), JSON.stringify(runtime));
     // Each app's /etc/resolv.conf and /etc/hosts: --dns*, --hosts-entry, else the DNS
     // data of the pod's networks (their `networks` file, written just above).
     ctx.etc = writeEtcFiles(podDir, readPodDns(podDir), readPodNetworks(podDir), runtime.hostname);
@@ -183,7 +176,7 @@ export async function main(argv: string[]): Promise<number> {
       ctx.exitExec = ['/bin/bash', net.release];
     }
     const planFile = path.join(podDir, POD_FILES.plan);
-    writeAtomically(planFile, buildPlan(ctx, apps, runtime.interactive));
+    writePodFileAtomically(planFile, buildPlan(ctx, apps, runtime.interactive));
     setUpCgroups(cgroups, args.uuid, apps, podLimits, args.debug);
     const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', TSPOD_LOCK_FD: String(lockFd) };
     if (args.debug) env.TSPOD_DEBUG = '1';

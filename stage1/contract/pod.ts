@@ -2,6 +2,8 @@
 // stage1 writes back, and the flags stage1 accepts. stage0 and stage1 share only
 // this directory (docs/architecture.md, "The stage0 ↔ stage1 ↔ helper contract");
 // it imports nothing from either.
+import fs from 'node:fs';
+import path from 'node:path';
 import type { AppcImageManifest, NameValue, AppcApp, AppcPort } from './appc.js';
 import type { SeccompFilter } from './seccomp.js';
 
@@ -186,3 +188,14 @@ export interface AppSecurity {
 }
 
 export type { AppcImageManifest };
+
+/**
+ * Writes a pod file the way the contract asks: to a temp name, then renamed,
+ * so a reader never sees it half-written (parent directories made as needed).
+ */
+export function writePodFileAtomically(file: string, data: string, mode?: number): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.tmp`;
+  fs.writeFileSync(tmp, data, mode === undefined ? undefined : { mode });
+  fs.renameSync(tmp, file);
+}

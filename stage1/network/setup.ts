@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { POD_FILES, type PodManifest } from '../contract/pod.js';
+import { POD_FILES, writePodFileAtomically, type PodManifest } from '../contract/pod.js';
 import type { NetRequest, PodNetwork } from '../contract/networks.js';
 import { hasPortmap, portMappingsFor } from '../contract/ports.js';
 import type { AppcApp } from '../contract/appc.js';
@@ -18,12 +18,6 @@ interface NetRecord {
   netns: string;
   containerId: string;
   networks: Array<{ conf: NetConfList; call: CniCall; added: boolean; result?: unknown }>;
-}
-
-function writeAtomically(file: string, data: string): void {
-  const tmp = `${file}.tmp`;
-  fs.writeFileSync(tmp, data, { mode: 0o640 });
-  fs.renameSync(tmp, file);
 }
 
 function helperNetns(helper: string, op: 'create' | 'remove', file: string): void {
@@ -117,20 +111,20 @@ export function setUpNetworks(s: NetworkSetup): { netns: string; networks: PodNe
     }),
   };
   const recordFile = path.join(s.podDir, POD_FILES.netConfigs);
-  writeAtomically(recordFile, JSON.stringify(record));
+  writePodFileAtomically(recordFile, JSON.stringify(record), 0o640);
   try {
     helperNetns(s.helper, 'create', netns);
     const networks: PodNetwork[] = [];
     for (const n of record.networks) {
       n.added = true; // recorded before the plugins run: a half-done ADD is DELeted too
-      writeAtomically(recordFile, JSON.stringify(record));
+      writePodFileAtomically(recordFile, JSON.stringify(record), 0o640);
       n.result = addNetwork(n.conf, n.call);
-      writeAtomically(recordFile, JSON.stringify(record));
+      writePodFileAtomically(recordFile, JSON.stringify(record), 0o640);
       networks.push(podNetworkOf(n.conf, n.call, n.result));
     }
-    writeAtomically(path.join(s.podDir, POD_FILES.networks), JSON.stringify(networks));
+    writePodFileAtomically(path.join(s.podDir, POD_FILES.networks), JSON.stringify(networks), 0o640);
     const release = path.join(s.podDir, POD_FILES.netRelease);
-    writeAtomically(release, releaseScript(record, recordFile, s.helper, s.lockFd));
+    writePodFileAtomically(release, releaseScript(record, recordFile, s.helper, s.lockFd), 0o640);
     return { netns, networks, release };
   } catch (e) {
     tearDownNetworks(s.podDir, s.helper);
