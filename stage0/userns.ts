@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TspodError, ErrorCode } from '../native/errors.js';
 import { flock, LOCK_EX } from '../native/libc.js';
-import { POD_FILES, type UserNamespace } from '../stage1/contract/pod.js';
+import { POD_FILES, readOptionalPodJson, type UserNamespace } from '../stage1/contract/pod.js';
 import { STATE_DIRS } from './pods.js';
 
 export const USERNS_BASE = 0x10000000;
@@ -40,16 +40,8 @@ export function checkUserNamespaces(): void {
 
 /** The pod's user namespace (its `userns` file), or undefined without --private-users. */
 export function readUserNamespace(podDir: string): UserNamespace | undefined {
-  let text: string;
-  try {
-    text = fs.readFileSync(path.join(podDir, POD_FILES.userns), 'utf8');
-  } catch {
-    return undefined;
-  }
-  const u = JSON.parse(text) as UserNamespace;
-  const ok = (m: unknown) => Array.isArray(m) && m.length === 1 && (m[0] as number[]).length === 3 && (m[0] as number[]).every((n) => Number.isInteger(n) && n >= 0);
-  if (!ok(u.uidMap) || !ok(u.gidMap)) throw new Error(`${path.join(podDir, POD_FILES.userns)}: malformed`);
-  return u;
+  const oneRange = (m: unknown) => Array.isArray(m) && m.length === 1 && (m[0] as number[]).length === 3 && (m[0] as number[]).every((n) => Number.isInteger(n) && n >= 0);
+  return readOptionalPodJson<UserNamespace>(podDir, POD_FILES.userns, (u) => oneRange(u.uidMap) && oneRange(u.gidMap));
 }
 
 /**

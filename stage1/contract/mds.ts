@@ -2,9 +2,8 @@
 // registers the pod with `tspod metadata-service` (--mds-register) and writes
 // what the service answered into the pod file `mds`; stage1 turns it into each
 // app's AC_METADATA_URL once it knows where the pod reaches the host.
-import fs from 'node:fs';
 import path from 'node:path';
-import { POD_FILES } from './pod.js';
+import { POD_FILES, readOptionalPodJson, writePodFileAtomically } from './pod.js';
 
 /** The environment variable appc names for the service's URL. */
 export const MDS_ENV = 'AC_METADATA_URL';
@@ -22,26 +21,16 @@ export interface MdsRegistration {
 
 /** The pod's `mds` file, or undefined when the pod was not registered. */
 export function readMdsRegistration(podDir: string): MdsRegistration | undefined {
-  let text: string;
-  try {
-    text = fs.readFileSync(path.join(podDir, POD_FILES.mds), 'utf8');
-  } catch {
-    return undefined;
-  }
-  const r = JSON.parse(text) as MdsRegistration;
-  if (typeof r.token !== 'string' || !/^[A-Za-z0-9_-]{22,}$/.test(r.token) || !Number.isInteger(r.port) || r.port < 1 || r.port > 65535) {
-    throw new Error(`${POD_FILES.mds}: malformed metadata service registration`);
-  }
-  return r;
+  return readOptionalPodJson<MdsRegistration>(
+    podDir,
+    POD_FILES.mds,
+    (r) => typeof r.token === 'string' && /^[A-Za-z0-9_-]{22,}$/.test(r.token) && Number.isInteger(r.port) && r.port >= 1 && r.port <= 65535,
+  );
 }
 
 /** Writes the pod's `mds` file (0600: the token is the pod's secret). */
 export function writeMdsRegistration(podDir: string, r: MdsRegistration): void {
-  const file = path.join(podDir, POD_FILES.mds);
-  const tmp = `${file}.tmp`;
-  fs.rmSync(tmp, { force: true });
-  fs.writeFileSync(tmp, JSON.stringify(r), { mode: 0o600, flag: 'wx' });
-  fs.renameSync(tmp, file);
+  writePodFileAtomically(path.join(podDir, POD_FILES.mds), JSON.stringify(r), 0o600);
 }
 
 /** `http://HOST:PORT/TOKEN` (appc: the token is the URL's path). */

@@ -193,9 +193,35 @@ export type { AppcImageManifest };
  * Writes a pod file the way the contract asks: to a temp name, then renamed,
  * so a reader never sees it half-written (parent directories made as needed).
  */
-export function writePodFileAtomically(file: string, data: string, mode?: number): void {
+export function writePodFileAtomically(file: string, data: string, mode = 0o644): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const tmp = `${file}.tmp`;
-  fs.writeFileSync(tmp, data, mode === undefined ? undefined : { mode });
+  // A temp file a crash left behind goes first: 'wx' (O_EXCL) then makes a
+  // new one with this mode and never writes through a planted symlink.
+  fs.rmSync(tmp, { force: true });
+  fs.writeFileSync(tmp, data, { mode, flag: 'wx' });
   fs.renameSync(tmp, file);
+}
+
+/**
+ * Reads the optional JSON pod file `name` of the pod at `podDir`: undefined
+ * when it is not there; `check` says whether what it holds is well formed,
+ * and a malformed or unparsable file is an error naming it.
+ */
+export function readOptionalPodJson<T>(podDir: string, name: string, check: (value: T) => boolean): T | undefined {
+  const file = path.join(podDir, name);
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+  let value: T;
+  try {
+    value = JSON.parse(text) as T;
+  } catch {
+    throw new Error(`${file}: malformed`);
+  }
+  if (!check(value)) throw new Error(`${file}: malformed`);
+  return value;
 }
