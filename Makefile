@@ -146,7 +146,15 @@ format-check:
 fixtures: deps deps-test
 	bash fixtures/build.sh
 
-test: all fixtures
+# Unit tests (test/unit/): no root, no fixtures, no namespaces; seconds. The
+# system calls of stage0 are a recording fake there (native/sys.ts). They run as
+# whoever runs make; TSPOD_UPDATE_GOLDEN=1 rewrites the golden files they compare
+# with (test/unit/golden/). `make test` runs them first, then the root tests.
+UNIT_TESTS := $(patsubst %.ts,build/%.js,$(wildcard test/unit/*.test.ts))
+unit: build/.tsc bin/tspod-helper
+	node --test --test-reporter=spec $(UNIT_TESTS)
+
+test: all unit fixtures
 	node test/run.mjs
 
 # Benchmarks (issues 2 and 3; not part of `make test`): needs the big fixture.

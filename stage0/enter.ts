@@ -2,7 +2,7 @@
 // /enter entrypoint (which applies the app's own restrictions).
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TspodError, ErrorCode } from '../native/errors.js';
-import { execve } from '../native/libc.js';
+import { sys } from '../native/sys.js';
 import { readManifest, readPid } from './inspect.js';
 import { PodsDir } from './pods.js';
 import { stage1Entrypoint, stage1Environment } from './run.js';
@@ -45,5 +45,5 @@ export async function enterPod(podsRoot: string, uuidPrefix: string, app: string
   const args = [entry, ...(debug ? ['--debug'] : []), `--pid=${pid}`, `--appname=${appName}`, '--', ...command];
   process.chdir(pod.dir);
   pod.close();
-  return execve(entry, args, stage1Environment({}));
+  return sys().execve(entry, args, stage1Environment({}));
 }

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { TspodError, ErrorCode } from '../native/errors.js';
 import { log } from '../native/log.js';
-import { MNT_DETACH, umount2 } from '../native/libc.js';
+import { MNT_DETACH, sys } from '../native/sys.js';
 import { detectCgroups, removePodCgroups } from '../stage1/contract/cgroups.js';
 import { formatDuration } from './duration.js';
 import { PodsDir, type Pod } from './pods.js';
@@ -144,8 +144,8 @@ export function unmountBelow(dir: string): void {
   } catch {
     return;
   }
-  const targets = fs
-    .readFileSync('/proc/self/mountinfo', 'utf8')
+  const targets = sys()
+    .mountInfo()
     .split('\n')
     .map((l) => l.split(' ')[4])
     .filter((t): t is string => !!t)
@@ -154,7 +154,7 @@ export function unmountBelow(dir: string): void {
     .sort((a, b) => b.length - a.length);
   for (const t of targets) {
     try {
-      umount2(t, MNT_DETACH);
+      sys().umount2(t, MNT_DETACH);
     } catch (e) {
       log().warn(`cannot unmount ${t}: ${(e as Error).message}`);
     }

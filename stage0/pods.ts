@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { TspodError, ErrorCode, errnoCode } from '../native/errors.js';
-import { flock, LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN } from '../native/libc.js';
+import { LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN, sys } from '../native/sys.js';
 import { PRIVATE_DIR_MODE, secureDataDir } from '../store/paths.js';
 import { POD_FILES } from '../stage1/contract/pod.js';
 
@@ -67,7 +67,7 @@ export class PodsDir {
     const embryo = this.podDir('embryo', uuid);
     fs.mkdirSync(embryo, { mode: PRIVATE_DIR_MODE });
     const fd = openDir(embryo);
-    if (!flock(fd, LOCK_EX | LOCK_NB)) throw new TspodError(ErrorCode.Conflict, `cannot lock new pod ${uuid}`);
+    if (!sys().flock(fd, LOCK_EX | LOCK_NB)) throw new TspodError(ErrorCode.Conflict, `cannot lock new pod ${uuid}`);
     fs.mkdirSync(path.dirname(this.markerFile(uuid)), { recursive: true, mode: PRIVATE_DIR_MODE });
     fs.writeFileSync(this.markerFile(uuid), '');
     const pod = new Pod(this, uuid, 'embryo', fd);
@@ -171,17 +171,17 @@ export class Pod {
   }
 
   tryLock(exclusive = true): boolean {
-    return flock(this.fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB);
+    return sys().flock(this.fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB);
   }
 
   unlock(): void {
-    flock(this.fd, LOCK_UN);
+    sys().flock(this.fd, LOCK_UN);
   }
 
   /** True if some process holds the pod's lock (a conflicting one for a shared probe). */
   isLockedElsewhere(): boolean {
-    if (flock(this.fd, LOCK_SH | LOCK_NB)) {
-      flock(this.fd, LOCK_UN);
+    if (sys().flock(this.fd, LOCK_SH | LOCK_NB)) {
+      sys().flock(this.fd, LOCK_UN);
       return false;
     }
     return true;

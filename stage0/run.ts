@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { TspodError, ErrorCode } from '../native/errors.js';
-import { execve } from '../native/libc.js';
+import { sys } from '../native/sys.js';
 import { annotationValue, type AppcImageManifest } from '../stage1/contract/appc.js';
 import { DEFAULT_LOCAL_CONFIG, DEFAULT_PATH, POD_FILES, STAGE1_ANNOTATIONS, type PodManifest } from '../stage1/contract/pod.js';
 import { PodsDir, type Pod } from './pods.js';
@@ -112,7 +112,7 @@ function execStage1(pod: Pod, init: string, opts: RunOptions): never {
   if (opts.insecure?.seccomp) args.push('--disable-seccomp');
   args.push(pod.uuid);
   process.chdir(pod.dir);
-  return execve(init, args, stage1Environment({ TSPOD_LOCK_FD: String(pod.fd) }), [pod.fd]);
+  return sys().execve(init, args, stage1Environment({ TSPOD_LOCK_FD: String(pod.fd) }), [pod.fd]);
 }
 
 function readManifest(dir: string): PodManifest {

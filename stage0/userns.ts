@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { TspodError, ErrorCode } from '../native/errors.js';
-import { flock, LOCK_EX } from '../native/libc.js';
+import { LOCK_EX, sys } from '../native/sys.js';
 import { POD_FILES, readOptionalPodJson, type UserNamespace } from '../stage1/contract/pod.js';
 import { STATE_DIRS } from './pods.js';
 
@@ -53,8 +53,8 @@ export function allocateUserNamespace(podsRoot: string, podDir: string): UserNam
   const hostLock = fs.openSync(path.join(path.dirname(HOST_CLAIMS), 'userns.lock'), fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
   const lockFd = fs.openSync(path.join(path.dirname(podsRoot), 'userns.lock'), fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
   try {
-    flock(hostLock, LOCK_EX);
-    flock(lockFd, LOCK_EX);
+    sys().flock(hostLock, LOCK_EX);
+    sys().flock(lockFd, LOCK_EX);
     const used = new Set<number>(rangesOf(podsRoot).values());
     for (const name of fs.readdirSync(HOST_CLAIMS)) {
       const base = Number.parseInt(name, 16);

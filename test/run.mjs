@@ -3,8 +3,8 @@
 //
 //   node test/run.mjs [FILTER…]
 //
-// Runs node's test runner over build/test/**/*.test.js (not build/test/harness
-// or build/test/bench; only files whose test/**/*.ts source still exists; with
+// Runs node's test runner over build/test/**/*.test.js (not build/test/harness,
+// build/test/bench or build/test/unit, which `make unit` runs; only files whose test/**/*.ts source still exists; with
 // FILTERs, only files whose path contains one of them). Each run gets its own
 // scratch root, test/data/run-<time>-<pid>, passed to the tests as
 // TSPOD_TEST_ROOT. Afterwards it fails the run, with a list, if anything the
@@ -42,7 +42,7 @@ function findTests() {
     const r = String(rel);
     if (!r.endsWith('.test.js')) continue;
     const top = r.split(path.sep)[0];
-    if (top === 'harness' || top === 'bench') continue;
+    if (top === 'harness' || top === 'bench' || top === 'unit') continue; // unit: `make unit`
     const src = path.join(repo, 'test', r.replace(/\.js$/, '.ts'));
     if (!fs.existsSync(src)) continue; // a stale build of a deleted test
     out.push(path.join('build/test', r));
