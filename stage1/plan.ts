@@ -9,9 +9,13 @@ export const NONE = Symbol('none');
  * a literal `-` or `-E-` is written with its dash encoded so it is not read as
  * "none" or "empty".
  */
+/** A field that needs no encoding: only bytes `!`..`~` other than `%`. */
+const PLAIN = /^[!-$&-~]*$/;
+
 export function encodeField(s: string): string {
   if (s === '') return '-E-';
   if (s === '-' || s === '-E-') return `%2D${s.slice(1)}`;
+  if (PLAIN.test(s)) return s;
   let out = '';
   for (const byte of Buffer.from(s, 'utf8')) {
     out += byte > 0x20 && byte < 0x7f && byte !== 0x25 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
