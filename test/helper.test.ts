@@ -1252,7 +1252,7 @@ describe('tspod-helper', { skip }, () => {
     fs.writeFileSync(plan, fs.readFileSync(pod.plan, 'utf8').replace(/^app main$/m, `${line('mkdir', `${pod.appRoot('main')}/../../../../x`, '0755')}\napp main`));
     const r = await start(['run', plan]).done;
     assert.equal(r.code, 254);
-    assert.match(r.err, /^tspod-helper: plan .* line \d+: path ".*" must be and without "\.\."\n$/);
+    assert.match(r.err, /^tspod-helper: plan .* line \d+: path ".*" must be without "\.\."\n$/);
   });
 
   test('image symlinks into /proc: set-up steps never write, touch or chown through them (the host’s hostname stays)', async () => {

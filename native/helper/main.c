@@ -4,6 +4,7 @@
  *   tspod-helper enter --pid=... -- CMD [ARG...]
  *   tspod-helper seccomp-check NAME...   print the names that are no syscall here
  *   tspod-helper netns create|remove <file>   a network namespace bound on a file
+ *   tspod-helper plan-check <plan>  parse the plan as run would, run nothing
  *
  * Its own failures: one line on stderr starting "tspod-helper: ", exit 254.
  */
@@ -11,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -93,6 +95,18 @@ fail:;
 	warnx("cannot run from a sealed copy of itself (%s): the pod can reach the helper's binary", strerror(errno));
 }
 
+/* Parses a plan exactly as `run` does and does nothing else (no privilege needed):
+ * its errors are run's, exit 254; a good plan prints one summary line, exit 0. */
+static int plan_check_main(int argc, char **argv)
+{
+	if (argc != 3)
+		die("usage: tspod-helper plan-check <plan>");
+	struct plan p;
+	plan_load(argv[2], &p);
+	printf("plan %s: %d set-up steps, %d apps, %d sysctls\n", argv[2], p.nsteps, p.napps, p.nsysctls);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 2 && (!strcmp(argv[1], "run") || !strcmp(argv[1], "enter"))) {
@@ -107,5 +121,7 @@ int main(int argc, char **argv)
 		return seccomp_check_main(argc, argv);
 	if (argc >= 2 && !strcmp(argv[1], "netns"))
 		return netns_main(argc, argv);
-	die("usage: tspod-helper run <plan> | tspod-helper enter --pid=<pid> [options] -- CMD [ARG...]");
+	if (argc >= 2 && !strcmp(argv[1], "plan-check"))
+		return plan_check_main(argc, argv);
+	die("usage: tspod-helper run <plan> | tspod-helper enter --pid=<pid> [options] -- CMD [ARG...] | tspod-helper plan-check <plan>");
 }

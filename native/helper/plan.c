@@ -122,7 +122,7 @@ static char *path_fld(struct ctx *c, int i, int must_be_abs)
 		perr(c, "empty path");
 	char *n = norm_path(raw, must_be_abs);
 	if (!n)
-		perr(c, "path \"%s\" must be %sand without \"..\"", raw, must_be_abs ? "absolute " : "");
+		perr(c, "path \"%s\" must be %swithout \"..\"", raw, must_be_abs ? "absolute and " : "");
 	return n;
 }
 
@@ -600,11 +600,11 @@ void plan_load(const char *path, struct plan *p)
 			continue;
 		c.nf = 0;
 		/* fields: separated by single spaces; every byte must be printable ASCII */
-		for (char *q = ln; *q; q++)
+		for (unsigned char *q = (unsigned char *)ln; *q; q++)
 			if (*q < '!' && *q != ' ')
-				perr(&c, "unencoded control byte 0x%02x", (unsigned char)*q);
-			else if ((unsigned char)*q > '~')
-				perr(&c, "unencoded byte 0x%02x", (unsigned char)*q);
+				perr(&c, "unencoded control byte 0x%02x", *q);
+			else if (*q > '~')
+				perr(&c, "unencoded byte 0x%02x", *q);
 		char *q = ln;
 		for (;;) {
 			char *sp = strchr(q, ' ');

@@ -1,4 +1,5 @@
 // Shared by the unit tests: a scratch directory per test and the fake system calls.
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -31,4 +32,15 @@ export function useFakeSys(): { readonly sys: FakeSys } {
   });
   afterEach(() => restore?.());
   return holder;
+}
+
+/** The helper as `make` builds it. */
+export const HELPER = path.join(REPO, 'bin/tspod-helper');
+
+/** `tspod-helper plan-check` on a plan's text: it parses as `run` does and runs nothing. */
+export function planCheck(text: string | Buffer): { code: number | null; out: string; err: string; file: string } {
+  const file = path.join(scratch(), 'plan');
+  fs.writeFileSync(file, text);
+  const r = spawnSync(HELPER, ['plan-check', file], { encoding: 'utf8' });
+  return { code: r.status, out: r.stdout, err: r.stderr, file };
 }
