@@ -13,7 +13,7 @@ TEST_PACKAGES := docker-registry skopeo umoci busybox-static iproute2 systemd po
                  apache2-utils openssl strace time
 TS_SOURCES := $(shell find cmd stage0 stage1 store native test -path test/data -prune -o -name '*.ts' -print 2>/dev/null)
 
-.PHONY: all deps deps-build deps-test build test unit bench demo clean typecheck stage1 check lint check-c format-check
+.PHONY: all deps deps-build deps-test build test unit unit-nobody bench demo clean typecheck stage1 check lint check-c format-check
 
 all: deps build
 
@@ -149,12 +149,17 @@ fixtures: deps deps-test
 # Unit tests (test/unit/): no root, no fixtures, no namespaces; seconds. The
 # system calls of stage0 are a recording fake there (native/sys.ts). They run as
 # whoever runs make; TSPOD_UPDATE_GOLDEN=1 rewrites the golden files they compare
-# with (test/unit/golden/). `make test` runs them first, then the root tests.
+# with (test/unit/golden/). `make test` runs them first (as root, then as nobody:
+# make unit-nobody), then the root tests.
 UNIT_TESTS := $(patsubst %.ts,build/%.js,$(wildcard test/unit/*.test.ts))
 unit: build/.tsc bin/tspod-helper
 	node --test --test-reporter=spec $(UNIT_TESTS)
 
-test: all unit fixtures
+# The same tests as the user nobody, from a copy in /tmp (run as root; make test does).
+unit-nobody: build/.tsc bin/tspod-helper
+	bash test/unit/as-nobody.sh
+
+test: all unit unit-nobody fixtures
 	node test/run.mjs
 
 # Benchmarks (issues 2 and 3; not part of `make test`): needs the big fixture.

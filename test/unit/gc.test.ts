@@ -11,8 +11,7 @@ import { ErrorCode, TspodError } from '../../native/errors.js';
 import { MNT_DETACH } from '../../native/sys.js';
 import { gcPods, removePod, unmountBelow, type GcOptions } from '../../stage0/gc.js';
 import { PodsDir, type StateDir } from '../../stage0/pods.js';
-import { POD_FILES, STAGE1_ANNOTATIONS, STAGE1_INTERFACE_VERSION } from '../../stage1/contract/pod.js';
-import { scratch, useFakeSys } from './util.js';
+import { giveStage1, placePod, scratch, useFakeSys } from './util.js';
 
 const fake = useFakeSys();
 
@@ -40,24 +39,8 @@ function world(): World {
     err,
     gc: (opts) => gcPods(pods.root, { ...OPTS, ...opts }, { out: (l) => out.push(l), err: (l) => err.push(l) }),
     place(state, uuid, stage1Gc) {
-      const dir = pods.podDir(state, uuid);
-      fs.mkdirSync(dir, { mode: 0o700 });
-      fs.mkdirSync(path.join(pods.root, 'uuids', uuid.slice(0, 2)), { recursive: true });
-      fs.writeFileSync(path.join(pods.root, 'uuids', uuid.slice(0, 2), uuid), '');
-      if (stage1Gc !== undefined) {
-        // The pod's stage1: a manifest with the gc annotation, one layer with /gc.
-        const layer = path.join(base, `stage1-${uuid}`);
-        fs.mkdirSync(layer);
-        fs.writeFileSync(path.join(layer, 'gc'), stage1Gc, { mode: 0o755 });
-        fs.mkdirSync(path.join(dir, 'stage1'));
-        const annotations = [
-          { name: STAGE1_ANNOTATIONS.init, value: '/init' },
-          { name: STAGE1_ANNOTATIONS.gc, value: '/gc' },
-          { name: STAGE1_ANNOTATIONS.interfaceVersion, value: String(STAGE1_INTERFACE_VERSION) },
-        ];
-        fs.writeFileSync(path.join(dir, POD_FILES.stage1Manifest), JSON.stringify({ acKind: 'ImageManifest', acVersion: '0.8.11', name: 'test/stage1', annotations }));
-        fs.writeFileSync(path.join(dir, POD_FILES.stage1Layers), JSON.stringify([layer]));
-      }
+      const dir = placePod(pods, state, uuid);
+      if (stage1Gc !== undefined) giveStage1(dir, path.join(base, `stage1-${uuid}`), { gc: stage1Gc });
       return dir;
     },
     where(uuid) {

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, TspodError } from '../../native/errors.js';
 import { PodsDir, STATE_DIRS, type StateDir } from '../../stage0/pods.js';
-import { scratch, useFakeSys } from './util.js';
+import { placePod, scratch, useFakeSys } from './util.js';
 
 const fake = useFakeSys();
 
@@ -15,13 +15,6 @@ function podsDir(): PodsDir {
   const pods = new PodsDir(path.join(scratch(), 'pods'));
   pods.ensureLayout();
   return pods;
-}
-
-/** A pod directory made by hand in `state`, with its UUID marker (as create leaves it). */
-function placePod(pods: PodsDir, state: StateDir, uuid: string): void {
-  fs.mkdirSync(pods.podDir(state, uuid), { mode: 0o700 });
-  fs.mkdirSync(path.join(pods.root, 'uuids', uuid.slice(0, 2)), { recursive: true });
-  fs.writeFileSync(path.join(pods.root, 'uuids', uuid.slice(0, 2), uuid), '');
 }
 
 function rejects(fn: () => unknown, code: ErrorCode, message: RegExp): void {

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# make unit-nobody (as root): runs the unit tests as the user nobody, to show that
+# they need no privilege. They run from a copy of what they need (the compiled
+# modules, the helper, node_modules, the golden files) in a new directory under
+# /tmp, since nobody may not reach the checkout (CI clones into a 0700 directory);
+# the copy is removed afterwards.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+if [ "$(id -u)" != 0 ]; then
+  echo "unit-nobody: run it as root (it becomes nobody); as any other user, make unit already runs unprivileged" >&2
+  exit 1
+fi
+# The compiled tests whose source is still there (not a stale build of a removed one).
+tests=()
+for t in test/unit/*.test.ts; do tests+=("build/${t%.ts}.js"); done
+work=$(mktemp -d /tmp/tspod-unit-nobody.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+tar -cf - package.json bin/tspod-helper node_modules test/unit/golden \
+  build/package.json build/cmd build/stage0 build/stage1 build/store build/native build/test | tar -C "$work" -xf -
+chown -R nobody:nogroup "$work"
+chmod 0755 "$work"
+cd "$work"
+setpriv --reuid=nobody --regid=nogroup --clear-groups --reset-env \
+  node --test --test-reporter=spec "${tests[@]}"

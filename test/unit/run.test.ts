@@ -1,0 +1,99 @@
+// run-prepared (stage0/run.ts): prepared → run under the pod's lock, then the
+// exec of stage1 /init, which FakeSys records instead of doing: its arguments,
+// its environment built from nothing, the lock fd handed down. A pod that cannot
+// start stays prepared.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { ErrorCode, TspodError } from '../../native/errors.js';
+import { PodsDir } from '../../stage0/pods.js';
+import { runPrepared, type RunOptions } from '../../stage0/run.js';
+import { POD_FILES } from '../../stage1/contract/pod.js';
+import { ExecCalled } from './fake-sys.js';
+import { giveStage1, placePod, scratch, useFakeSys } from './util.js';
+
+const fake = useFakeSys();
+const U = '7e57e57e-0000-4000-8000-000000000001';
+
+function preparedPod(stage1Version?: string): { pods: PodsDir; dir: string; init: string } {
+  const base = scratch();
+  const pods = new PodsDir(path.join(base, 'pods'));
+  pods.ensureLayout();
+  const dir = placePod(pods, 'prepared', U);
+  fs.writeFileSync(path.join(dir, POD_FILES.manifest), JSON.stringify({ acKind: 'PodManifest', acVersion: '0.8.11', apps: [] }));
+  fs.writeFileSync(path.join(dir, POD_FILES.runtimeDefaults), JSON.stringify({ net: 'none', hostname: 'from-prepare' }));
+  const layer = path.join(base, 'stage1');
+  giveStage1(dir, layer, { init: '#!/bin/sh\nexit 99\n' }, stage1Version);
+  return { pods, dir, init: path.join(layer, 'init') };
+}
+
+/** runPrepared, back in the test's working directory (it chdirs to the pod) whatever happens. */
+function start(pods: PodsDir, opts: Partial<RunOptions> = {}): unknown {
+  const cwd = process.cwd();
+  try {
+    runPrepared(pods.root, U.slice(0, 8), { debug: false, ...opts });
+  } catch (e) {
+    return e;
+  } finally {
+    process.chdir(cwd);
+  }
+  return undefined;
+}
+
+describe('run-prepared', () => {
+  test('moves the pod to run under its lock and execs stage1 /init with the lock fd, flags and a clean environment', () => {
+    const { pods, init } = preparedPod();
+    const saved = process.env.NODE_OPTIONS;
+    process.env.NODE_OPTIONS = '--require=/evil.js';
+    let e: unknown;
+    try {
+      e = start(pods, { hostname: 'given', localConfig: 'rel/config', insecure: { capabilities: false, paths: true, seccomp: false } });
+    } finally {
+      if (saved === undefined) delete process.env.NODE_OPTIONS;
+      else process.env.NODE_OPTIONS = saved;
+    }
+    assert.ok(e instanceof ExecCalled, String(e));
+    assert.equal(pods.findState(U), 'run');
+    const [exec] = fake.sys.callsOf('execve');
+    assert.equal(exec.file, init);
+    assert.deepEqual(exec.argv, [init, '--net=none', `--local-config=${path.resolve('rel/config')}`, '--hostname=given', '--disable-paths', U]);
+    const fd = exec.keepFds[0];
+    assert.deepEqual(exec.keepFds, [fd]);
+    assert.deepEqual(Object.keys(exec.env).sort(), ['PATH', 'TSPOD_LOCK_FD', ...(process.env.TERM ? ['TERM'] : [])].sort());
+    assert.equal(exec.env.TSPOD_LOCK_FD, String(fd));
+    // The fd it hands down holds the pod's lock (exclusive, taken without waiting).
+    assert.ok(fake.sys.callsOf('flock').some((c) => c.fd === fd && c.op === 'LOCK_EX|LOCK_NB' && c.granted));
+    const probe = pods.open(U)!;
+    try {
+      assert.equal(probe.state(), 'running');
+    } finally {
+      probe.close();
+      fs.closeSync(fd);
+    }
+  });
+
+  test('a pod being started elsewhere (locked) is refused and stays prepared', () => {
+    const { pods, dir } = preparedPod();
+    fake.sys.holdElsewhere(dir);
+    const e = start(pods);
+    assert.ok(e instanceof TspodError && e.code === ErrorCode.Conflict && e.message === `pod "${U}" is being started by another process`, String(e));
+    assert.equal(pods.findState(U), 'prepared');
+    assert.deepEqual(fake.sys.callsOf('execve'), []);
+  });
+
+  test('a stage1 of another interface version is refused before the pod moves; nothing is exec’d', () => {
+    const { pods } = preparedPod('2');
+    const e = start(pods);
+    assert.ok(e instanceof TspodError && e.code === ErrorCode.Unsupported && /speaks stage1 interface version "2"; this tspod speaks version 1$/.test(e.message), String(e));
+    assert.equal(pods.findState(U), 'prepared');
+    assert.deepEqual(fake.sys.callsOf('execve'), []);
+  });
+
+  test('a pod that is not prepared is refused with its state', () => {
+    const { pods } = preparedPod();
+    fs.renameSync(pods.podDir('prepared', U), pods.podDir('run', U));
+    const e = start(pods);
+    assert.ok(e instanceof TspodError && e.code === ErrorCode.Conflict && e.message === `pod "${U}" is not prepared` && e.hint === 'it is exited', String(e));
+  });
+});
