@@ -4,13 +4,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, afterEach, beforeEach } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { setSys } from '../../native/sys.js';
 import type { PodsDir, StateDir } from '../../stage0/pods.js';
 import { POD_FILES, STAGE1_ANNOTATIONS, STAGE1_INTERFACE_VERSION } from '../../stage1/contract/pod.js';
 import { FakeSys } from './fake-sys.js';
 
 /** The repository (tests run from build/test/unit/). */
-export const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
+export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 
 const made: string[] = [];
 after(() => {
