@@ -20,5 +20,6 @@ tar -cf - package.json bin/tspod-helper node_modules test/unit/golden \
 chown -R nobody:nogroup "$work"
 chmod 0755 "$work"
 cd "$work"
+node=$(command -v node)
 setpriv --reuid=nobody --regid=nogroup --clear-groups --reset-env \
-  node --test --test-reporter=spec "${tests[@]}"
+  "$node" --test --test-reporter=spec "${tests[@]}"
