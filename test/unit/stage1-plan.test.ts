@@ -1,10 +1,10 @@
-// Pure logic of stage1's plan writing (stage1/plan.ts, stage1/pod-setup.ts):
+// Pure logic of stage1's plan writing (stage1/plan.ts, stage1/pod-setup.ts), no root:
 // the fast paths taken for speed give exactly what the general code gives.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { encodeField } from '../stage1/plan.js';
-import { below } from '../stage1/pod-setup.js';
+import { encodeField } from '../../stage1/plan.js';
+import { below } from '../../stage1/pod-setup.js';
 
 /** PLAN.md's encoding, byte by byte (the reference the fast path must match). */
 function slowEncode(s: string): string {
