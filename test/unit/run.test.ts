@@ -1,12 +1,14 @@
 // run-prepared (stage0/run.ts): prepared → run under the pod's lock, then the
 // exec of stage1 /init, which FakeSys records instead of doing: its arguments,
 // its environment built from nothing, the lock fd handed down. A pod that cannot
-// start stays prepared.
+// start stays prepared. enter (stage0/enter.ts): the exec of stage1 /enter for
+// a running pod's app, once the pod has written its pid.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, TspodError } from '../../native/errors.js';
+import { enterPod } from '../../stage0/enter.js';
 import { PodsDir } from '../../stage0/pods.js';
 import { runPrepared, type RunOptions } from '../../stage0/run.js';
 import { POD_FILES } from '../../stage1/contract/pod.js';
@@ -16,16 +18,17 @@ import { giveStage1, placePod, scratch, useFakeSys } from './util.js';
 const fake = useFakeSys();
 const U = '7e57e57e-0000-4000-8000-000000000001';
 
-function preparedPod(stage1Version?: string): { pods: PodsDir; dir: string; init: string } {
+function preparedPod(stage1Version?: string, apps: string[] = [], state: 'prepared' | 'run' = 'prepared'): { pods: PodsDir; dir: string; init: string; enter: string } {
   const base = scratch();
   const pods = new PodsDir(path.join(base, 'pods'));
   pods.ensureLayout();
-  const dir = placePod(pods, 'prepared', U);
-  fs.writeFileSync(path.join(dir, POD_FILES.manifest), JSON.stringify({ acKind: 'PodManifest', acVersion: '0.8.11', apps: [] }));
+  const dir = placePod(pods, state, U);
+  const manifest = { acKind: 'PodManifest', acVersion: '0.8.11', apps: apps.map((name) => ({ name, image: { id: 'sha512-x' } })) };
+  fs.writeFileSync(path.join(dir, POD_FILES.manifest), JSON.stringify(manifest));
   fs.writeFileSync(path.join(dir, POD_FILES.runtimeDefaults), JSON.stringify({ net: 'none', hostname: 'from-prepare' }));
   const layer = path.join(base, 'stage1');
-  giveStage1(dir, layer, { init: '#!/bin/sh\nexit 99\n' }, stage1Version);
-  return { pods, dir, init: path.join(layer, 'init') };
+  giveStage1(dir, layer, { init: '#!/bin/sh\nexit 99\n', enter: '#!/bin/sh\nexit 99\n' }, stage1Version);
+  return { pods, dir, init: path.join(layer, 'init'), enter: path.join(layer, 'enter') };
 }
 
 /** runPrepared, back in the test's working directory (it chdirs to the pod) whatever happens. */
@@ -95,5 +98,47 @@ describe('run-prepared', () => {
     fs.renameSync(pods.podDir('prepared', U), pods.podDir('run', U));
     const e = start(pods);
     assert.ok(e instanceof TspodError && e.code === ErrorCode.Conflict && e.message === `pod "${U}" is not prepared` && e.hint === 'it is exited', String(e));
+  });
+});
+
+describe('enter', () => {
+  /** enterPod, back in the test's working directory whatever happens; what it threw. */
+  async function enter(pods: PodsDir, app: string | undefined, cmd: string[]): Promise<unknown> {
+    const cwd = process.cwd();
+    try {
+      await enterPod(pods.root, U.slice(0, 8), app, cmd, false);
+    } catch (e) {
+      return e;
+    } finally {
+      process.chdir(cwd);
+    }
+    return undefined;
+  }
+
+  test('waits for the pod’s pid, then execs stage1 /enter with the pid, the app and the command; PATH and TERM only', async () => {
+    const { pods, dir, enter: entry } = preparedPod(undefined, ['main'], 'run');
+    fake.sys.holdElsewhere(dir);
+    const late = setTimeout(() => fs.writeFileSync(path.join(dir, POD_FILES.pid), '4242\n'), 300);
+    const e = await enter(pods, undefined, ['ls', '-l', '--', 'x']);
+    clearTimeout(late);
+    assert.ok(e instanceof ExecCalled, String(e));
+    const [exec] = fake.sys.callsOf('execve');
+    assert.equal(exec.file, entry);
+    assert.deepEqual(exec.argv, [entry, '--pid=4242', '--appname=main', '--', 'ls', '-l', '--', 'x']);
+    assert.deepEqual(Object.keys(exec.env).sort(), ['PATH', ...(process.env.TERM ? ['TERM'] : [])]);
+    assert.deepEqual(exec.keepFds, [], 'enter holds no pod lock');
+  });
+
+  test('a pod that is not running is refused with its state; so is an app it does not have, or no app among several', async () => {
+    const { pods, dir } = preparedPod(undefined, ['a', 'b'], 'run');
+    let e = await enter(pods, 'a', []);
+    assert.ok(e instanceof TspodError && e.code === ErrorCode.Conflict && e.message === `pod "${U}" is not running` && e.hint === 'it is exited', String(e));
+    fake.sys.holdElsewhere(dir);
+    fs.writeFileSync(path.join(dir, POD_FILES.pid), '4242');
+    e = await enter(pods, undefined, []);
+    assert.ok(e instanceof TspodError && e.code === ErrorCode.BadInput && e.message === `pod "${U}" has 2 apps (a, b)`, String(e));
+    e = await enter(pods, 'c', []);
+    assert.ok(e instanceof TspodError && e.code === ErrorCode.NotFound && e.message === `pod "${U}" has no app "c"` && e.hint === 'its apps: a, b', String(e));
+    assert.deepEqual(fake.sys.callsOf('execve'), []);
   });
 });
