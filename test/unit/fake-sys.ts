@@ -1,10 +1,11 @@
-// A recording fake of native/sys.ts for the unit tests: it keeps flock's rules
-// (locks belong to an open file, conflicting locks are refused with LOCK_NB),
-// lets a test say that "another process" holds a lock, keeps a mount table that
-// umount2 edits, and records every call. execve records its arguments and
-// throws ExecCalled instead of replacing the process.
+// The unit tests' native/sys.ts: flock is the kernel's (it needs no privilege),
+// recorded; "another process" holding a pod's lock (holdElsewhere) is a real
+// lock on an open file of the test's own, which conflicts exactly as another
+// process's would and follows the pod through renames. The mount table is a
+// list that umount2 edits; execve records its arguments and throws ExecCalled
+// instead of replacing the process. Every call is recorded.
 import fs from 'node:fs';
-import { LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN, type Sys } from '../../native/sys.js';
+import { kernel, LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN, type Sys } from '../../native/sys.js';
 import { SyscallError } from '../../native/libc.js';
 
 export type Call =
@@ -26,8 +27,6 @@ export class ExecCalled extends Error {
 }
 
 type Mode = 'sh' | 'ex';
-/** The holder that stands for another process. */
-const ELSEWHERE = -1;
 
 export class FakeSys implements Sys {
   readonly calls: Call[] = [];
@@ -35,17 +34,31 @@ export class FakeSys implements Sys {
   mounts: string[] = [];
   /** umount2 fails with this errno for these targets. */
   readonly umountErrors = new Map<string, number>();
-  /** Per file (dev:ino): which fds hold a lock on it, and how. */
-  private readonly locks = new Map<string, Map<number, Mode>>();
+  /** The open files that stand for other processes' locks, by the path they were taken on. */
+  private readonly elsewhere = new Map<string, number>();
 
   /** "Another process" takes a lock on `file` (a pod directory), as a running pod's helper holds it. */
   holdElsewhere(file: string, mode: Mode = 'ex'): void {
-    this.holders(key(fs.statSync(file))).set(ELSEWHERE, mode);
+    this.releaseElsewhere(file);
+    const fd = fs.openSync(file, fs.constants.O_RDONLY);
+    if (!kernel.flock(fd, (mode === 'ex' ? LOCK_EX : LOCK_SH) | LOCK_NB)) {
+      fs.closeSync(fd);
+      throw new Error(`FakeSys: ${file} is locked already`);
+    }
+    this.elsewhere.set(file, fd);
   }
 
   /** The other process lets go (it exited). */
   releaseElsewhere(file: string): void {
-    this.holders(key(fs.statSync(file))).delete(ELSEWHERE);
+    const fd = this.elsewhere.get(file);
+    if (fd === undefined) return;
+    fs.closeSync(fd);
+    this.elsewhere.delete(file);
+  }
+
+  /** Lets go of every lock held "elsewhere" (after each test). */
+  dispose(): void {
+    for (const file of [...this.elsewhere.keys()]) this.releaseElsewhere(file);
   }
 
   /** The calls of one kind. */
@@ -54,19 +67,10 @@ export class FakeSys implements Sys {
   }
 
   flock(fd: number, op: number): boolean {
-    const st = fs.fstatSync(fd); // EBADF, as the kernel, for a closed fd
-    const holders = this.holders(key(st));
-    let granted = true;
-    if (op & LOCK_UN) {
-      holders.delete(fd);
-    } else {
-      const want: Mode = op & LOCK_EX ? 'ex' : 'sh';
-      const conflict = [...holders].some(([holder, mode]) => holder !== fd && (want === 'ex' || mode === 'ex'));
-      if (conflict && !(op & LOCK_NB)) throw new Error(`FakeSys: flock(${fd}) would wait forever (the lock is held elsewhere)`);
-      granted = !conflict;
-      if (granted) holders.set(fd, want);
-    }
+    // A lock that is not free would be waited for: forever, in a test.
+    const granted = kernel.flock(fd, op & LOCK_UN ? op : op | LOCK_NB);
     this.calls.push({ call: 'flock', fd, op: opName(op), granted });
+    if (!granted && !(op & LOCK_NB)) throw new Error(`FakeSys: flock(${fd}, ${opName(op)}) would wait forever (the lock is held elsewhere)`);
     return granted;
   }
 
@@ -92,27 +96,6 @@ export class FakeSys implements Sys {
     this.calls.push({ call: 'execve', file, argv, env, keepFds });
     throw new ExecCalled(file, argv, env, keepFds);
   }
-
-  /** The holders of one file, forgetting fds closed since (the kernel drops their locks). */
-  private holders(k: string): Map<number, Mode> {
-    let h = this.locks.get(k);
-    if (!h) this.locks.set(k, (h = new Map()));
-    for (const fd of h.keys()) {
-      if (fd === ELSEWHERE) continue;
-      let open = false;
-      try {
-        open = key(fs.fstatSync(fd)) === k;
-      } catch {
-        /* closed */
-      }
-      if (!open) h.delete(fd);
-    }
-    return h;
-  }
-}
-
-function key(st: fs.Stats): string {
-  return `${st.dev}:${st.ino}`;
 }
 
 function opName(op: number): string {

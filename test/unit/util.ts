@@ -33,7 +33,10 @@ export function useFakeSys(): { readonly sys: FakeSys } {
     holder.sys = new FakeSys();
     restore = setSys(holder.sys);
   });
-  afterEach(() => restore?.());
+  afterEach(() => {
+    restore?.();
+    holder.sys.dispose();
+  });
   return holder;
 }
 
