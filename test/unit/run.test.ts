@@ -2,13 +2,17 @@
 // exec of stage1 /init, which FakeSys records instead of doing: its arguments,
 // its environment built from nothing, the lock fd handed down. A pod that cannot
 // start stays prepared. enter (stage0/enter.ts): the exec of stage1 /enter for
-// a running pod's app, once the pod has written its pid.
+// a running pod's app, once the pod has written its pid. stop (stage0/stop.ts):
+// the signal to the pod's pid 1, here a real child process of the test's.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, TspodError } from '../../native/errors.js';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { enterPod } from '../../stage0/enter.js';
+import { stopPod } from '../../stage0/stop.js';
 import { PodsDir } from '../../stage0/pods.js';
 import { runPrepared, type RunOptions } from '../../stage0/run.js';
 import { POD_FILES } from '../../stage1/contract/pod.js';
@@ -140,5 +144,49 @@ describe('enter', () => {
     e = await enter(pods, 'c', []);
     assert.ok(e instanceof TspodError && e.code === ErrorCode.NotFound && e.message === `pod "${U}" has no app "c"` && e.hint === 'its apps: a, b', String(e));
     assert.deepEqual(fake.sys.callsOf('execve'), []);
+  });
+});
+
+describe('stop', () => {
+  /** A running pod whose pid 1 is a child of the test's (sleep). */
+  function runningPod(): { pods: PodsDir; dir: string; child: ReturnType<typeof spawn> } {
+    const { pods, dir } = preparedPod(undefined, ['main'], 'run');
+    fake.sys.holdElsewhere(dir);
+    const child = spawn('sleep', ['600'], { stdio: 'ignore' });
+    fs.writeFileSync(path.join(dir, POD_FILES.pid), String(child.pid));
+    return { pods, dir, child };
+  }
+
+  for (const [force, signal] of [[false, 'SIGTERM'], [true, 'SIGKILL']] as const) {
+    test(`${force ? '--force sends SIGKILL' : 'sends SIGTERM'} to the pod’s pid 1`, async () => {
+      const { pods, child } = runningPod();
+      const exited = once(child, 'exit');
+      try {
+        assert.deepEqual(stopPod(pods.root, U.slice(0, 4), force), { uuid: U, outcome: 'stopped' });
+        const [code, sig] = await exited;
+        assert.deepEqual([code, sig], [null, signal]);
+      } finally {
+        child.kill('SIGKILL');
+      }
+    });
+  }
+
+  test('a pid 1 that is gone, or a pod that has exited, is already stopped; a pod never started is refused', () => {
+    const { pods, dir, child } = runningPod();
+    child.kill('SIGKILL');
+    // No process has pid_max as its pid (never a reused one, which a signal could hit).
+    fs.writeFileSync(path.join(dir, POD_FILES.pid), fs.readFileSync('/proc/sys/kernel/pid_max', 'utf8').trim());
+    assert.deepEqual(stopPod(pods.root, U, false), { uuid: U, outcome: 'already-stopped' }, 'ESRCH');
+    fake.sys.releaseElsewhere(dir);
+    assert.deepEqual(stopPod(pods.root, U, false), { uuid: U, outcome: 'already-stopped' }, 'exited');
+    fs.renameSync(dir, pods.podDir('prepared', U));
+    assert.throws(() => stopPod(pods.root, U, false), (e: unknown) => e instanceof TspodError && e.code === ErrorCode.Conflict && e.message === `pod "${U}" is prepared: it has not been started`);
+  });
+
+  test('a running pod without its pid yet is refused for now', () => {
+    const { pods, dir, child } = runningPod();
+    child.kill('SIGKILL');
+    fs.rmSync(path.join(dir, POD_FILES.pid));
+    assert.throws(() => stopPod(pods.root, U, false), (e: unknown) => e instanceof TspodError && e.code === ErrorCode.Conflict && /is starting: try again in a moment$/.test(e.message));
   });
 });
