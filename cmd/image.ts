@@ -2,7 +2,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { TspodError, ErrorCode } from '../native/errors.js';
 import { withStore } from '../store/store.js';
-import { imageGc } from '../store/gc.js';
+import { imageGc } from '../stage0/image-gc.js';
 import { exportImage, extractImage, verifyImage, originalManifest } from '../store/image-ops.js';
 import type { StoredImage } from '../store/images.js';
 import type { GlobalArgs } from './global.js';

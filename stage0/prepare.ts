@@ -11,7 +11,6 @@ import { log } from '../native/log.js';
 import { AC_VERSION, annotationValue, type AppcApp, type AppcImageManifest, type NameValue } from '../stage1/contract/appc.js';
 import { DEFAULT_PATH, POD_FILES, type PodApp, type PodManifest, type PodMount, type PodVolume, type UserNamespace } from '../stage1/contract/pod.js';
 import { fetchImage } from '../store/fetch.js';
-import { POD_STORE_REFS } from '../store/gc.js';
 import { layerDirs } from '../store/image-ops.js';
 import type { StoredImage } from '../store/images.js';
 import type { InsecureOptions } from '../store/insecure.js';
@@ -22,6 +21,7 @@ import { findExecutable, ImageFs, lookupInLayers, readFileInLayers } from '../st
 import { renderLayers, visibleLayers } from '../store/layers/render.js';
 import type { Store } from '../store/store.js';
 import { mergeEnvironment, readEnvFile } from './env.js';
+import type { PodStoreRefs } from './image-gc.js';
 import { checkIsolators, overrideIsolators } from './isolators.js';
 import { appDevices, DEVICES_ANNOTATION, uncheckedDeviceProblem } from '../stage1/contract/devices.js';
 import { describeLayout, detectCgroups, deviceCgroupKind } from '../stage1/contract/cgroups.js';
@@ -496,13 +496,11 @@ function writePodFiles(
   }
   write(POD_FILES.runtimeDefaults, JSON.stringify(runtime));
   if (dns) write(POD_FILES.dns, JSON.stringify(dns));
-  write(
-    POD_STORE_REFS,
-    JSON.stringify({
-      images: [stage1.record.id, ...apps.map((a) => a.image.record.id)],
-      layers: [...stage1.record.layers, ...apps.flatMap((a) => a.image.record.layers)],
-    }),
-  );
+  const refs: PodStoreRefs = {
+    images: [stage1.record.id, ...apps.map((a) => a.image.record.id)],
+    layers: [...stage1.record.layers, ...apps.flatMap((a) => a.image.record.layers)],
+  };
+  write(POD_FILES.storeRefs, JSON.stringify(refs));
   for (const v of manifest.volumes ?? []) if (v.kind === 'empty') fs.mkdirSync(path.join(dir, POD_FILES.sharedVolume(v.name)), { recursive: true });
 }
 

@@ -1,45 +1,19 @@
-// Image garbage collection and what pods keep alive. An ACI's dependencies are
-// kept while an image that needs them is kept.
-//
-// A pod records what it uses from the store in `<pod dir>/store-refs.json`
-// ({"images": [...ids], "layers": [...ids]}), written by stage0 at prepare. Images
-// used by pods that are being prepared, prepared or running are never collected,
-// and layers stay as long as any image or any pod on disk still uses them.
+// Image garbage collection. The store knows nothing of its users: what they keep
+// alive (gc roots, containerd's model) is computed by them and handed in
+// (stage0/image-gc.ts computes the roots of the pods on disk). An ACI's
+// dependencies are kept while an image that needs them is kept.
 import fs from 'node:fs';
 import path from 'node:path';
 import { log } from '../native/log.js';
 import { safeReaddir } from './blobs.js';
 import type { Store } from './store.js';
 
-export const POD_STORE_REFS = 'store-refs.json';
-
-/** Pod states whose images must stay (rkt keeps images of live pods). */
-const LIVE_STATES = ['embryo', 'prepare', 'prepared', 'run'];
-/** Every state whose pods still have directories (and so overlay mounts) on disk. */
-const ALL_STATES = ['embryo', 'prepare', 'prepared', 'run', 'exited-garbage', 'garbage'];
-
-export interface PodRefs {
+/** What the store's users still use; nothing named here is collected. */
+export interface GcRoots {
+  /** Images that stay whatever their age (with their dependencies, layers and blobs). */
   images: Set<string>;
+  /** Layers that stay though no remaining image may name them. */
   layers: Set<string>;
-}
-
-export function podStoreRefs(podsDir: string, states: string[]): PodRefs {
-  const refs: PodRefs = { images: new Set(), layers: new Set() };
-  for (const state of states) {
-    for (const uuid of safeReaddir(path.join(podsDir, state))) {
-      try {
-        const r = JSON.parse(fs.readFileSync(path.join(podsDir, state, uuid, POD_STORE_REFS), 'utf8')) as {
-          images?: string[];
-          layers?: string[];
-        };
-        r.images?.forEach((i) => refs.images.add(i));
-        r.layers?.forEach((l) => refs.layers.add(l));
-      } catch {
-        /* a pod without refs (still being made, or already gone) */
-      }
-    }
-  }
-  return refs;
 }
 
 export interface ImageGcReport {
@@ -50,19 +24,20 @@ export interface ImageGcReport {
 }
 
 /**
- * Removes images not used for `graceMs` (and not used by a live pod), then every
- * layer and blob no remaining image or pod refers to. Runs with the store lock
- * held exclusively, so no fetch is halfway through adding references.
+ * Removes images not used for `graceMs` and not roots, then every layer and blob
+ * that no remaining image and no root refers to. Runs with the store lock held
+ * exclusively, so no fetch or prepare is halfway through adding references;
+ * `roots` is called under that lock.
  */
-export async function imageGc(store: Store, graceMs: number, now = Date.now()): Promise<ImageGcReport> {
+export async function imageGc(store: Store, graceMs: number, roots: () => GcRoots, now = Date.now()): Promise<ImageGcReport> {
   return store.exclusive(() => {
-    const live = podStoreRefs(store.paths.podsDir, LIVE_STATES);
+    const kept = roots();
     const report: ImageGcReport = { removedImages: [], keptInUse: [], removedLayers: [], removedBlobs: 0 };
     const all = store.images.all();
     const expired = new Set<string>();
     for (const img of all) {
       if (now - img.lastUsed < graceMs) continue;
-      if (live.images.has(img.record.id)) {
+      if (kept.images.has(img.record.id)) {
         report.keptInUse.push(img.record.id);
         continue;
       }
@@ -87,15 +62,14 @@ export async function imageGc(store: Store, graceMs: number, now = Date.now()): 
       store.images.remove(img.record.id);
       report.removedImages.push(img.record.id);
     }
-    sweepUnreferenced(store, report);
+    sweepUnreferenced(store, kept.layers, report);
     return report;
   });
 }
 
-/** Layers and blobs that no image and no pod on disk refers to. */
-export function sweepUnreferenced(store: Store, report: Pick<ImageGcReport, 'removedLayers' | 'removedBlobs'>): void {
-  const onDisk = podStoreRefs(store.paths.podsDir, ALL_STATES);
-  const usedLayers = new Set(onDisk.layers);
+/** Layers and blobs that no image and no root refers to, and the lock files of what is gone. */
+function sweepUnreferenced(store: Store, rootLayers: Set<string>, report: Pick<ImageGcReport, 'removedLayers' | 'removedBlobs'>): void {
+  const usedLayers = new Set(rootLayers);
   const usedBlobs = new Set<string>();
   for (const img of store.images.all()) {
     img.record.layers.forEach((l) => usedLayers.add(l));
@@ -111,7 +85,6 @@ export function sweepUnreferenced(store: Store, report: Pick<ImageGcReport, 'rem
     store.blobs.remove(blob);
     report.removedBlobs++;
   }
-  // Lock files of layers and images that are gone.
   for (const f of safeReaddir(store.paths.locksDir)) {
     const layer = /^layer-(.+)\.lock$/.exec(f);
     const image = /^image-(.+)\.lock$/.exec(f);

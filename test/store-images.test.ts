@@ -19,6 +19,11 @@ import {
   type Registry,
 } from './harness/index.js';
 import { fetchedId, imageIds, layerIds, ok, oneLineError, registryLog, sha256, suiteHost, tempDir } from './store-util.js';
+import { POD_FILES } from '../stage1/contract/pod.js';
+import { podGcRoots } from '../stage0/image-gc.js';
+import { PodsDir } from '../stage0/pods.js';
+import { imageGc as collectImages } from '../store/gc.js';
+import { withStore } from '../store/store.js';
 
 const HTTP = '--insecure-options=http';
 const ACCEPT = [
@@ -44,6 +49,11 @@ function lastUsedAgo(dd: DataDir, id: string, ms: number): void {
   if (!fs.existsSync(file)) fs.writeFileSync(file, '');
   const t = new Date(Date.now() - ms);
   fs.utimesSync(file, t, t);
+}
+
+/** An image's record as the store keeps it. */
+function imageRecord(dir: string, id: string): { layers: string[] } {
+  return JSON.parse(fs.readFileSync(path.join(dir, 'cas', 'images', id, 'record.json'), 'utf8')) as { layers: string[] };
 }
 
 const HOUR = 3600_000;
@@ -190,7 +200,7 @@ describe('image rm, image gc', () => {
       uuid = prep.stdout.trim().split('\n').pop()!;
       assert.match(uuid, /^[0-9a-f-]{36}$/);
     } else {
-      // Without a working prepare, a pod as store/gc.ts reads it.
+      // Without a working prepare, a pod as stage0/image-gc.ts reads it.
       t.diagnostic(`tspod prepare failed (${prep.stderr.trim()}); simulating a prepared pod`);
       uuid = '00000000-0000-4000-8000-000000000001';
       fs.mkdirSync(path.join(dd.path, 'pods', 'prepared', uuid), { recursive: true });
@@ -226,6 +236,35 @@ describe('image rm, image gc', () => {
     assert.ok(!layerIds(dd.path).includes(shared), 'the shared layer went with its last image');
     assert.deepEqual(imageIds(dd.path).includes(aci), true);
     oneLineError(await dd.tspod(['image', 'gc', '--grace-period=soon']), /grace-period/, 2);
+  });
+
+  test("the store's gc keeps exactly the roots its caller hands in, and reads no pod directory", async (t) => {
+    const dd = makeDataDir(t);
+    const busybox = await fullId(dd, fetchedId(await dd.tspod(['fetch', FIXTURES.busybox!.source])));
+    const aci = await fullId(dd, fetchedId(await dd.tspod(['fetch', FIXTURES.aci!.source])));
+    const busyboxLayers = imageRecord(dd.path, busybox).layers;
+    // A pod directory that names both images: the store must not look at it.
+    const uuid = '00000000-0000-4000-8000-000000000002';
+    fs.mkdirSync(path.join(dd.path, 'pods', 'prepared', uuid), { recursive: true });
+    fs.writeFileSync(path.join(dd.path, 'pods', 'prepared', uuid, POD_FILES.storeRefs), JSON.stringify({ images: [busybox, aci], layers: busyboxLayers }));
+    let calls = 0;
+    const report = await withStore(dd.path, (store) =>
+      collectImages(store, 0, () => {
+        calls++;
+        return { images: new Set([aci]), layers: new Set([busyboxLayers[0]!]) };
+      }),
+    );
+    assert.equal(calls, 1, 'the roots are asked for once, under the exclusive lock');
+    assert.deepEqual(report.removedImages, [busybox], 'the image that is no root goes, whatever pods record');
+    assert.deepEqual(report.keptInUse, [aci]);
+    assert.deepEqual(imageIds(dd.path), [aci]);
+    assert.ok(layerIds(dd.path).includes(busyboxLayers[0]!), 'a root layer stays without an image');
+    for (const l of busyboxLayers.slice(1)) assert.ok(!layerIds(dd.path).includes(l), `${l} went with its image`);
+
+    // stage0 computes the roots from that pod: its images (prepared: live) and layers.
+    const roots = podGcRoots(new PodsDir(path.join(dd.path, 'pods')));
+    assert.deepEqual([...roots.images].sort(), [busybox, aci].sort());
+    assert.deepEqual([...roots.layers].sort(), [...busyboxLayers].sort());
   });
 });
 

@@ -48,6 +48,8 @@ export const POD_FILES = {
   /** Per app: the image manifest, and its layer rootfs directories (JSON, lowest first). */
   appManifest: (app: string) => `appsinfo/${app}/manifest`,
   appLayers: (app: string) => `appsinfo/${app}/layers`,
+  /** JSON {images, layers}: the store images and layers the pod uses, written and read by stage0 (image gc's roots, stage0/image-gc.ts). */
+  storeRefs: 'store-refs.json',
   /** JSON: the run-time flags given to prepare (stage0's RuntimeFlags; run-prepared's flags override them), written and read by stage0. */
   runtimeDefaults: 'runtime-defaults.json',
   /** JSON RuntimeConfig: the run-time flags, written by stage1 /init. */
