@@ -1,13 +1,9 @@
 // Image paths in unpacked layers: the one resolver that stage0 (prepare's checks
-// and volume pre-fill, via store/layers/lookup.ts) and stage1 (pod-setup's
+// and volume pre-fill) and stage1 (pod-setup's
 // "does the image have this file") use to look at an image without mounting it.
 //
-// An image is the stack of its layer directories, merged by overlayfs's rules:
-// at each name the topmost layer that has it decides; a whiteout (a 0:0
-// character device) hides the name; a non-directory hides everything below it;
-// a directory merges with the directories of the same name below it, down to
-// the first opaque one (xattr trusted.overlay.opaque=y), whiteout or
-// non-directory. A layer whose root is opaque hides the layers below it.
+// An image is the stack of its layer directories, merged by overlayfs's rules
+// (native/overlay.ts, which render, the whitelist layer and unpack use too).
 //
 // Resolution walks the merged tree one name at a time. On the host every step
 // is an lstat of one name inside a directory that the walk has itself found to
@@ -23,10 +19,10 @@
 // but not store/); it imports only libc.ts and errors.ts.
 import fs from 'node:fs';
 import { TspodError, ErrorCode, errnoCode } from './errors.js';
-import { lgetxattr, openat2, O_CLOEXEC, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS } from './libc.js';
+import { openat2, O_CLOEXEC, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS } from './libc.js';
+import { NUMBER_STATS, overlayChild, overlayRoots } from './overlay.js';
 
 const MAX_SYMLINKS = 40;
-const OPAQUE_XATTR = 'trusted.overlay.opaque';
 /** Files read whole (passwd, group) larger than this are refused rather than loaded. */
 const MAX_READ = 64 << 20;
 
@@ -62,25 +58,6 @@ interface Node {
   parts: Part[];
 }
 
-function lstatIfExists(p: string): fs.Stats | undefined {
-  try {
-    return fs.lstatSync(p);
-  } catch (e) {
-    const code = errnoCode(e);
-    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ENAMETOOLONG') return undefined;
-    throw e;
-  }
-}
-
-function isWhiteout(st: fs.Stats): boolean {
-  return st.isCharacterDevice() && st.rdev === 0;
-}
-
-function isOpaque(dir: string): boolean {
-  const v = lgetxattr(dir, OPAQUE_XATTR);
-  return v !== undefined && v.length === 1 && v[0] === 0x79; /* 'y' */
-}
-
 function components(p: string): string[] {
   return p.split('/').filter((c) => c !== '' && c !== '.');
 }
@@ -96,16 +73,8 @@ export class ImageFs {
 
   /** `layersLowestFirst`: the layer directories, lowest first, as image records list them. */
   constructor(layersLowestFirst: readonly string[]) {
-    const parts: Part[] = [];
     const top = [...layersLowestFirst].reverse();
-    for (let i = 0; i < top.length; i++) {
-      const layer = top[i];
-      const st = lstatIfExists(layer);
-      if (!st) continue;
-      if (isWhiteout(st) || !st.isDirectory()) break;
-      parts.push({ layer, host: layer, stat: st });
-      if (i < top.length - 1 && isOpaque(layer)) break;
-    }
+    const parts = overlayRoots(top, NUMBER_STATS).map((p) => ({ layer: p.host, host: p.host, stat: p.stat }));
     this.root = parts.length ? { rel: '', parts } : undefined;
   }
 
@@ -146,6 +115,38 @@ export class ImageFs {
     return entryOf(stack[stack.length - 1]);
   }
 
+  /**
+   * Looks `p` up without following any symlink of the image (no `..` either): the
+   * entry, or `through`, the image path of the first symlink on the way, or
+   * undefined if the image has no such entry.
+   */
+  lookupNoFollow(p: string): { entry: ImageEntry; through?: undefined } | { entry?: undefined; through: string } | undefined {
+    if (!this.root || p.includes('\0')) return undefined;
+    const names = components(p);
+    let node = this.root;
+    for (let i = 0; i < names.length; i++) {
+      if (names[i] === '..') return undefined;
+      const child = this.child(node, names[i]);
+      if (!child) return undefined;
+      if (i === names.length - 1) return { entry: entryOf(child) };
+      const top = child.parts[0];
+      if (top.stat.isSymbolicLink()) return { through: `/${child.rel}` };
+      if (!top.stat.isDirectory()) return undefined;
+      node = child;
+    }
+    return { entry: entryOf(node) };
+  }
+
+  /** Finds an executable the way execvp would, with `pathVar` the app's PATH. */
+  findExecutable(file: string, pathVar: string): ImageEntry | undefined {
+    const candidates = file.includes('/') ? [file.startsWith('/') ? file : `/${file}`] : pathVar.split(':').filter(Boolean).map((d) => `${d}/${file}`);
+    for (const c of candidates) {
+      const f = this.resolve(c);
+      if (f && f.stat.isFile() && f.stat.mode & 0o111) return f;
+    }
+    return undefined;
+  }
+
   /** Whether the image has an entry at `p` (a dangling or outward symlink counts: it is not followed). */
   has(p: string): boolean {
     return this.resolve(p, { followFinal: false }) !== undefined;
@@ -171,28 +172,13 @@ export class ImageFs {
     const rel = dir.rel === '' ? name : `${dir.rel}/${name}`;
     const cached = this.cache.get(rel);
     if (cached !== undefined) return cached ?? undefined;
-    const dirs: Part[] = [];
-    let leaf: Part | undefined;
-    const n = dir.parts.length;
-    for (let i = 0; i < n; i++) {
-      const { layer, host } = dir.parts[i];
-      // host is a directory the walk found (lstat, not a symlink): this lstat
-      // looks at one name in it and follows nothing.
-      const child = `${host}/${name}`;
-      const st = lstatIfExists(child);
-      if (!st) continue;
-      if (isWhiteout(st)) break;
-      if (st.isDirectory()) {
-        dirs.push({ layer, host: child, stat: st });
-        if (i < n - 1 && isOpaque(child)) break;
-        continue;
-      }
-      // A non-directory: the entry if nothing above it was a directory; else it
-      // (and everything below it) is hidden by the directories above.
-      if (dirs.length === 0) leaf = { layer, host: child, stat: st };
-      break;
-    }
-    const node = dirs.length > 0 ? { rel, parts: dirs } : leaf ? { rel, parts: [leaf] } : undefined;
+    const found = overlayChild(
+      dir.parts.map((p) => p.host),
+      name,
+      NUMBER_STATS,
+    );
+    const parts = found === undefined ? [] : found.dirs ?? [found.leaf];
+    const node = parts.length > 0 ? { rel, parts: parts.map((p) => ({ layer: dir.parts[p.index].layer, host: p.host, stat: p.stat })) } : undefined;
     this.cache.set(rel, node ?? null);
     return node;
   }

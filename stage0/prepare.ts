@@ -14,10 +14,9 @@ import { fetchImage } from '../store/fetch.js';
 import { layerDirs } from '../store/image-ops.js';
 import type { StoredImage } from '../store/images.js';
 import type { InsecureOptions } from '../store/insecure.js';
-import { imagePathProblem } from '../native/image-fs.js';
+import { ImageFs, imagePathProblem } from '../native/image-fs.js';
 import { AC_NAME, checkAppPaths } from '../store/manifest/appc.js';
 import { checkAciPlatform } from '../store/sources/aci.js';
-import { findExecutable, ImageFs, lookupInLayers, readFileInLayers } from '../store/layers/lookup.js';
 import { renderLayers, visibleLayers } from '../store/layers/render.js';
 import type { Store } from '../store/store.js';
 import { mergeEnvironment, readEnvFile } from './env.js';
@@ -136,7 +135,7 @@ async function appsFromSpec(store: Store, spec: PodSpec, insecure: InsecureOptio
       fromFiles,
       setEnv: spec.setEnv,
     });
-    validateAppAgainstImage(name, app, layers, image);
+    validateAppAgainstImage(name, app, new ImageFs(layers), image);
     const mounts = mergeMounts(spec.globalMounts, a.mounts);
     out.push({
       podApp: {
@@ -207,9 +206,9 @@ function envValue(env: NameValue[] | undefined, name: string): string | undefine
   return env?.find((e) => e.name === name)?.value;
 }
 
-function validateAppAgainstImage(name: string, app: AppcApp, layers: string[], image: StoredImage): void {
+function validateAppAgainstImage(name: string, app: AppcApp, layers: ImageFs, image: StoredImage): void {
   const exec0 = app.exec![0];
-  const found = findExecutable(layers, exec0, envValue(app.environment, 'PATH') ?? DEFAULT_PATH);
+  const found = layers.findExecutable(exec0, envValue(app.environment, 'PATH') ?? DEFAULT_PATH);
   if (!found) {
     throw new TspodError(ErrorCode.BadInput, `app ${name}: executable ${JSON.stringify(exec0)} not found in image ${JSON.stringify(image.manifest.name)}`, {
       hint: 'check the image or give another with --exec',
@@ -219,21 +218,21 @@ function validateAppAgainstImage(name: string, app: AppcApp, layers: string[], i
   // Docker's `USER name` without a group means the user's primary group; converted
   // images carry it as a group of the same name, which /etc/group may not have.
   if (app.group === app.user && !/^\d+$/.test(app.user) && !dbHas(layers, '/etc/group', app.group)) {
-    const primary = (readFileInLayers(layers, '/etc/passwd') ?? '').split('\n').find((l) => l.split(':')[0] === app.user)?.split(':')[3];
+    const primary = (layers.readFile('/etc/passwd')?.toString('utf8') ?? '').split('\n').find((l) => l.split(':')[0] === app.user)?.split(':')[3];
     if (primary && /^\d+$/.test(primary)) app.group = primary;
   }
   checkCredential(name, 'group', app.group, layers, '/etc/group');
 }
 
-function dbHas(layers: string[], db: string, entry: string): boolean {
-  return (readFileInLayers(layers, db) ?? '').split('\n').some((line) => line.split(':')[0] === entry);
+function dbHas(layers: ImageFs, db: string, entry: string): boolean {
+  return (layers.readFile(db)?.toString('utf8') ?? '').split('\n').some((line) => line.split(':')[0] === entry);
 }
 
-function checkCredential(app: string, kind: 'user' | 'group', value: string, layers: string[], db: string): void {
+function checkCredential(app: string, kind: 'user' | 'group', value: string, layers: ImageFs, db: string): void {
   // root is 0 even in an image without /etc/passwd or /etc/group (as rkt).
   if (/^\d+$/.test(value) || value === 'root') return;
   if (value.startsWith('/')) {
-    if (!lookupInLayers(layers, value)) {
+    if (!layers.resolve(value)) {
       throw new TspodError(ErrorCode.BadInput, `app ${app}: ${kind} path ${JSON.stringify(value)} does not exist in the image`);
     }
     return;
@@ -336,7 +335,7 @@ async function appsFromManifestFile(store: Store, file: string): Promise<Resolve
     const layers = layerDirs(store, image);
     const app = pa.app ?? image.manifest.app;
     if (!app?.exec?.length) throw new TspodError(ErrorCode.BadInput, `app ${pa.name}: no exec in the pod manifest or the image`);
-    validateAppAgainstImage(pa.name, app, layers, image);
+    validateAppAgainstImage(pa.name, app, new ImageFs(layers), image);
     return { podApp: { ...pa, image: { ...pa.image, id }, app }, image, layers };
   });
 }

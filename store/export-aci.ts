@@ -17,6 +17,7 @@ import { Writable } from 'node:stream';
 import { TspodError, ErrorCode, errnoCode } from '../native/errors.js';
 import { lgetxattr, llistxattr } from '../native/libc.js';
 import { log } from '../native/log.js';
+import { isOverlayXattr } from '../native/overlay.js';
 import type { AppcImageManifest } from './manifest/appc.js';
 import type { TarEntry } from './tar/entry.js';
 import { encodeTarHeader, TAR_END, tarEntry, tarPadding } from './tar/writer.js';
@@ -160,7 +161,7 @@ async function writeAll(fh: FileHandle, data: Buffer): Promise<void> {
 /** xattrs that describe the host rather than the image. */
 function keepXattr(name: string): boolean {
   if (name === 'security.selinux') return false;
-  if (name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.')) return false;
+  if (isOverlayXattr(name)) return false;
   if (name.startsWith('system.')) return false; // POSIX ACLs: not carried as xattrs in tar
   return true;
 }

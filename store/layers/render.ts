@@ -1,12 +1,9 @@
 // Flattens unpacked layers into one tree, as overlayfs would show them to stage2:
 // for --no-overlay pods, `image extract`/`export`, and filesystems without overlay.
 //
-// The merge follows overlayfs's lookup rules, walking all layers at once from the
-// top: at each name the topmost layer that has it decides. A whiteout (character
-// device 0:0) deletes the name; a non-directory hides everything below it; a
-// directory merges with the directories of the same name below it, down to the
-// first opaque one (trusted.overlay.opaque=y), whiteout or non-directory. Nothing
-// is ever followed: a layer's symlink is copied as a symlink, and a symlink to a
+// The merge follows overlayfs's lookup rules (native/overlay.ts), walking all
+// layers at once from the top: at each name the topmost layer that has it
+// decides. Nothing is ever followed: a layer's symlink is copied as a symlink, and a symlink to a
 // directory in a lower layer under a real directory of an upper layer is hidden
 // by it (the result is a directory, as with overlayfs).
 //
@@ -16,9 +13,8 @@
 // ACLs are applied last, so that filling a directory does not change them.
 import fs from 'node:fs';
 import path from 'node:path';
-import { errnoCode } from '../../native/errors.js';
 import { lsetxattr, lxattrs, mknod } from '../../native/libc.js';
-import { isOpaqueDir, isOverlayXattr, isWhiteoutStat } from './whiteout.js';
+import { BIGINT_STATS, isOverlayXattr, overlayChild, overlayNames, overlayRoots } from '../../native/overlay.js';
 
 const ACL_DEFAULT = 'system.posix_acl_default';
 const COPY_CONCURRENCY = 8;
@@ -59,25 +55,7 @@ export function visibleLayers(layerRootfs: string[]): string[] {
 
 /** Of the given paths (top first), the directories that merge, by overlay rules. */
 function topDirs(paths: string[]): string[] {
-  const dirs: string[] = [];
-  for (const p of paths) {
-    const st = lstatOrUndefined(p);
-    if (!st) continue;
-    if (isWhiteoutStat(st) || !st.isDirectory()) break;
-    dirs.push(p);
-    if (isOpaqueDir(p)) break;
-  }
-  return dirs;
-}
-
-function lstatOrUndefined(p: string): fs.BigIntStats | undefined {
-  try {
-    return fs.lstatSync(p, { bigint: true });
-  } catch (e) {
-    const code = errnoCode(e);
-    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
-    throw e;
-  }
+  return overlayRoots(paths, BIGINT_STATS).map((p) => p.host);
 }
 
 /**
@@ -126,27 +104,11 @@ class Renderer {
     this.copyXattrs(top, dest, ACL_DEFAULT);
     this.dirs.push({ abs: dest, atime: seconds(st.atimeNs), mtime: seconds(st.mtimeNs), aclDefault });
 
-    const names = new Set<string>();
-    for (const s of srcs) for (const name of fs.readdirSync(s)) names.add(name);
-    for (const name of names) {
-      const below: string[] = [];
-      let leaf: { abs: string; st: fs.BigIntStats } | undefined;
-      for (const s of srcs) {
-        const p = `${s}/${name}`;
-        const cst = lstatOrUndefined(p);
-        if (!cst) continue;
-        if (isWhiteoutStat(cst)) break;
-        if (cst.isDirectory()) {
-          below.push(p);
-          if (isOpaqueDir(p)) break;
-          continue;
-        }
-        if (below.length === 0) leaf = { abs: p, st: cst };
-        break;
-      }
+    for (const name of overlayNames(srcs)) {
+      const child = overlayChild(srcs, name, BIGINT_STATS);
       const target = `${dest}/${name}`;
-      if (below.length > 0) await this.dir(below, target);
-      else if (leaf) await this.leaf(leaf.abs, leaf.st, target);
+      if (child?.dirs) await this.dir(child.dirs.map((d) => d.host), target);
+      else if (child?.leaf) await this.leaf(child.leaf.host, child.leaf.stat, target);
     }
   }
 

@@ -38,15 +38,9 @@ import { mknod, makedev, lsetxattr, fsetxattr, lremovexattr, lxattrs, S_IFCHR, S
 import type { TarEntry } from '../tar/entry.js';
 import { TarParser, readTar, type TarBodySink, type TarEntryHandler } from '../tar/reader.js';
 import { treeDigest, typeOf, devMajor, devMinor, type TreeEntry } from './treehash.js';
-import {
-  classifyName,
-  isOverlayXattr,
-  isWhiteoutStat,
-  isOpaqueDir,
-  AUFS_META_PREFIX,
-  OPAQUE_MARKER,
-  OVERLAY_OPAQUE_XATTR,
-} from './whiteout.js';
+import { ImageFs, openEntry, type ImageEntry } from '../../native/image-fs.js';
+import { isOverlayXattr, OVERLAY_OPAQUE_XATTR } from '../../native/overlay.js';
+import { classifyName, AUFS_META_PREFIX, OPAQUE_MARKER } from './whiteout.js';
 
 export interface UnpackResult {
   /** treehash.ts digest over what was written; hashTree(rootfs) gives the same. */
@@ -136,6 +130,8 @@ class Unpacker implements TarEntryHandler {
   private nextIno = 1;
   private openFd = -1;
   private aufsWarned = false;
+  /** The lower layers as one image, for hardlinks into them (made on first use). */
+  private lowerImage?: ImageFs;
 
   constructor(
     private readonly root: string,
@@ -553,43 +549,25 @@ class Unpacker implements TarEntryHandler {
     return n.entry.xattrs.some(([name]) => name === OVERLAY_OPAQUE_XATTR);
   }
 
-  /** The path as the layers below would show it (overlay rules), never through a symlink. */
-  private findInLowers(tcomps: string[], label: string): { abs: string; st: fs.BigIntStats } | undefined {
-    for (const lower of this.lowers) {
-      let cur = lower;
-      let opaque = false;
-      let prefix = '';
-      let missing = false;
-      for (let i = 0; i < tcomps.length; i++) {
-        const p = `${cur}/${tcomps[i]}`;
-        prefix = i === 0 ? tcomps[0] : `${prefix}/${tcomps[i]}`;
-        let st: fs.BigIntStats;
-        try {
-          st = fs.lstatSync(p, { bigint: true });
-        } catch (err) {
-          if (errnoCode(err) === 'ENOENT') {
-            missing = true;
-            break;
-          }
-          throw err;
-        }
-        if (isWhiteoutStat(st)) return undefined;
-        if (i === tcomps.length - 1) {
-          if (st.isDirectory()) throw this.bad(`${label} is a directory`);
-          return { abs: p, st };
-        }
-        if (st.isSymbolicLink()) throw this.unsafe(`${label} goes through symlink ${q(prefix)} of a lower layer`);
-        if (!st.isDirectory()) return undefined;
-        if (isOpaqueDir(p)) opaque = true;
-        cur = p;
-      }
-      if (missing && opaque) return undefined;
-    }
-    return undefined;
+  /**
+   * The path as the layers below would show it (overlay rules, native/overlay.ts),
+   * never through a symlink of theirs: such a path refuses the layer.
+   */
+  private findInLowers(tcomps: string[], label: string): { entry: ImageEntry; st: fs.BigIntStats } | undefined {
+    if (this.lowers.length === 0) return undefined;
+    this.lowerImage ??= new ImageFs([...this.lowers].reverse());
+    const found = this.lowerImage.lookupNoFollow(tcomps.join('/'));
+    if (!found) return undefined;
+    if (found.through !== undefined) throw this.unsafe(`${label} goes through symlink ${q(found.through.slice(1))} of a lower layer`);
+    const { entry } = found;
+    if (entry.stat.isDirectory()) throw this.bad(`${label} is a directory`);
+    const st = fs.lstatSync(entry.hostPath, { bigint: true });
+    if (BigInt(entry.stat.ino) !== st.ino || BigInt(entry.stat.dev) !== st.dev) throw this.bad(`${label} changed in a lower layer while it was being read`);
+    return { entry, st };
   }
 
   /** A copy of a lower layer's file (or symlink, device, fifo) as a new entry here. */
-  private copyIn(src: { abs: string; st: fs.BigIntStats }, key: string, parent: Node, raw: string): void {
+  private copyIn(src: { entry: ImageEntry; st: fs.BigIntStats }, key: string, parent: Node, raw: string): void {
     const { st } = src;
     const abs = this.abs(key);
     const type = typeOf(st);
@@ -598,13 +576,14 @@ class Unpacker implements TarEntryHandler {
     const gid = Number(st.gid);
     const atime = Number(st.atimeNs) / 1e9;
     const mtime = Number(st.mtimeNs) / 1e9;
-    const xattrs = lxattrs(src.abs).filter(([name]) => !isOverlayXattr(name));
+    const srcPath = src.entry.hostPath;
+    const xattrs = lxattrs(srcPath).filter(([name]) => !isOverlayXattr(name));
     if (type === 'f') {
       const n = this.newNode(key, 'f', mode, uid, gid);
       n.ino = this.nextIno++;
       const hash = createHash('sha256');
       const buf = Buffer.allocUnsafe(1 << 20);
-      const inFd = fs.openSync(src.abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+      const inFd = openEntry(src.entry);
       try {
         const outFd = fs.openSync(abs, O_CREATE_NEW, 0o600);
         this.add(key, n, parent);
@@ -631,7 +610,7 @@ class Unpacker implements TarEntryHandler {
       return;
     }
     if (type === 'l') {
-      const target = fs.readlinkSync(src.abs);
+      const target = fs.readlinkSync(srcPath);
       fs.symlinkSync(target, abs);
       fs.lchownSync(abs, uid, gid);
       const n = this.add(key, this.newNode(key, 'l', 0o777, uid, gid, target), parent);

@@ -13,20 +13,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { lsetxattr, lxattrs, mknod, S_IFCHR } from '../../native/libc.js';
-import { isOpaqueDir, isOverlayXattr, isWhiteoutStat } from './whiteout.js';
+import { isOverlayXattr, NUMBER_STATS, overlayChild, overlayNames, overlayRoots } from '../../native/overlay.js';
 
 /** `/a/b/` → `/a/b`; the whitelist's paths are absolute without `..` (checked at fetch). */
 function normal(p: string): string {
   const n = path.posix.normalize(p);
   return n.length > 1 && n.endsWith('/') ? n.slice(0, -1) : n;
-}
-
-function lstatOrUndefined(p: string): fs.Stats | undefined {
-  try {
-    return fs.lstatSync(p);
-  } catch {
-    return undefined;
-  }
 }
 
 /**
@@ -39,14 +31,7 @@ export function makeWhitelistLayer(layerRootfs: string[], whitelist: string[], d
   for (const p of keep) {
     for (let d = path.posix.dirname(p); d !== '/'; d = path.posix.dirname(d)) above.add(d);
   }
-  // The merged root: the layers' roots down to the first opaque one.
-  const roots: string[] = [];
-  for (const r of [...layerRootfs].reverse()) {
-    const st = lstatOrUndefined(r);
-    if (!st || !st.isDirectory()) break;
-    roots.push(r);
-    if (isOpaqueDir(r)) break;
-  }
+  const roots = overlayRoots([...layerRootfs].reverse(), NUMBER_STATS).map((p) => p.host);
   fs.mkdirSync(dest, { recursive: true });
   const times: Array<{ dir: string; st: fs.Stats }> = [];
   const copyDir = (top: string, dir: string): void => {
@@ -62,25 +47,11 @@ export function makeWhitelistLayer(layerRootfs: string[], whitelist: string[], d
 
   /** Walks the merged directory `rel` (`` for the root) made of `srcs` (top first). */
   const walk = (srcs: string[], rel: string, ensure: () => string): void => {
-    const names = new Set<string>();
-    for (const s of srcs) for (const n of fs.readdirSync(s)) names.add(n);
-    for (const name of [...names].sort()) {
+    for (const name of [...overlayNames(srcs)].sort()) {
       const p = `${rel}/${name}`;
-      const below: string[] = [];
-      let leaf = false;
-      for (const s of srcs) {
-        const st = lstatOrUndefined(`${s}/${name}`);
-        if (!st) continue;
-        if (isWhiteoutStat(st)) break;
-        if (st.isDirectory()) {
-          below.push(`${s}/${name}`);
-          if (isOpaqueDir(`${s}/${name}`)) break;
-          continue;
-        }
-        if (below.length === 0) leaf = true;
-        break;
-      }
-      if (below.length === 0 && !leaf) continue; // hidden already
+      const child = overlayChild(srcs, name, NUMBER_STATS);
+      if (!child) continue; // hidden already
+      const below = child.dirs?.map((d) => d.host) ?? [];
       if (below.length > 0 && (keep.has(p) || above.has(p))) {
         let made: string | undefined;
         walk(below, p, () => {

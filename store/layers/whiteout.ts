@@ -7,16 +7,13 @@
 // overlayfs's own markers:
 //   a character device 0:0 named <name>, and
 //   the xattr trusted.overlay.opaque=y on the directory.
-// render.ts reads the overlayfs form back when it flattens layers by copying.
-import type fs from 'node:fs';
-import { lgetxattr } from '../../native/libc.js';
+// What the overlayfs form means when layers are merged (whiteouts, opaque
+// directories) is native/overlay.ts, the one place of overlay's rules.
 
 export const WHITEOUT_PREFIX = '.wh.';
 export const OPAQUE_MARKER = '.wh..wh..opq';
 /** `.wh..wh.*` other than the opaque marker: AUFS bookkeeping (`.wh..wh.plnk`, `.wh..wh.aufs`). */
 export const AUFS_META_PREFIX = '.wh..wh.';
-
-export const OVERLAY_OPAQUE_XATTR = 'trusted.overlay.opaque';
 
 export type WhiteoutName =
   | { kind: 'none' }
@@ -34,24 +31,4 @@ export function classifyName(base: string): WhiteoutName {
   // `.wh.`, `.wh..` and `.wh...` would delete the directory holding them or its parent.
   if (target === '' || target === '.' || target === '..') return { kind: 'invalid' };
   return { kind: 'whiteout', target };
-}
-
-/**
- * overlayfs keeps its own state in trusted.overlay.* (user.overlay.* when mounted
- * with userxattr): opaque, redirect, origin, metacopy... A layer must never bring
- * those in from a tar, and a rendered tree must not carry them out of a layer.
- */
-export function isOverlayXattr(name: string): boolean {
-  return name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.');
-}
-
-/** An overlayfs whiteout: a character device with device number 0:0. */
-export function isWhiteoutStat(st: fs.Stats | fs.BigIntStats): boolean {
-  return st.isCharacterDevice() && (typeof st.rdev === 'bigint' ? st.rdev === 0n : st.rdev === 0);
-}
-
-/** Whether the directory at `path` (not followed if a symlink) is overlay-opaque. */
-export function isOpaqueDir(path: string): boolean {
-  const v = lgetxattr(path, OVERLAY_OPAQUE_XATTR);
-  return v !== undefined && v.length === 1 && v[0] === 0x79; /* 'y' */
 }
