@@ -572,6 +572,34 @@ describe('unpack: hardlinks into lower layers', () => {
   });
 });
 
+describe('unpack: hardlinks into lower layers follow overlay rules (native/overlay.ts)', () => {
+  test("a nearer lower layer's directory hides a deeper layer's symlink of that name: the target is found through the directory", async () => {
+    const deep = setup('ov-deep');
+    await unpack(deep, [{ name: 'a', type: 'symlink', linkname: deep.outside }]);
+    const near = setup('ov-near');
+    await unpack(near, [{ name: 'a/', type: 'dir' }, { name: 'a/f', data: 'NEAR' }]);
+    const c = setup('ov-upper');
+    await unpack(c, [{ name: 'h', type: 'link', linkname: 'a/f' }], { lowerRootfs: [near.rootfs, deep.rootfs] });
+    assert.equal(fs.readFileSync(path.join(c.rootfs, 'h'), 'utf8'), 'NEAR');
+    assertOutsideUntouched(deep);
+  });
+
+  test("a nearer lower layer whose root is opaque hides the deeper layers' files", async () => {
+    const deep = setup('ov-deep2');
+    await unpack(deep, [{ name: 'd/f', data: 'DEEP' }]);
+    const near = setup('ov-near2');
+    await unpack(near, [{ name: '.wh..wh..opq' }, { name: 'other', data: 'x' }]);
+    const c = setup('ov-upper2');
+    await assertRefused(c, [{ name: 'h', type: 'link', linkname: 'd/f' }], ErrorCode.BadFormat, /does not exist in this layer or the layers below it/, {
+      lowerRootfs: [near.rootfs, deep.rootfs],
+    });
+    // Without the opaque layer, the same target is found and copied.
+    const c2 = setup('ov-upper3');
+    await unpack(c2, [{ name: 'h', type: 'link', linkname: 'd/f' }], { lowerRootfs: [deep.rootfs] });
+    assert.equal(fs.readFileSync(path.join(c2.rootfs, 'h'), 'utf8'), 'DEEP');
+  });
+});
+
 describe('tree hash', () => {
   test('hashTree equals the unpack hash and notices changes', async () => {
     const c = setup('treehash');
