@@ -579,7 +579,7 @@ describe('registry client', () => {
     fake.routes.set('/v2/', pingOk);
     await assert.rejects(
       resolveRegistryImage(`docker://${fake.host}/slow`, baseOpts({ timeoutMs: 300 })),
-      expectError(ErrorCode.Network, new RegExp(`127\\.0\\.0\\.1:${fake.port} did not answer within`)),
+      expectError(ErrorCode.Network, new RegExp(`cannot reach registry 127\\.0\\.0\\.1:${fake.port}: no response within`)),
     );
   });
 

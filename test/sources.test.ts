@@ -684,7 +684,7 @@ describe('openAci', () => {
       assert.deepEqual(await readAll(await r.open()), body);
       await r.close?.();
       const secure = `https://127.0.0.1:${(tls.address() as AddressInfo).port}/x.aci`;
-      await expectError(openAci(secure, { insecure: { http: false, tls: true } }), ErrorCode.BadInput, /refusing to follow the redirect from https:.* to plain HTTP http:.*--insecure-options=http/);
+      await expectError(openAci(secure, { insecure: { http: false, tls: true } }), ErrorCode.Network, /^unable to fetch image from https:.*: refusing to follow its redirect from https to plain http \(http:.*--insecure-options=http/);
       const down = await openAci(secure, { insecure: { http: true, tls: true } });
       assert.deepEqual(await readAll(await down.open()), body);
       await down.close?.();
@@ -695,6 +695,29 @@ describe('openAci', () => {
       tls.closeAllConnections();
       await new Promise((r) => server.close(r));
       await new Promise((r) => tls.close(r));
+    }
+  });
+
+  test('URLs have timeouts (store/sources/http.ts): no response headers, or a body that stops, fail with one line', async () => {
+    const server = http.createServer((req, res) => {
+      if (req.url === '/stall.aci') {
+        res.writeHead(200, { 'content-length': '1048576' });
+        res.write(Buffer.alloc(4096)); // …and nothing more
+      } // any other path: no answer at all
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      await expectError(openAci(`${base}/hang.aci`, { timeoutMs: 300 }), ErrorCode.Network, /^unable to fetch image from http:\/\/127\.0\.0\.1:\d+\/hang\.aci: no response within 300 ms$/);
+      const c = await openAci(`${base}/stall.aci`, { idleTimeoutMs: 300 });
+      try {
+        await expectError(readAll(await c.open()), ErrorCode.Network, /^unable to fetch image from http:\/\/127\.0\.0\.1:\d+\/stall\.aci: the download of the ACI stalled: nothing received for 300 ms$/);
+      } finally {
+        await c.close?.();
+      }
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
     }
   });
 });

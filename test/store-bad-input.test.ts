@@ -10,6 +10,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import {
   FIXTURES,
   OCI_LAYOUT,
@@ -242,12 +244,34 @@ json.dump(idx, open(os.path.join(d, 'index.json'), 'w'))
 
   test('an ACI URL that cannot be reached, that is not there, that is not an ACI', async (t) => {
     const port = await freePort();
-    await refused([HTTP, 'fetch', `http://127.0.0.1:${port}/busybox.aci`], new RegExp(`unable to fetch image from http://127\\.0\\.0\\.1:${port}/busybox\\.aci: .*ECONNREFUSED`));
+    await refused([HTTP, 'fetch', `http://127.0.0.1:${port}/busybox.aci`], new RegExp(`unable to fetch image from http://127\\.0\\.0\\.1:${port}/busybox\\.aci: connection refused`));
     const dir = tempDir(t, 'url-aci');
     fs.writeFileSync(path.join(dir, 'junk.aci'), 'this is not an ACI\n');
     const srv = await startFileServer(t, { 'junk.aci': path.join(dir, 'junk.aci') });
     await refused([HTTP, 'fetch', `${srv.url}/missing.aci`], /unable to fetch image from http:\/\/127\.0\.0\.1:\d+\/missing\.aci: HTTP 404/);
     await refused([HTTP, 'fetch', `${srv.url}/junk.aci`], /junk\.aci.*not a valid tar archive/);
+  });
+
+  test('an ACI URL whose server stalls: no response headers (30 s), or a body that stops (60 s)', async (t) => {
+    // tspod's own timeouts (store/sources/http.ts), not a test knob: both fetches run at once.
+    const start = fs.readFileSync(FIXTURES.aci!.source).subarray(0, 4096);
+    const server = http.createServer((req, res) => {
+      if (req.url === '/stall.aci') {
+        res.writeHead(200, { 'content-length': String(start.length * 64) });
+        res.write(start); // the ACI's beginning, and nothing more
+      } // /hang.aci: no answer at all
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    t.after(async () => {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    });
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const before = snapshot(dd.path);
+    const [hang, stall] = await Promise.all([dd.tspod([HTTP, 'fetch', `${base}/hang.aci`]), dd.tspod([HTTP, 'fetch', `${base}/stall.aci`])]);
+    oneLineError(hang, /^tspod: unable to fetch image from http:\/\/127\.0\.0\.1:\d+\/hang\.aci: no response within 30 s$/);
+    oneLineError(stall, /^tspod: unable to fetch image from http:\/\/127\.0\.0\.1:\d+\/stall\.aci: the download of the ACI stalled: nothing received for 60 s$/);
+    assertUnchanged(before, dd.path, 'the stalled fetches');
   });
 
   test('unknown, ambiguous and too-short image ID prefixes; unknown names', async (t) => {

@@ -10,20 +10,17 @@
 // store/tar/writer.ts, with every PAX record intact (xattrs, sub-second times,
 // long names), which node-tar's writer would drop.
 import fs from 'node:fs';
-import https from 'node:https';
-import http from 'node:http';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import semver from 'semver';
-import fetch, { type Response } from 'node-fetch';
 import { TspodError, ErrorCode, errnoCode } from '../../native/errors.js';
 import { log } from '../../native/log.js';
 import type { InsecureOptions } from '../insecure.js';
 import { checkAppPaths, type AppcImageManifest } from '../manifest/appc.js';
 import { imagePathProblem } from '../../native/image-fs.js';
 import type { AciCandidate } from './source.js';
-import { trustedCertificates } from './tls.js';
+import { HttpClient } from './http.js';
 import type { TarEntry } from '../tar/entry.js';
 import { TarParser, readTar, type TarEntryHandler } from '../tar/reader.js';
 import { encodeTarHeader, tarPadding, TAR_END } from '../tar/writer.js';
@@ -35,6 +32,9 @@ import { encodeTarHeader, tarPadding, TAR_END } from '../tar/writer.js';
 export interface OpenAciOptions {
   insecure?: Pick<InsecureOptions, 'http' | 'tls'>;
   signal?: AbortSignal;
+  /** A URL's timeouts (store/sources/http.ts): for response headers, and for a silent body, in ms. */
+  timeoutMs?: number;
+  idleTimeoutMs?: number;
 }
 
 /**
@@ -80,65 +80,38 @@ async function openAciFile(file: string): Promise<AciCandidate> {
 /**
  * A URL the user typed (or a dependency next to it) is fetched as given, plain
  * HTTP included, as rkt does: only discovery and registries need
- * --insecure-options=http. A redirect must not turn https into plain HTTP
- * unless that option is given.
+ * --insecure-options=http. Redirects, TLS and timeouts are tspod's one HTTP
+ * policy (store/sources/http.ts): a redirect from https to plain HTTP needs
+ * --insecure-options=http; no response headers within 30 s, or a body silent for
+ * 60 s, fails the fetch with one line.
  */
-function refuseDowngrade(from: string, to: string, opts: OpenAciOptions): void {
-  if (/^https:/i.test(from) && /^http:/i.test(to) && !opts.insecure?.http) {
-    throw new TspodError(ErrorCode.BadInput, `refusing to follow the redirect from ${from} to plain HTTP ${to}`, {
-      hint: 'use an http:// URL yourself, or allow it with --insecure-options=http',
-    });
-  }
-}
-
-const MAX_REDIRECTS = 10;
-
 async function openAciUrl(url: string, opts: OpenAciOptions): Promise<AciCandidate> {
-  const httpAgent = new http.Agent({ keepAlive: false });
-  const httpsAgent = new https.Agent({ keepAlive: false, rejectUnauthorized: !opts.insecure?.tls, ca: trustedCertificates() });
-  const destroyAgents = () => {
-    httpAgent.destroy();
-    httpsAgent.destroy();
-  };
+  const client = new HttpClient({
+    insecure: opts.insecure ?? { http: false, tls: false },
+    timeoutMs: opts.timeoutMs,
+    idleTimeoutMs: opts.idleTimeoutMs,
+    failure: (u) => `unable to fetch image from ${u}`,
+  });
   log().debug(`remote fetching from URL ${JSON.stringify(url)}`);
-  let res: Response;
-  let current = url;
+  let body: Readable;
+  let length: number;
   try {
-    // Redirects are followed by hand so that https cannot be redirected to http.
-    for (let hops = 0; ; hops++) {
-      try {
-        res = await fetch(current, {
-          agent: (u: URL) => (u.protocol === 'http:' ? httpAgent : httpsAgent),
-          redirect: 'manual',
-          signal: opts.signal as never,
-          headers: { accept: 'application/octet-stream, */*' },
-        });
-      } catch (e) {
-        const cause = e instanceof Error ? e.message : String(e);
-        const tlsHint = /certificate|self.signed|CERT_/i.test(cause) ? 'if you trust this server, use --insecure-options=tls' : undefined;
-        throw new TspodError(ErrorCode.Network, `unable to fetch image from ${current}: ${cause}`, { hint: tlsHint, cause: e });
-      }
-      const location = res.headers.get('location');
-      if (res.status < 300 || res.status >= 400 || !location) break;
-      res.body?.resume();
-      if (hops >= MAX_REDIRECTS) throw new TspodError(ErrorCode.Network, `unable to fetch image from ${url}: more than ${MAX_REDIRECTS} redirects`);
-      const next = new URL(location, current).toString();
-      refuseDowngrade(current, next, opts);
-      current = next;
-    }
+    const answer = await client.get(url, { accept: 'application/octet-stream, */*', signal: opts.signal });
+    const { res } = answer;
     if (res.status !== 200 || !res.body) {
+      answer.done();
       res.body?.resume();
       throw new TspodError(
         res.status === 404 ? ErrorCode.NotFound : ErrorCode.Network,
-        `unable to fetch image from ${current}: HTTP ${res.status} ${res.statusText}`.trimEnd(),
+        `unable to fetch image from ${answer.url}: HTTP ${res.status} ${res.statusText}`.trimEnd(),
       );
     }
+    length = Number(res.headers.get('content-length') ?? '');
+    body = client.stream(answer, 'the ACI', opts.signal);
   } catch (e) {
-    destroyAgents();
+    client.close();
     throw e;
   }
-  const body = res.body as Readable;
-  const length = Number(res.headers.get('content-length') ?? '');
   let opened = false;
   log().debug(`fetching image from ${url}`);
   return {
@@ -152,7 +125,7 @@ async function openAciUrl(url: string, opts: OpenAciOptions): Promise<AciCandida
     },
     close: async () => {
       if (!body.readableEnded) body.destroy();
-      destroyAgents();
+      client.close();
     },
   };
 }

@@ -19,18 +19,15 @@
 //   the chosen manifest is checked against the index entry's digest and size, and the
 //   index bytes are kept in the candidate.
 // - Blobs: openBlob returns the response body as it comes; the importer checks the
-//   digest and size. Redirects are followed by hand (registries send blobs to object
-//   storage): Authorization is sent only to the registry's own origin, and a redirect
-//   from https to http is followed only with --insecure-options=http.
-// - Timeouts: 30 s to get a response's headers (and a manifest's body), and a blob
-//   body that sends nothing for 60 s is abandoned.
+//   digest and size.
+// - Redirects (registries send blobs to object storage), TLS and timeouts: tspod's
+//   one HTTP policy, store/sources/http.ts; Authorization goes only to the
+//   registry's own origin (the token realm's basic credentials only to the realm's).
 // - Errors: unreachable → ErrorCode.Network with host:port; 404 → ErrorCode.NotFound;
 //   5xx, 429 and other unexpected answers → ErrorCode.Network with the registry's
 //   own error text when it sends one.
-import http from 'node:http';
-import https from 'node:https';
-import { PassThrough, type Readable } from 'node:stream';
-import fetch, { type RequestInit, type Response } from 'node-fetch';
+import type { Readable } from 'node:stream';
+import type { Response } from 'node-fetch';
 import { TspodError, ErrorCode, isTspodError } from '../../native/errors.js';
 import { log } from '../../native/log.js';
 import { hashBytes, parseDigest } from '../digest.js';
@@ -40,7 +37,7 @@ import { formatPlatform, hostPlatform, selectPlatformManifest, type Platform } f
 import { basicAuthorization, findCredentials, type Credentials } from './auth.js';
 import { parseDockerReference, type DockerReference } from './reference.js';
 import type { BlobRef, OciCandidate } from './source.js';
-import { trustedCertificates } from './tls.js';
+import { HttpClient, hostPort, readLimited, type HttpAnswer } from './http.js';
 
 export interface RegistryOptions {
   insecure: InsecureOptions;
@@ -59,7 +56,6 @@ export interface RegistryOptions {
 }
 
 const USER_AGENT = 'tspod/0.1 (OCI distribution client)';
-const MAX_REDIRECTS = 10;
 const MAX_INDEX_DEPTH = 2;
 /** A registry error body (JSON) is read up to this size for the message. */
 const MAX_ERROR_BODY = 64 << 10;
@@ -142,10 +138,7 @@ interface FetchedManifest {
 class RegistryClient {
   private readonly ref: DockerReference;
   private readonly opts: RegistryOptions;
-  private readonly timeoutMs: number;
-  private readonly idleTimeoutMs: number;
-  private readonly httpAgent: http.Agent;
-  private readonly httpsAgent: https.Agent;
+  private readonly http: HttpClient;
   /** `https://host:port` or `http://host:port`, once known. */
   private base?: string;
   private challenge?: Challenge;
@@ -157,10 +150,13 @@ class RegistryClient {
   constructor(ref: DockerReference, opts: RegistryOptions) {
     this.ref = ref;
     this.opts = opts;
-    this.timeoutMs = opts.timeoutMs ?? 30_000;
-    this.idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
-    this.httpAgent = new http.Agent({ keepAlive: true, maxSockets: 8 });
-    this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 8, rejectUnauthorized: !opts.insecure.tls, ca: trustedCertificates() });
+    this.http = new HttpClient({
+      insecure: opts.insecure,
+      keepAlive: true,
+      timeoutMs: opts.timeoutMs,
+      idleTimeoutMs: opts.idleTimeoutMs,
+      failure: (url) => (hostPort(url) === this.hostPort() ? `cannot reach registry ${this.hostPort()}` : `cannot reach ${hostPort(url)}`),
+    });
     if (opts.credentials !== undefined) {
       this.credentials = opts.credentials;
       this.credentialsLoaded = true;
@@ -170,14 +166,12 @@ class RegistryClient {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.httpAgent.destroy();
-    this.httpsAgent.destroy();
+    this.http.close();
   }
 
   /** host:port of the registry API, with the default port spelled out. */
   private hostPort(url?: string): string {
-    const u = new URL(url ?? this.base ?? `https://${this.ref.endpoint}`);
-    return `${u.hostname.includes(':') && !u.hostname.startsWith('[') ? `[${u.hostname}]` : u.hostname}:${u.port || (u.protocol === 'http:' ? '80' : '443')}`;
+    return hostPort(url ?? this.base ?? `https://${this.ref.endpoint}`);
   }
 
   private what(): string {
@@ -284,7 +278,7 @@ class RegistryClient {
       if (length > MAX_MANIFEST_BYTES) {
         throw new TspodError(ErrorCode.BadFormat, `${what ?? `manifest of ${this.what()}`} is ${length} bytes; refusing manifests over ${MAX_MANIFEST_BYTES}`);
       }
-      const bytes = await readLimited(res, MAX_MANIFEST_BYTES, what ?? `manifest of ${this.what()}`, this.hostPort());
+      const bytes = await readLimited(res, MAX_MANIFEST_BYTES, what ?? `manifest of ${this.what()}`, `cannot reach registry ${this.hostPort()}`);
       return {
         bytes,
         contentType: res.headers.get('content-type') ?? undefined,
@@ -301,7 +295,8 @@ class RegistryClient {
     if (this.closed) throw new TspodError(ErrorCode.System, `registry connection for ${this.ref.url} is already closed`);
     parseDigest(blob.digest);
     const path = `/v2/${this.ref.repository}/blobs/${blob.digest}`;
-    const { res, done } = await this.request(path, { signal, blob: true });
+    const answer = await this.request(path, { signal });
+    const { res, done } = answer;
     if (res.status !== 200) {
       try {
         if (res.status === 404) {
@@ -313,45 +308,7 @@ class RegistryClient {
         done();
       }
     }
-    done(); // headers are in: the header timeout no longer applies
-    const body = res.body as unknown as Readable;
-    const out = new PassThrough();
-    const hostPort = this.hostPort(res.url);
-    let idle: NodeJS.Timeout | undefined;
-    const arm = () => {
-      if (idle) clearTimeout(idle);
-      idle = setTimeout(() => {
-        if (out.writableNeedDrain || body.isPaused()) {
-          arm(); // the consumer is slow, not the registry
-          return;
-        }
-        const err = new TspodError(ErrorCode.Network, `download of ${blob.digest} from ${hostPort} stalled: nothing received for ${Math.round(this.idleTimeoutMs / 1000)} s`);
-        body.destroy(err);
-        out.destroy(err);
-      }, this.idleTimeoutMs);
-      idle.unref?.();
-    };
-    arm();
-    body.on('data', arm);
-    body.on('error', (e) => {
-      if (idle) clearTimeout(idle);
-      out.destroy(isTspodError(e) ? e : networkError(e, hostPort, `downloading ${blob.digest}`));
-    });
-    body.on('end', () => {
-      if (idle) clearTimeout(idle);
-    });
-    out.on('close', () => {
-      if (idle) clearTimeout(idle);
-      if (!body.readableEnded) body.destroy();
-    });
-    const onAbort = () => out.destroy(new TspodError(ErrorCode.Network, `download of ${blob.digest} was cancelled`));
-    if (signal) {
-      if (signal.aborted) onAbort();
-      else signal.addEventListener('abort', onAbort, { once: true });
-      out.on('close', () => signal.removeEventListener('abort', onAbort));
-    }
-    body.pipe(out);
-    return out;
+    return this.http.stream(answer, blob.digest, signal);
   }
 
   // ------------------------------------------------------------ requests, scheme, auth
@@ -360,7 +317,7 @@ class RegistryClient {
    * A GET to the registry with auth and redirects handled. `done` must be called once
    * the body has been read (it clears the header/body timeout).
    */
-  private async request(path: string, o: { accept?: string; signal?: AbortSignal; blob?: boolean }): Promise<{ res: Response; done: () => void }> {
+  private async request(path: string, o: { accept?: string; signal?: AbortSignal }): Promise<HttpAnswer> {
     await this.ensureBase();
     let retried = false;
     for (;;) {
@@ -384,84 +341,16 @@ class RegistryClient {
     }
   }
 
-  /** Sends one GET, following redirects by hand. */
-  private async send(url: string, o: { accept?: string; signal?: AbortSignal; blob?: boolean }): Promise<{ res: Response; done: () => void }> {
-    const controller = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      controller.abort();
-    }, this.timeoutMs);
-    timer.unref?.();
-    const onAbort = () => controller.abort();
-    o.signal?.addEventListener('abort', onAbort, { once: true });
-    const done = () => {
-      clearTimeout(timer);
-      o.signal?.removeEventListener('abort', onAbort);
-    };
-    const origin = new URL(url).origin;
-    let current = url;
-    try {
-      for (let hop = 0; ; hop++) {
-        const headers: Record<string, string> = { 'User-Agent': USER_AGENT, 'Accept-Encoding': 'identity' };
-        if (o.accept) headers.Accept = o.accept;
-        if (this.authorization && new URL(current).origin === origin) headers.Authorization = this.authorization.header;
-        log().debug(`GET ${redact(current)}`);
-        let res: Response;
-        try {
-          res = await fetch(current, this.init(headers, controller.signal)).catch((e: unknown) => {
-            // A kept-alive connection the server had just closed: try once more on a new one.
-            const code = (e as { code?: string }).code;
-            if ((code === 'ECONNRESET' || code === 'EPIPE') && !controller.signal.aborted) {
-              log().debug(`GET ${redact(current)}: ${code}, retrying once`);
-              return fetch(current, this.init(headers, controller.signal));
-            }
-            throw e;
-          });
-        } catch (e) {
-          if (timedOut) throw new TspodError(ErrorCode.Network, `registry ${this.hostPort(current)} did not answer within ${Math.round(this.timeoutMs / 1000)} s`);
-          if (o.signal?.aborted) throw new TspodError(ErrorCode.Network, `request to ${this.hostPort(current)} was cancelled`);
-          throw networkError(e, this.hostPort(current), undefined, this.opts.insecure);
-        }
-        if (![301, 302, 303, 307, 308].includes(res.status)) return { res, done };
-        const location = res.headers.get('location');
-        await res.arrayBuffer().catch(() => undefined);
-        if (!location) throw new TspodError(ErrorCode.Network, `registry ${this.hostPort(current)} answered ${res.status} without a Location`);
-        if (hop >= MAX_REDIRECTS) throw new TspodError(ErrorCode.Network, `too many redirects from ${this.hostPort(url)}`);
-        const next = new URL(location, current);
-        if (next.protocol !== 'https:' && next.protocol !== 'http:') {
-          throw new TspodError(ErrorCode.Network, `registry ${this.hostPort(url)} redirected to an unsupported URL scheme ${next.protocol}`);
-        }
-        if (next.protocol === 'http:' && new URL(current).protocol === 'https:' && !this.opts.insecure.http) {
-          throw new TspodError(ErrorCode.Network, `registry ${this.hostPort(url)} redirected from https to plain http (${next.host})`, {
-            hint: 'use --insecure-options=http to allow it',
-          });
-        }
-        log().debug(`redirected to ${redact(next.href)}`);
-        current = next.href;
-      }
-    } catch (e) {
-      done();
-      throw e;
-    }
-  }
-
-  private init(headers: Record<string, string>, signal: AbortSignal): RequestInit {
-    return {
-      method: 'GET',
-      headers,
-      redirect: 'manual',
-      compress: false,
-      signal: signal as RequestInit['signal'],
-      agent: (u: URL) => (u.protocol === 'http:' ? this.httpAgent : this.httpsAgent),
-    };
+  /** One GET (redirects, TLS and timeouts: store/sources/http.ts), with the registry's Authorization. */
+  private send(url: string, o: { accept?: string; signal?: AbortSignal }): Promise<HttpAnswer> {
+    return this.http.get(url, { ...o, headers: { 'User-Agent': USER_AGENT }, authorization: this.authorization?.header });
   }
 
   /** Finds the scheme (https, or http when allowed and https fails) and the auth challenge. */
   private async ensureBase(): Promise<void> {
     if (this.base) return;
     const https = `https://${this.ref.endpoint}`;
-    let res: { res: Response; done: () => void };
+    let res: HttpAnswer;
     try {
       res = await this.send(`${https}/v2/`, {});
       this.base = https;
@@ -542,27 +431,18 @@ class RegistryClient {
         hint: 'use --insecure-options=http to allow it',
       });
     }
-    const headers: Record<string, string> = { 'User-Agent': USER_AGENT, Accept: 'application/json' };
-    if (c) headers.Authorization = basicAuthorization(c);
     log().debug(`token request to ${url.origin}${url.pathname} (${c ? `as ${c.username}` : 'anonymous'})`);
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), this.timeoutMs);
-    timer.unref?.();
-    let res: Response;
-    try {
-      res = await fetch(url.href, { ...this.init(headers, controller.signal), redirect: 'follow' });
-    } catch (e) {
-      clearTimeout(timer);
-      if (controller.signal.aborted) throw new TspodError(ErrorCode.Network, `token server ${this.hostPort(url.href)} did not answer within ${Math.round(this.timeoutMs / 1000)} s`);
-      throw networkError(e, this.hostPort(url.href), 'getting a token', this.opts.insecure);
-    }
+    const { res, done } = await this.http.get(url.href, {
+      headers: { 'User-Agent': USER_AGENT, Accept: 'application/json' },
+      authorization: c ? basicAuthorization(c) : undefined,
+    });
     try {
       if (res.status === 401 || res.status === 403) {
         if (c) throw this.badCredentials(c);
         throw this.loginError('requires a login');
       }
       if (res.status !== 200) throw await this.statusError(res, `token request to ${url.host}`);
-      const body = (await readLimited(res, MAX_ERROR_BODY, 'token response', this.hostPort(url.href))).toString('utf8');
+      const body = (await readLimited(res, MAX_ERROR_BODY, 'token response', this.http.failure(url.href))).toString('utf8');
       let parsed: { token?: unknown; access_token?: unknown; expires_in?: unknown };
       try {
         parsed = JSON.parse(body) as typeof parsed;
@@ -575,7 +455,7 @@ class RegistryClient {
       // Renew a little early so a long download does not start with a dying token.
       return { header: `Bearer ${token}`, expires: Date.now() + Math.max(ttl - 10, ttl / 2) * 1000 };
     } finally {
-      clearTimeout(timer);
+      done();
     }
   }
 
@@ -644,70 +524,4 @@ async function errorDetail(res: Response): Promise<string | undefined> {
   }
   const line = text.trim().split('\n')[0];
   return line && line.length <= 200 && !/^</.test(line) ? line : undefined;
-}
-
-/** Reads a response body, failing when it is larger than `limit`. */
-async function readLimited(res: Response, limit: number, what: string, hostPort: string): Promise<Buffer> {
-  const body = res.body as unknown as Readable | null;
-  if (!body) return Buffer.alloc(0);
-  const chunks: Buffer[] = [];
-  let total = 0;
-  try {
-    for await (const chunk of body) {
-      const b = chunk as Buffer;
-      total += b.length;
-      if (total > limit) {
-        body.destroy();
-        throw new TspodError(ErrorCode.BadFormat, `${what} is larger than ${limit} bytes; refusing it`);
-      }
-      chunks.push(b);
-    }
-  } catch (e) {
-    if (isTspodError(e)) throw e;
-    throw networkError(e, hostPort, `reading ${what}`);
-  }
-  return Buffer.concat(chunks);
-}
-
-const CERT_CODES = new Set([
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'CERT_UNTRUSTED',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-  'HOSTNAME_MISMATCH',
-]);
-
-/** A connection-level failure → ErrorCode.Network naming host:port, with advice when there is some. */
-function networkError(e: unknown, hostPort: string, doing?: string, insecure?: InsecureOptions): TspodError {
-  const err = e as { code?: string; errno?: string; message?: string; cause?: { code?: string } };
-  const code = err.code ?? err.errno ?? err.cause?.code ?? '';
-  const where = `registry ${hostPort}`;
-  const prefix = doing ? `${doing} from ${where}` : `cannot reach ${where}`;
-  let why: string;
-  let hint: string | undefined;
-  if ((e as Error)?.name === 'AbortError') why = 'timed out or cancelled';
-  else if (code === 'ECONNREFUSED') why = 'connection refused';
-  else if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_NONAME') why = 'unknown host';
-  else if (code === 'ETIMEDOUT') why = 'connection timed out';
-  else if (code === 'ECONNRESET' || code === 'EPIPE') why = 'connection reset';
-  else if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') why = 'no route to host';
-  else if (CERT_CODES.has(code)) {
-    why = `its TLS certificate is not trusted (${code})`;
-    if (!insecure?.tls) hint = 'use --insecure-options=tls to accept it anyway';
-  } else if (code === 'EPROTO' || code.startsWith('ERR_SSL') || /wrong version number|packet length too long|ssl/i.test(err.message ?? '')) {
-    why = 'TLS handshake failed';
-    if (!insecure?.http) hint = 'if it serves plain http, use --insecure-options=http';
-  } else why = (err.message ?? String(e)).replace(/^request to \S+ failed, reason: /, '');
-  return new TspodError(ErrorCode.Network, `${prefix}: ${why}`, { hint, cause: e });
-}
-
-/** A URL for the debug log, without query strings (storage redirects carry signatures). */
-function redact(url: string): string {
-  const u = new URL(url);
-  return `${u.origin}${u.pathname}${u.search ? '?…' : ''}`;
 }
