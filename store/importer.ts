@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TspodError, ErrorCode, isTspodError } from '../native/errors.js';
 import { ArchiveKeeper } from './aci-archive.js';
-import { digestToId } from './digest.js';
+import { digestToId, MAX_MANIFEST_BYTES, type BlobRef } from './digest.js';
 import { decompress } from './layers/decompress.js';
 import { unpackLayer, MissingLinkTargetError, type UnpackResult } from './layers/unpack.js';
 import { UnpackThread, deserializeError, type UnpackJob } from './layers/unpack-thread.js';
@@ -22,7 +22,7 @@ import { ociConfigToAppc } from './manifest/convert.js';
 import { layerCompression, parseImageConfig, parseManifestBytes, type ImageConfig } from './manifest/oci.js';
 import { checkConfigPlatform } from './manifest/platform.js';
 import { parseAciStream, validateAciManifest } from './sources/aci.js';
-import type { AciCandidate, BlobRef, ImageCandidate, ImageRecord, OciCandidate } from './sources/source.js';
+import type { AciCandidate, ImageCandidate, ImageRecord, OciCandidate } from './sources/source.js';
 import type { Store } from './store.js';
 import { silentProgress, type Progress } from './progress.js';
 import { Verifier, verifyBytes } from './verify.js';
@@ -34,7 +34,6 @@ export interface ImportResult {
   stored: boolean;
 }
 
-const MAX_CONFIG_BYTES = 8 << 20;
 const LAYER_CONCURRENCY = 4;
 const MAX_WARNINGS_LOGGED = 10;
 
@@ -319,8 +318,8 @@ function countingStream(report: (n: number) => void): Transform {
 }
 
 async function readSmallBlob(c: OciCandidate, ref: BlobRef, what: string): Promise<Buffer> {
-  if (ref.size > MAX_CONFIG_BYTES) {
-    throw new TspodError(ErrorCode.BadFormat, `${what} is ${ref.size} bytes; refusing configs over ${MAX_CONFIG_BYTES}`);
+  if (ref.size > MAX_MANIFEST_BYTES) {
+    throw new TspodError(ErrorCode.BadFormat, `${what} is ${ref.size} bytes; refusing configs over ${MAX_MANIFEST_BYTES}`);
   }
   const stream = await c.openBlob(ref);
   const verifier = new Verifier({ digest: ref.digest, size: ref.size, what });

@@ -20,9 +20,9 @@ import {
   parseLayoutHeader,
   parseManifestBytes,
   parseManifestDocument,
-  digestProblem,
   isValidMediaType,
 } from '../store/manifest/oci.js';
+import { digestProblem } from '../store/digest.js';
 import { checkConfigPlatform, hostPlatform, normalizePlatform, platformScore, selectPlatformManifest } from '../store/manifest/platform.js';
 
 interface Vector {

@@ -14,6 +14,7 @@ import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { TspodError, ErrorCode } from '../native/errors.js';
+import { MAX_MANIFEST_BYTES } from '../store/digest.js';
 import { parseInsecureOptions } from '../store/insecure.js';
 import { MediaType } from '../store/manifest/oci.js';
 import { authFilePaths, findCredentials, normalizeAuthKey } from '../store/sources/auth.js';
@@ -544,7 +545,7 @@ describe('registry client', () => {
     fake.routes.set('/v2/huge/manifests/latest', (_req, res) => {
       res.writeHead(200, { 'Content-Type': MediaType.ociManifest });
       const chunk = Buffer.alloc(1 << 20, 0x20);
-      for (let i = 0; i < 5; i++) res.write(chunk);
+      for (let i = 0; i <= MAX_MANIFEST_BYTES / chunk.length; i++) res.write(chunk); // one MiB over the limit
       res.end();
     });
     const artifact = makeImage('amd64', { config: { mediaType: 'application/vnd.example.config+json', digest: sha('c'), size: 1 } });
@@ -557,7 +558,7 @@ describe('registry client', () => {
     await assert.rejects(resolveRegistryImage(`docker://${fake.host}/broken`, baseOpts()), expectError(ErrorCode.Network, /answered 503.*UNAVAILABLE: backend down/));
     await assert.rejects(resolveRegistryImage(`docker://${fake.host}/limited`, baseOpts()), expectError(ErrorCode.Network, /429.*rate-limiting/));
     await assert.rejects(resolveRegistryImage(`docker://${fake.host}/old`, baseOpts()), expectError(ErrorCode.Unsupported, /schema 1/));
-    await assert.rejects(resolveRegistryImage(`docker://${fake.host}/huge`, baseOpts()), expectError(ErrorCode.BadFormat, /larger than 4194304 bytes/));
+    await assert.rejects(resolveRegistryImage(`docker://${fake.host}/huge`, baseOpts()), expectError(ErrorCode.BadFormat, new RegExp(`larger than ${MAX_MANIFEST_BYTES} bytes`)));
     await assert.rejects(resolveRegistryImage(`docker://${fake.host}/artifact`, baseOpts()), expectError(ErrorCode.Unsupported, /not a container image/));
 
     const notRegistry = await startFake();

@@ -24,8 +24,7 @@
 // descriptor's `urls`; tspod fetches only from the registry. Encrypted layers
 // (`+encrypted`) are refused too.
 import { TspodError, ErrorCode } from '../../native/errors.js';
-import { hashBytes, parseDigest } from '../digest.js';
-import type { BlobRef } from '../sources/source.js';
+import { digestProblem, hashBytes, parseDigest, type BlobRef } from '../digest.js';
 
 export const MediaType = {
   ociDescriptor: 'application/vnd.oci.descriptor.v1+json',
@@ -51,9 +50,6 @@ export const MediaType = {
 
 /** The Accept header for manifest requests: every manifest type tspod can use. */
 export const MANIFEST_ACCEPT = [MediaType.ociIndex, MediaType.ociManifest, MediaType.dockerManifestList, MediaType.dockerManifest].join(', ');
-
-/** Manifests and configs larger than this are refused (a registry's own limit is 4 MiB). */
-export const MAX_MANIFEST_BYTES = 4 << 20;
 
 export type Compression = 'gzip' | 'zstd' | 'none';
 
@@ -340,23 +336,6 @@ function describe(v: Json | undefined): string {
   if (typeof v === 'object') return 'an object';
   if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`;
   return `${typeof v} ${JSON.stringify(v)}`;
-}
-
-const DIGEST_RE = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
-/** Registered algorithms and their exact encodings (OCI descriptor.md). */
-const REGISTERED: Record<string, RegExp> = {
-  sha256: /^[a-f0-9]{64}$/,
-  sha512: /^[a-f0-9]{128}$/,
-  blake3: /^[a-f0-9]{64}$/,
-};
-
-/** Why a string is not a valid OCI digest, or undefined if it is one. */
-export function digestProblem(s: string): string | undefined {
-  if (!DIGEST_RE.test(s)) return 'expected <algorithm>:<encoded>';
-  const i = s.indexOf(':');
-  const enc = REGISTERED[s.slice(0, i)];
-  if (enc && !enc.test(s.slice(i + 1))) return `wrong encoding for ${s.slice(0, i)}: lower-case hex of the exact length`;
-  return undefined;
 }
 
 const BASE64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;

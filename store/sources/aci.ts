@@ -19,6 +19,7 @@ import { log } from '../../native/log.js';
 import type { InsecureOptions } from '../insecure.js';
 import { checkAppPaths, type AppcImageManifest } from '../manifest/appc.js';
 import { imagePathProblem } from '../../native/image-fs.js';
+import { MAX_MANIFEST_BYTES } from '../digest.js';
 import type { AciCandidate } from './source.js';
 import { HttpClient } from './http.js';
 import type { TarEntry } from '../tar/entry.js';
@@ -134,8 +135,6 @@ async function openAciUrl(url: string, opts: OpenAciOptions): Promise<AciCandida
 // Reading an ACI stream
 // ---------------------------------------------------------------------------
 
-/** appc does not bound the manifest; this keeps a hostile one from filling memory. */
-const MAX_MANIFEST_BYTES = 16 << 20;
 
 export interface AciStream {
   /** The `rootfs/` entries as a tar of their own, with `rootfs/` stripped (`rootfs/` itself becomes `./`). */

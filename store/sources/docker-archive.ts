@@ -16,18 +16,16 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { TspodError, ErrorCode } from '../../native/errors.js';
-import { sha256 } from '../digest.js';
+import { digestProblem, MAX_MANIFEST_BYTES, sha256, type BlobRef } from '../digest.js';
 import { sniffCompression, SNIFF_BYTES, type Compression } from '../layers/decompress.js';
 import { MediaType } from '../manifest/oci.js';
 import { TarIndex, type ArchiveOptions, type TarMember } from './oci-archive.js';
 import { normalizeDockerName } from './oci-layout.js';
-import type { BlobRef, OciCandidate } from './source.js';
+import type { OciCandidate } from './source.js';
 
 /** Docker's media type for an uncompressed schema 2 layer. */
 export const DOCKER_LAYER_TAR = 'application/vnd.docker.image.rootfs.diff.tar';
 
-const MAX_INDEX_BYTES = 16 << 20;
-const MAX_CONFIG_BYTES = 8 << 20;
 
 interface ArchiveImage {
   Config: string;
@@ -45,8 +43,8 @@ export async function openDockerArchive(file: string, name: string | undefined, 
     const what = `${describe}${name ? `:${name}` : images.length > 1 ? `:@${position}` : ''}`;
 
     const configMember = member(archive, image.Config, 'config', what);
-    if (configMember.size > MAX_CONFIG_BYTES) {
-      throw new TspodError(ErrorCode.BadFormat, `${what}: its config is ${configMember.size} bytes; refusing configs over ${MAX_CONFIG_BYTES}`);
+    if (configMember.size > MAX_MANIFEST_BYTES) {
+      throw new TspodError(ErrorCode.BadFormat, `${what}: its config is ${configMember.size} bytes; refusing configs over ${MAX_MANIFEST_BYTES}`);
     }
     const configBytes = await archive.readRange(configMember.offset, configMember.size);
     const diffIds = diffIdsOf(configBytes);
@@ -80,7 +78,7 @@ export async function openDockerArchive(file: string, name: string | undefined, 
       // instead of reading the layer twice (the importer checks it as the layer
       // streams). Compressed layers are hashed here.
       const digest =
-        compression === 'none' && diffIds?.length === image.Layers.length && /^sha256:[a-f0-9]{64}$/.test(diffIds[i])
+        compression === 'none' && diffIds?.length === image.Layers.length && diffIds[i].startsWith('sha256:') && !digestProblem(diffIds[i])
           ? diffIds[i]
           : await hashMember(archive, m);
       layers.push({ mediaType, digest, size: m.size, compression });
@@ -127,7 +125,7 @@ function ociLayerType(c: Compression): string {
 }
 
 async function readArchiveManifest(archive: TarIndex, describe: string, userPath: string): Promise<ArchiveImage[]> {
-  const bytes = await archive.readFile('manifest.json', MAX_INDEX_BYTES);
+  const bytes = await archive.readFile('manifest.json', MAX_MANIFEST_BYTES);
   if (!bytes) {
     if (archive.get('oci-layout')) {
       throw new TspodError(ErrorCode.BadFormat, `${describe} is not a docker archive: it has no manifest.json`, {

@@ -18,9 +18,8 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import semver from 'semver';
 import { TspodError, ErrorCode, errnoCode } from '../../native/errors.js';
-import { parseDigest } from '../digest.js';
+import { MAX_MANIFEST_BYTES, parseDigest, type BlobRef } from '../digest.js';
 import {
-  MAX_MANIFEST_BYTES,
   MediaType,
   manifestKind,
   parseImageIndex,
@@ -32,7 +31,7 @@ import {
 import { selectPlatformManifest, type Platform } from '../manifest/platform.js';
 import { verifyBytes } from '../verify.js';
 import { parseDockerReference } from './reference.js';
-import type { BlobRef, OciCandidate } from './source.js';
+import type { OciCandidate } from './source.js';
 
 export const REF_NAME = 'org.opencontainers.image.ref.name';
 

@@ -12,9 +12,10 @@
 //   `access_token` in the answer. Basic → the credentials from the auth files. The
 //   token is kept for the blob requests and fetched again when it expires or a 401
 //   comes back. Without usable credentials a 401 is ErrorCode.Auth, saying how to log in.
-// - Manifests: Accept lists OCI index and manifest and Docker list and manifest. At
-//   most 4 MiB. The bytes are checked against the digest when the reference is by
-//   digest, and against Docker-Content-Digest when the registry sends it. An index or
+// - Manifests: Accept lists OCI index and manifest and Docker list and manifest, up
+//   to MAX_MANIFEST_BYTES (store/digest.ts). The bytes are checked against the
+//   digest when the reference is by digest, and against Docker-Content-Digest when
+//   the registry sends it. An index or
 //   manifest list is resolved to the host's platform (store/manifest/platform.ts);
 //   the chosen manifest is checked against the index entry's digest and size, and the
 //   index bytes are kept in the candidate.
@@ -30,13 +31,13 @@ import type { Readable } from 'node:stream';
 import type { Response } from 'node-fetch';
 import { TspodError, ErrorCode, isTspodError } from '../../native/errors.js';
 import { log } from '../../native/log.js';
-import { hashBytes, parseDigest } from '../digest.js';
+import { hashBytes, MAX_MANIFEST_BYTES, parseDigest, type BlobRef } from '../digest.js';
 import type { InsecureOptions } from '../insecure.js';
-import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, parseManifestDocument, parseManifestBytes } from '../manifest/oci.js';
+import { MANIFEST_ACCEPT, parseManifestDocument, parseManifestBytes } from '../manifest/oci.js';
 import { formatPlatform, hostPlatform, selectPlatformManifest, type Platform } from '../manifest/platform.js';
 import { basicAuthorization, findCredentials, type Credentials } from './auth.js';
 import { parseDockerReference, type DockerReference } from './reference.js';
-import type { BlobRef, OciCandidate } from './source.js';
+import type { OciCandidate } from './source.js';
 import { HttpClient, hostPort, readLimited, type HttpAnswer } from './http.js';
 
 export interface RegistryOptions {

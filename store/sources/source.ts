@@ -4,13 +4,7 @@
 import type { Readable } from 'node:stream';
 import type { AppcImageManifest } from '../manifest/appc.js';
 
-/** A content descriptor as in the OCI image spec. */
-export interface BlobRef {
-  mediaType: string;
-  /** `sha256:<hex>` */
-  digest: string;
-  size: number;
-}
+import type { BlobRef } from '../digest.js';
 
 /** An OCI or Docker schema 2 image, from a registry, a layout, or an archive. */
 export interface OciCandidate {
