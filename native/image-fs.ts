@@ -1,6 +1,6 @@
 // Image paths in unpacked layers: the one resolver that stage0 (prepare's checks
-// and volume pre-fill) and stage1 (pod-setup's
-// "does the image have this file") use to look at an image without mounting it.
+// and volume pre-fill), stage1 (pod-setup's "does the image have this file") and
+// unpack (hardlinks into lower layers) use to look at an image without mounting it.
 //
 // An image is the stack of its layer directories, merged by overlayfs's rules
 // (native/overlay.ts, which render, the whitelist layer and unpack use too).
@@ -16,7 +16,7 @@
 // walk found.
 //
 // This module is in native/ because both sides use it (stage1 may import native/
-// but not store/); it imports only libc.ts and errors.ts.
+// but not store/); it imports only libc.ts, errors.ts and overlay.ts.
 import fs from 'node:fs';
 import { TspodError, ErrorCode, errnoCode } from './errors.js';
 import { openat2, O_CLOEXEC, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS } from './libc.js';
