@@ -47,19 +47,20 @@ export function readUserNamespace(podDir: string): UserNamespace | undefined {
 /**
  * Picks the lowest free range and records it in the pod directory `podDir`
  * (which must already be under `podsRoot`), under the allocation lock.
+ * `hostClaims`: the host-wide claims directory (another one only in unit tests).
  */
-export function allocateUserNamespace(podsRoot: string, podDir: string): UserNamespace {
-  fs.mkdirSync(HOST_CLAIMS, { recursive: true, mode: 0o700 });
-  const hostLock = fs.openSync(path.join(path.dirname(HOST_CLAIMS), 'userns.lock'), fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+export function allocateUserNamespace(podsRoot: string, podDir: string, hostClaims = HOST_CLAIMS): UserNamespace {
+  fs.mkdirSync(hostClaims, { recursive: true, mode: 0o700 });
+  const hostLock = fs.openSync(path.join(path.dirname(hostClaims), 'userns.lock'), fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
   const lockFd = fs.openSync(path.join(path.dirname(podsRoot), 'userns.lock'), fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
   try {
     sys().flock(hostLock, LOCK_EX);
     sys().flock(lockFd, LOCK_EX);
     const used = new Set<number>(rangesOf(podsRoot).values());
-    for (const name of fs.readdirSync(HOST_CLAIMS)) {
+    for (const name of fs.readdirSync(hostClaims)) {
       const base = Number.parseInt(name, 16);
       if (used.has(base)) continue;
-      const claim = path.join(HOST_CLAIMS, name);
+      const claim = path.join(hostClaims, name);
       try {
         const [root, uuid] = fs.readFileSync(claim, 'utf8').split('\n');
         if (root !== podsRoot && rangesOf(root, uuid).get(uuid) === base) {
@@ -78,7 +79,7 @@ export function allocateUserNamespace(podsRoot: string, podDir: string): UserNam
     const file = path.join(podDir, POD_FILES.userns);
     fs.writeFileSync(`${file}.tmp`, JSON.stringify(ns));
     fs.renameSync(`${file}.tmp`, file);
-    const claim = path.join(HOST_CLAIMS, base.toString(16));
+    const claim = path.join(hostClaims, base.toString(16));
     fs.writeFileSync(`${claim}.tmp`, `${podsRoot}\n${path.basename(podDir)}`);
     fs.renameSync(`${claim}.tmp`, claim);
     return ns;
