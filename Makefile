@@ -126,6 +126,7 @@ lint: node_modules/.installed
 
 check-c: bin/tspod-helper $(STAGE1_DIR)/launcher
 	gcc -std=gnu11 -Wall -Wextra -Werror -fsyntax-only test/attack/attack.c
+	gcc -std=gnu11 -Wall -Wextra -Werror -fsyntax-only test/udp/udp-answer.c
 
 # Formatting, checked rather than rewritten (a formatter run over the tree would
 # touch nearly every file): in every tracked text file no trailing whitespace and

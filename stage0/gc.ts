@@ -10,6 +10,7 @@ import { TspodError, ErrorCode } from '../native/errors.js';
 import { log } from '../native/log.js';
 import { MNT_DETACH, sys } from '../native/sys.js';
 import { detectCgroups, removePodCgroups } from '../stage1/contract/cgroups.js';
+import { DEFAULT_MASQUERADE, releaseUnusedMasquerade } from '../stage1/contract/masquerade.js';
 import { formatDuration } from './duration.js';
 import { PodsDir, type Pod } from './pods.js';
 import { stage1Entrypoint, stage1Environment } from './run.js';
@@ -65,6 +66,8 @@ export function gcPods(podsRoot: string, opts: GcOptions, io: GcOutput): void {
     sweep(pods, uuid, 'exited-garbage', opts, io);
   }
   for (const uuid of pods.inState('garbage')) sweep(pods, uuid, 'garbage', opts, io);
+  // The default network's host-wide masquerade, once no pod (of any data directory) has an address in it.
+  for (const p of releaseUnusedMasquerade(DEFAULT_MASQUERADE)) io.err(p);
 }
 
 /** Moves unlocked pods from `from` to `to` (exited → exited-garbage, aborted prepare → garbage). */

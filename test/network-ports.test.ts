@@ -1,7 +1,9 @@
 // Port forwards (issue 8 item 2): --port=NAME:[HOSTIP:]HOSTPORT and the pod
 // manifest's `ports`, checked as rkt does at prepare (names, conflicts, --net),
 // a host port already taken refused before the pod starts, and the pure rules
-// of stage1/contract/ports.ts. Every server the tests start binds 127.0.0.1.
+// of stage1/contract/ports.ts; tcp and udp forwards answering from a client
+// netns and from the host's 127.0.0.1. Every server the tests start binds
+// 127.0.0.1 or lives in a pod's network namespace.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -9,7 +11,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { fixture, listLinks, makeDataDir, onExit, type DataDir } from './harness/index.js';
+import { fixture, listLinks, makeDataDir, onExit, REPO_ROOT, type DataDir } from './harness/index.js';
 import { makeClientNetns, sh } from './net-util.js';
 import { busyboxAci, failsWith, ok, podsTree, removeScratchDirs, scratchDir, SKIP, startTspod, stopAndWait, waitFor, type BackgroundPod } from './pods-util.js';
 import {
@@ -304,6 +306,33 @@ async function answers(host: string, port: number, ns?: string): Promise<void> {
   await waitFor(() => connect(host, port, ns) === ANSWER, `${ns ? `${ns} → ` : ''}${host}:${port} to answer`);
 }
 
+const UDP_ANSWER = 'udp-served-by-the-pod';
+let udpAci: string | undefined;
+
+/** An image whose app answers datagrams on udp port 53 (test/udp/udp-answer.c, built static), its port named dns. */
+async function udpImage(): Promise<string> {
+  if (udpAci) return udpAci;
+  const dir = scratchDir('ports-udp');
+  const bin = path.join(dir, 'udp-answer');
+  const cc = spawnSync('gcc', ['-static', '-O2', '-o', bin, path.join(REPO_ROOT, 'test/udp/udp-answer.c')], { encoding: 'utf8' });
+  assert.equal(cc.status, 0, cc.stderr);
+  const file = busyboxAci(dir, 'udpsrv', { exec: ['/bin/udp-answer', '53', UDP_ANSWER], ports: [DNS] }, { add: (rootfs) => fs.copyFileSync(bin, path.join(rootfs, 'bin', 'udp-answer')) });
+  await ok(dd, ['fetch', '--insecure-options=image', file]);
+  udpAci = file;
+  return file;
+}
+
+/** The answer to one datagram to HOST:PORT (python3, from the client netns when `ns`), or undefined when none comes in 2 s. */
+function udpAsk(host: string, port: number, ns?: string): string | undefined {
+  const py = `import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)
+s.sendto(b"ping", (sys.argv[1], int(sys.argv[2])))
+print(s.recv(600).decode().strip())`;
+  const argv = [...(ns ? ['ip', 'netns', 'exec', ns] : []), 'python3', '-c', py, host, String(port)];
+  const r = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', timeout: 15_000 });
+  return r.status === 0 ? r.stdout.trim() : undefined;
+}
+
 /** The portmap DNAT chain of a pod's forwards (CNI's chain name: a hash of the network's name and the container id). */
 function dnatChain(uuid: string, network = 'default'): string {
   return `CNI-DN-${crypto.createHash('sha512').update(network + uuid).digest('hex').slice(0, 21)}`;
@@ -363,6 +392,30 @@ describe('forwards (the default network, Debian portmap)', { skip: SKIP }, () =>
     try {
       await answers('127.0.0.1', port);
       assert.equal(connect(HOST_IP, port, CLIENT_NS), undefined, 'a forward on 127.0.0.1 does not answer on other addresses');
+    } finally {
+      await stopAndWait(dd, b.bg, b.uuid);
+    }
+    assert.deepEqual(portmapRules(b.uuid), []);
+  });
+
+  test('a udp port: answers from another host (who is seen as itself) and from the host on 127.0.0.1; nothing listens on the host; free again as soon as the pod exits', async () => {
+    const image = await udpImage();
+    const port = freePort();
+    const a = await startServer([`--port=dns:${port}`], image);
+    try {
+      const local = await waitFor(() => udpAsk('127.0.0.1', port), `udp 127.0.0.1:${port} to answer`);
+      assert.match(local, new RegExp(`^${UDP_ANSWER} peer=172\\.16\\.28\\.1$`), 'from the host\'s 127.0.0.1, masqueraded to the pod\'s gateway');
+      assert.equal(udpAsk(HOST_IP, port, CLIENT_NS), `${UDP_ANSWER} peer=${CLIENT_IP}`, 'from the client netns to the host\'s address');
+      assert.ok(!hostSockets().some((s) => s.protocol === 'udp' && s.hostPort === port), 'no udp socket on the host: DNAT only');
+      assert.ok(portmapRules(a.uuid).some((r) => / -p udp .*--dport /.test(r)), portmapRules(a.uuid).join('\n'));
+    } finally {
+      await stopAndWait(dd, a.bg, a.uuid);
+    }
+    assert.deepEqual(portmapRules(a.uuid), [], 'no portmap chain or rule left');
+    assert.equal(udpAsk('127.0.0.1', port), undefined, 'nothing answers any more');
+    const b = await startServer([`--port=dns:${port}`], image);
+    try {
+      assert.equal(await waitFor(() => udpAsk(HOST_IP, port, CLIENT_NS), 'the next pod on the same udp port'), `${UDP_ANSWER} peer=${CLIENT_IP}`);
     } finally {
       await stopAndWait(dd, b.bg, b.uuid);
     }

@@ -5,6 +5,7 @@
 // starts; stage1 runs what it returns.
 import fs from 'node:fs';
 import path from 'node:path';
+import { DEFAULT_MASQUERADE, type HostMasquerade } from './masquerade.js';
 
 /** One plugin's configuration (CNI spec: "type" names the binary). */
 export type PluginConf = Record<string, unknown> & { type: string };
@@ -18,6 +19,13 @@ export interface NetConfList {
   file?: string;
   /** A single-plugin .conf: run as is, without prevResult (CNI spec). */
   single?: boolean;
+  /** Masqueraded by host-wide rules (contract/masquerade.ts) rather than by its plugin's ipMasq: the generated default. */
+  hostMasquerade?: HostMasquerade;
+}
+
+/** Whether the network's pods reach beyond the host through masquerade (its plugin's ipMasq, or the host-wide rules). */
+export function masquerades(conf: NetConfList): boolean {
+  return conf.hostMasquerade !== undefined || conf.plugins[0]?.ipMasq === true;
 }
 
 /** The CNI version of the generated configurations (Debian's plugins 1.1.1 speak 0.1.0 … 1.0.0). */
@@ -26,16 +34,21 @@ export const CNI_VERSION = '1.0.0';
 /** The portmap plugin, chained after the generated networks' ptp (net-ports fills its runtimeConfig). */
 const PORTMAP: PluginConf = { type: 'portmap', capabilities: { portMappings: true }, snat: true };
 
-/** rkt's default networks: ptp veths with host-local IPAM; default masquerades and routes everything, restricted only the host. */
+/**
+ * rkt's default networks: ptp veths with host-local IPAM; default masquerades
+ * (through host-wide rules, not the plugin's per-pod ipMasq: contract/masquerade.ts)
+ * and routes everything, restricted only reaches the host.
+ */
 export function generatedNetwork(name: string): NetConfList | undefined {
   if (name === 'default') {
     return {
       cniVersion: CNI_VERSION,
       name,
       plugins: [
-        { type: 'ptp', ipMasq: true, ipam: { type: 'host-local', ranges: [[{ subnet: '172.16.28.0/24', gateway: '172.16.28.1' }]], routes: [{ dst: '0.0.0.0/0' }] } },
+        { type: 'ptp', ipMasq: false, ipam: { type: 'host-local', ranges: [[{ subnet: DEFAULT_MASQUERADE.subnet, gateway: '172.16.28.1' }]], routes: [{ dst: '0.0.0.0/0' }] } },
         PORTMAP,
       ],
+      hostMasquerade: DEFAULT_MASQUERADE,
     };
   }
   if (name === 'default-restricted') {

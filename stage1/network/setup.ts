@@ -10,7 +10,8 @@ import { POD_FILES, writePodFileAtomically, type PodManifest } from '../contract
 import type { NetRequest, PodNetwork } from '../contract/networks.js';
 import { hasPortmap, portMappingsFor } from '../contract/ports.js';
 import type { AppcApp } from '../contract/appc.js';
-import { checkNetworks, pluginBinary, type NetConfList } from '../contract/netconf.js';
+import { checkNetworks, masquerades, pluginBinary, type NetConfList } from '../contract/netconf.js';
+import { holdHostMasquerade } from '../contract/masquerade.js';
 import { addNetwork, delInvocation, delNetwork, PLUGIN_TIMEOUT_MS, type CniCall } from './cni.js';
 
 /** What stage1 added (or began to add), in the order added: POD_FILES.netConfigs. */
@@ -45,7 +46,7 @@ export function podNetworkOf(conf: NetConfList, call: CniCall, result: unknown):
     gateway: null,
     hostIfName: null,
     dns: { nameservers: [], domain: '', search: [], options: [] },
-    ipMasq: conf.plugins[0]?.ipMasq === true,
+    ipMasq: masquerades(conf),
   };
   if (call.args) out.args = call.args;
   if (conf.file) out.netConf = conf.file;
@@ -99,7 +100,7 @@ export interface NetworkSetup {
 export function setUpNetworks(s: NetworkSetup): { netns: string; networks: PodNetwork[]; release: string } {
   const confs = checkNetworks(s.localConfig, s.requests.map((r) => r.name));
   const netns = path.join(s.podDir, POD_FILES.netns);
-  const all = confs.map((c) => ({ name: c.name, ipMasq: c.plugins[0]?.ipMasq === true }));
+  const all = confs.map((c) => ({ name: c.name, ipMasq: masquerades(c) }));
   const record: NetRecord = {
     netns,
     containerId: s.uuid,
@@ -118,7 +119,13 @@ export function setUpNetworks(s: NetworkSetup): { netns: string; networks: PodNe
     for (const n of record.networks) {
       n.added = true; // recorded before the plugins run: a half-done ADD is DELeted too
       writePodFileAtomically(recordFile, JSON.stringify(record), 0o640);
-      n.result = addNetwork(n.conf, n.call);
+      // Held until the pod's address is leased: gc keeps the rules for a pod being added.
+      const unhold = n.conf.hostMasquerade ? holdHostMasquerade(n.conf.hostMasquerade) : undefined;
+      try {
+        n.result = addNetwork(n.conf, n.call);
+      } finally {
+        unhold?.();
+      }
       writePodFileAtomically(recordFile, JSON.stringify(record), 0o640);
       networks.push(podNetworkOf(n.conf, n.call, n.result));
     }

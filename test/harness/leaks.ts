@@ -126,10 +126,12 @@ export function findLeaks(before: Snapshot): Leak[] {
  * CNI portmap's shared chains and their hooks: made once, never removed (by any
  * CNI runtime), and holding nothing of a pod. Every per-pod rule (masquerade,
  * DNAT) carries its pod's id in a comment. Also shared and kept: tspod's guard
- * against route_localnet (stage1/contract/ports.ts), and the built-in chains'
- * policy lines that appear when a table gets its first rule.
+ * against route_localnet (stage1/contract/ports.ts), the default network's
+ * masquerade (stage1/contract/masquerade.ts: kept while a pod of any run uses
+ * the network, removed by tspod gc; test/network-core shows that), and the
+ * built-in chains' policy lines that appear when a table gets its first rule.
  */
-const SHARED_RULE_RE = /CNI-HOSTPORT-(DNAT|MASQ|SETMARK)\b|tspod: no 127\/8 from pods| :(INPUT|FORWARD|OUTPUT|PREROUTING|POSTROUTING) \S+$/;
+const SHARED_RULE_RE = /CNI-HOSTPORT-(DNAT|MASQ|SETMARK)\b|tspod: no 127\/8 from pods|tspod: masquerade network |:TSPOD-MASQ-\S+ | :(INPUT|FORWARD|OUTPUT|PREROUTING|POSTROUTING) \S+$/;
 
 /** The working directories of every process: a running pod's helper works in its pod directory (named by its UUID). */
 function processCwds(): string[] {
