@@ -7,7 +7,7 @@
 // namespace that saw only cgroup v2 made them). stage0 then unmounts anything
 // still below the pod directory and deletes it.
 // (At a normal exit the helper already released the network: network/setup.ts's
-// release script; what is left here is a pod whose helper was killed.)
+// release list, run by tspod-helper net-release; what is left here is a pod whose helper was killed.)
 import { detectCgroups, removePodCgroups, type CgroupLayout } from './contract/cgroups.js';
 import { tearDownNetworks } from './network/setup.js';
 import { helperPath } from './sea.js';

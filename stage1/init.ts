@@ -173,7 +173,7 @@ export async function main(argv: string[]): Promise<number> {
     if (net) {
       ctx.netns = net.netns;
       // Released as soon as the apps have exited, by the outer helper (still holding the lock).
-      ctx.exitExec = ['/bin/bash', net.release];
+      ctx.exitExec = [helper, 'net-release', net.release];
     }
     const planFile = path.join(podDir, POD_FILES.plan);
     writePodFileAtomically(planFile, buildPlan(ctx, apps, runtime.interactive));

@@ -1415,3 +1415,97 @@ describe('tspod-helper', { skip }, () => {
     assert.deepEqual(ourHostMounts(), []);
   });
 });
+
+describe('tspod-helper net-release (a pod\'s CNI DELs at its exit)', { skip }, () => {
+  let dir = '';
+  before(() => {
+    const base = process.env.TSPOD_TEST_ROOT || path.join(REPO, 'test/data');
+    fs.mkdirSync(base, { recursive: true });
+    dir = fs.mkdtempSync(path.join(base, `net-release-${process.pid}-`));
+    // A stand-in plugin: logs its command, interface, stdin and whether fd 7 (the lock) reached it.
+    fs.writeFileSync(
+      path.join(dir, 'plugin'),
+      `#!/bin/sh\n[ -n "$HANG" ] && exec sleep 30\nin=$(cat); [ -e /proc/self/fd/7 ] && fd=open || fd=closed\necho "$CNI_COMMAND $CNI_IFNAME $in lock=$fd" >> ${dir}/log\nexit \${FAIL:-0}\n`,
+      { mode: 0o755 },
+    );
+  });
+  after(() => {
+    spawnSync(HELPER, ['netns', 'remove', path.join(dir, 'netns')]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** A release file: one del step per entry (interface, extra env lines, stdin, timeout), then the namespace and the record. */
+  function releaseFile(steps: Array<{ ifName: string; env?: string[]; input: string; timeout?: number }>): string {
+    const lines = ['tspod-net-release 1', 'close 7'];
+    for (const s of steps) {
+      lines.push(`del ${s.timeout ?? 10} ${path.join(dir, 'plugin')}`, 'env CNI_COMMAND=DEL', `env CNI_IFNAME=${s.ifName}`, ...(s.env ?? []).map((e) => `env ${e}`));
+      lines.push(`fail tspod: network of ${s.ifName}: DEL failed`, `input ${Buffer.byteLength(s.input)}`, s.input);
+    }
+    lines.push(`netns ${path.join(dir, 'netns')}`, `unlink ${path.join(dir, 'record')}`);
+    const file = path.join(dir, 'release');
+    fs.writeFileSync(file, lines.join('\n') + '\n');
+    return file;
+  }
+
+  function release(file: string, code: number): { status: number | null; stderr: string } {
+    const lock = fs.openSync(path.join(dir, 'lock'), 'w');
+    try {
+      const r = spawnSync(HELPER, ['net-release', file, `--exit-code=${code}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe', 'ignore', 'ignore', 'ignore', 'ignore', lock], timeout: 60_000 });
+      return { status: r.status, stderr: r.stderr };
+    } finally {
+      fs.closeSync(lock);
+    }
+  }
+
+  function fresh(): void {
+    spawnSync(HELPER, ['netns', 'remove', path.join(dir, 'netns')]);
+    fs.rmSync(path.join(dir, 'log'), { force: true });
+    fs.writeFileSync(path.join(dir, 'record'), '{}');
+    const made = spawnSync(HELPER, ['netns', 'create', path.join(dir, 'netns')], { encoding: 'utf8' });
+    assert.equal(made.status, 0, made.stderr);
+  }
+
+  test('each DEL in order with its environment and stdin, without the lock; then the namespace and the record go; the pod\'s code is its exit code', () => {
+    fresh();
+    const r = release(releaseFile([{ ifName: 'eth1', input: '{"a": "é\nb"}' }, { ifName: 'eth0', input: '{"z":1}' }]), 42);
+    assert.equal(r.status, 42, r.stderr);
+    assert.equal(r.stderr, '');
+    assert.equal(fs.readFileSync(path.join(dir, 'log'), 'utf8'), 'DEL eth1 {"a": "é\nb"} lock=closed\nDEL eth0 {"z":1} lock=closed\n');
+    assert.ok(!fs.existsSync(path.join(dir, 'netns')) && !fs.existsSync(path.join(dir, 'record')), 'namespace file and record removed');
+    assert.ok(!fs.readFileSync('/proc/self/mountinfo', 'utf8').includes(path.join(dir, 'netns')), 'no nsfs mount left');
+  });
+
+  test('a DEL that fails or hangs (killed at its timeout) is reported; the others still run; the namespace and the record stay for gc; the code stands', () => {
+    fresh();
+    const file = releaseFile([
+      { ifName: 'eth2', input: '{}', env: ['FAIL=3'] },
+      { ifName: 'eth1', input: '{}', env: ['HANG=1'], timeout: 1 },
+      { ifName: 'eth0', input: '{}' },
+    ]);
+    const r = release(file, 0);
+    assert.equal(r.status, 0);
+    assert.match(r.stderr, /^tspod: network of eth2: DEL failed\n/m);
+    assert.match(r.stderr, /^tspod-helper: net-release: .*plugin: no answer in 1 s \(killed\)\ntspod: network of eth1: DEL failed\n/m);
+    assert.equal(fs.readFileSync(path.join(dir, 'log'), 'utf8'), 'DEL eth2 {} lock=closed\nDEL eth0 {} lock=closed\n');
+    assert.ok(fs.existsSync(path.join(dir, 'netns')) && fs.existsSync(path.join(dir, 'record')), 'kept for gc');
+  });
+
+  test('a file it cannot read or parse: one line, the code stands, nothing removed', () => {
+    fresh();
+    const bad = path.join(dir, 'bad');
+    for (const [text, msg] of [
+      ['#!/bin/bash\nexit 0\n', /not a tspod-net-release 1 file/],
+      ['tspod-net-release 1\ndel 10 /bin/true\ninput 99\n{}\n', /an input shorter than it says/],
+      ['tspod-net-release 1\nrm -rf /\n', /an unknown line/],
+    ] as const) {
+      fs.writeFileSync(bad, text);
+      const r = release(bad, 7);
+      assert.equal(r.status, 7);
+      assert.match(r.stderr, new RegExp(`^tspod-helper: net-release ${bad}: ${msg.source} \\(tspod gc releases the pod's networks\\)\\n$`));
+    }
+    const r = release(path.join(dir, 'missing'), 5);
+    assert.equal(r.status, 5);
+    assert.match(r.stderr, /No such file or directory/);
+    assert.ok(fs.existsSync(path.join(dir, 'netns')) && fs.existsSync(path.join(dir, 'record')));
+  });
+});

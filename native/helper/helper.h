@@ -213,6 +213,11 @@ void relay_finish(struct relay *r); /* drains the pod's output, restores the ter
 void lo_up(void);
 /* ---- netns.c ------------------------------------------------------------- */
 int netns_main(int argc, char **argv);
+/* Unmounts and removes a namespace file (a missing one is fine): 0, or -1 after a warning. */
+int netns_remove(const char *file);
+
+/* ---- netrelease.c -------------------------------------------------------- */
+int netrelease_main(int argc, char **argv);
 
 int run_main(int argc, char **argv);
 int enter_main(int argc, char **argv);

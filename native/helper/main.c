@@ -5,6 +5,7 @@
  *   tspod-helper seccomp-check NAME...   print the names that are no syscall here
  *   tspod-helper netns create|remove <file>   a network namespace bound on a file
  *   tspod-helper plan-check <plan>  parse the plan as run would, run nothing
+ *   tspod-helper net-release <file> --exit-code=N   a pod's CNI DELs at its exit (netrelease.c)
  *
  * Its own failures: one line on stderr starting "tspod-helper: ", exit 254.
  */
@@ -123,5 +124,7 @@ int main(int argc, char **argv)
 		return netns_main(argc, argv);
 	if (argc >= 2 && !strcmp(argv[1], "plan-check"))
 		return plan_check_main(argc, argv);
+	if (argc >= 2 && !strcmp(argv[1], "net-release"))
+		return netrelease_main(argc, argv);
 	die("usage: tspod-helper run <plan> | tspod-helper enter --pid=<pid> [options] -- CMD [ARG...] | tspod-helper plan-check <plan>");
 }

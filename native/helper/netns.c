@@ -41,16 +41,21 @@ static void create(const char *file)
 	}
 }
 
-static void remove_ns(const char *file)
+int netns_remove(const char *file)
 {
 	struct statfs sf;
 	/* Unmount while it is an nsfs mount (a bind can be stacked by mistake: all of them). */
 	while (statfs(file, &sf) == 0 && (unsigned long)sf.f_type == (unsigned long)NSFS_MAGIC) {
-		if (umount2(file, MNT_DETACH | UMOUNT_NOFOLLOW) < 0)
-			die("netns remove %s: unmount: %s", file, strerror(errno));
+		if (umount2(file, MNT_DETACH | UMOUNT_NOFOLLOW) < 0) {
+			warnx("netns remove %s: unmount: %s", file, strerror(errno));
+			return -1;
+		}
 	}
-	if (unlink(file) < 0 && errno != ENOENT)
-		die("netns remove %s: %s", file, strerror(errno));
+	if (unlink(file) < 0 && errno != ENOENT) {
+		warnx("netns remove %s: %s", file, strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 int netns_main(int argc, char **argv)
@@ -59,7 +64,7 @@ int netns_main(int argc, char **argv)
 		die("usage: tspod-helper netns create|remove <file>");
 	if (!strcmp(argv[2], "create"))
 		create(argv[3]);
-	else
-		remove_ns(argv[3]);
+	else if (netns_remove(argv[3]) < 0)
+		return 254;
 	return 0;
 }

@@ -88,7 +88,7 @@ export interface NetworkSetup {
   apps: ReadonlyArray<{ name: string; app?: AppcApp }>;
   /** The static helper (makes and removes the namespace file). */
   helper: string;
-  /** The pod lock: held by the release script, never by a plugin. */
+  /** The pod lock: held by the release (tspod-helper net-release), never by a plugin. */
   lockFd: number;
 }
 
@@ -131,7 +131,7 @@ export function setUpNetworks(s: NetworkSetup): { netns: string; networks: PodNe
     }
     writePodFileAtomically(path.join(s.podDir, POD_FILES.networks), JSON.stringify(networks), 0o640);
     const release = path.join(s.podDir, POD_FILES.netRelease);
-    writePodFileAtomically(release, releaseScript(record, recordFile, s.helper, s.lockFd), 0o640);
+    writePodFileAtomically(release, releaseFile(record, recordFile, s.lockFd), 0o640);
     return { netns, networks, release };
   } catch (e) {
     tearDownNetworks(s.podDir, s.helper);
@@ -139,40 +139,35 @@ export function setUpNetworks(s: NetworkSetup): { netns: string; networks: PodNe
   }
 }
 
-/** A word for bash, single-quoted. */
-function sq(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
 /**
- * The release at exit, as a bash script the helper execs (plan exit-exec) with
- * `--exit-code=N` last: the same DELs as tearDownNetworks (each plugin of each
- * network, in reverse, with the ADD's result as prevResult and the pod lock
- * closed for it), then the namespace file and the record; it exits N. bash, not
- * the stage1 (a Node start): it costs a pod's exit almost nothing. A DEL that
- * fails keeps the namespace and the record, and stage1 /gc (tspod gc) tries again.
+ * The release at exit, for `tspod-helper net-release FILE --exit-code=N`, which
+ * the helper execs (plan exit-exec) once the apps have ended: the same DELs as
+ * tearDownNetworks (each plugin of each network, in reverse, with the ADD's
+ * result as prevResult and the pod lock closed for it), then the namespace file
+ * and the record; it exits N. The helper itself runs them, not a shell: no
+ * process but the plugins' starts at a pod's exit. A DEL that fails keeps the
+ * namespace and the record, and stage1 /gc (tspod gc) tries again.
+ * The format is native/helper/netrelease.c's; a value is one line.
  */
-export function releaseScript(record: NetRecord, recordFile: string, helper: string, lockFd: number): string {
-  const lines = [
-    '#!/bin/bash',
-    '# tspod: releases the pod\'s networks when its apps have ended (written by stage1 /init).',
-    'code=254; for a; do case "$a" in --exit-code=*) code=${a#--exit-code=};; esac; done',
-    'ok=1',
-  ];
+export function releaseFile(record: NetRecord, recordFile: string, lockFd: number): string {
+  const out = ['tspod-net-release 1', `close ${lockFd}`];
+  const line = (kw: string, v: string) => {
+    if (v.includes('\n')) throw new Error(`the network release cannot carry a newline (${kw} ${JSON.stringify(v)})`);
+    out.push(`${kw} ${v}`);
+  };
   for (const n of [...record.networks].reverse()) {
     for (const plugin of [...n.conf.plugins].reverse()) {
       const del = delInvocation(n.conf, plugin, n.call, n.result);
       if (!del) continue;
-      const env = Object.entries(del.env).map(([k, v]) => `${k}=${sq(v)}`).join(' ');
-      lines.push(
-        `${env} timeout -s KILL ${PLUGIN_TIMEOUT_MS / 1000} ${sq(del.bin)} ${lockFd}>&- >/dev/null <<'TSPOD_CNI_CONFIG' || { ok=0; echo ${sq(`tspod: network ${n.conf.name}: plugin ${plugin.type}: DEL failed; tspod gc releases it`)} >&2; }`,
-        del.input,
-        'TSPOD_CNI_CONFIG',
-      );
+      line('del', `${PLUGIN_TIMEOUT_MS / 1000} ${del.bin}`);
+      for (const [k, v] of Object.entries(del.env)) line('env', `${k}=${v}`);
+      line('fail', `tspod: network ${n.conf.name}: plugin ${plugin.type}: DEL failed; tspod gc releases it`);
+      out.push(`input ${Buffer.byteLength(del.input)}`, del.input);
     }
   }
-  lines.push(`if [ $ok = 1 ]; then ${sq(helper)} netns remove ${sq(record.netns)} ${lockFd}>&- && rm -f ${sq(recordFile)}; fi`, 'exit "$code"', '');
-  return lines.join('\n');
+  line('netns', record.netns);
+  line('unlink', recordFile);
+  return out.join('\n') + '\n';
 }
 
 /**
