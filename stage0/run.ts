@@ -50,7 +50,7 @@ export function runPrepared(podsRoot: string, uuidPrefix: string, opts: RunOptio
   }
   if (dns) writePodDns(pod.dir, dns);
   pod.moveTo('run');
-  return execStage1(pod, init, opts);
+  return execStage1(pod, init, opts, 'prepared');
 }
 
 /** run-prepared's DNS flags over the prepared pod's settings, checked as at prepare. */
@@ -81,7 +81,7 @@ function writePodDns(dir: string, dns: PodDns): void {
 export function runJustPrepared(pod: Pod, opts: RunOptions): never {
   const init = stage1Entrypoint(pod.dir, 'init');
   pod.moveTo('run');
-  return execStage1(pod, init, opts);
+  return execStage1(pod, init, opts, 'garbage');
 }
 
 /** --mds-register needs a network from which the pod reaches the service. */
@@ -91,8 +91,14 @@ export function checkMdsNet(net: string | undefined): void {
   }
 }
 
-/** Execs the stage1 init entrypoint `init` (a host path, stage1Entrypoint) for the pod, now in pods/run. */
-function execStage1(pod: Pod, init: string, opts: RunOptions): never {
+/**
+ * Execs the stage1 init entrypoint `init` (a host path, stage1Entrypoint) for the
+ * pod, now in pods/run. If stage1 refuses to start it, it moves the pod to
+ * `refused` (prepared for run-prepared, so that it can be run again; garbage for
+ * run, for the next gc to remove, as an aborted prepare): a refused start never
+ * leaves a pod in run/ that looks as if it had run.
+ */
+function execStage1(pod: Pod, init: string, opts: RunOptions, refused: 'prepared' | 'garbage'): never {
   const defaults = readDefaults(pod.dir);
   const flags: RuntimeFlags = {
     net: opts.net ?? defaults.net ?? 'default',
@@ -110,6 +116,7 @@ function execStage1(pod: Pod, init: string, opts: RunOptions): never {
   if (opts.insecure?.capabilities) args.push('--disable-capabilities-restriction');
   if (opts.insecure?.paths) args.push('--disable-paths');
   if (opts.insecure?.seccomp) args.push('--disable-seccomp');
+  args.push(`--refused-to=${pod.pods.podDir(refused, pod.uuid)}`);
   args.push(pod.uuid);
   process.chdir(pod.dir);
   return sys().execve(init, args, stage1Environment({ TSPOD_LOCK_FD: String(pod.fd) }), [pod.fd]);

@@ -1,8 +1,9 @@
 // stage1 /init: run by stage0 with CWD = the pod directory, the pod lock as
 // TSPOD_LOCK_FD, and `[--debug] --net=… [--local-config=DIR] [--interactive] [--hostname=…] [--ipc=…]
-// [--disable-capabilities-restriction] [--disable-paths] [--disable-seccomp] UUID`
-// (the last three are rkt's stage1 flags for --insecure-options=capabilities,
-// =paths and =seccomp).
+// [--disable-capabilities-restriction] [--disable-paths] [--disable-seccomp] [--refused-to=DIR] UUID`
+// (the three --disable-* are rkt's stage1 flags for --insecure-options=capabilities,
+// =paths and =seccomp; --refused-to is where the pod directory goes if /init
+// refuses to start it: returnRefusedPod).
 // It reads the pod, writes each app's environment and restrictions (for enter)
 // and the helper's plan, then execs the helper, which holds the lock for the
 // pod's whole life. No Node process stays.
@@ -31,6 +32,8 @@ export interface InitArgs {
   disableCapabilities?: boolean;
   disablePaths?: boolean;
   disableSeccomp?: boolean;
+  /** Where the pod directory goes when the start is refused (stage0's choice: prepared/U or garbage/U). */
+  refusedTo?: string;
   uuid: string;
 }
 
@@ -47,10 +50,11 @@ export function parseInitArgs(argv: string[]): InitArgs {
     else if (a === '--disable-capabilities-restriction') out.disableCapabilities = true;
     else if (a === '--disable-paths') out.disablePaths = true;
     else if (a === '--disable-seccomp') out.disableSeccomp = true;
+    else if (a.startsWith('--refused-to=')) out.refusedTo = a.slice(13);
     else if (a.startsWith('--')) throw new Error(`unknown flag ${a}`);
     else positional.push(a);
   }
-  if (positional.length !== 1) throw new Error('usage: init [--debug] [--net=LIST] [--local-config=DIR] [--interactive] [--hostname=NAME] [--ipc=auto|private|parent] [--disable-capabilities-restriction] [--disable-paths] [--disable-seccomp] UUID');
+  if (positional.length !== 1) throw new Error('usage: init [--debug] [--net=LIST] [--local-config=DIR] [--interactive] [--hostname=NAME] [--ipc=auto|private|parent] [--disable-capabilities-restriction] [--disable-paths] [--disable-seccomp] [--refused-to=DIR] UUID');
   return { ...(out as InitArgs), uuid: positional[0] };
 }
 
@@ -120,6 +124,38 @@ function setUpCgroups(layout: CgroupLayout, uuid: string, apps: AppPlan[], podLi
 
 export async function main(argv: string[]): Promise<number> {
   const args = parseInitArgs(argv);
+  try {
+    return await start(args);
+  } catch (e) {
+    // start() undid what it had made; the pod must not stay in run/ as if it had run.
+    if (args.refusedTo) returnRefusedPod(process.cwd(), args.uuid, args.refusedTo);
+    throw e;
+  }
+}
+
+/**
+ * A refused start: everything of /init's attempt that status would show (the
+ * networks, the runtime config, the apps' status directory) is removed, and the
+ * pod directory goes where stage0 said (prepared/U for run-prepared: it can be run
+ * again; garbage/U for run: removed by the next gc, as an aborted prepare), a
+ * sibling state directory only. Its lock (the directory's fd) goes with it.
+ */
+export function returnRefusedPod(podDir: string, uuid: string, target: string): void {
+  const sibling = path.isAbsolute(target) && path.basename(target) === uuid && path.dirname(path.dirname(target)) === path.dirname(path.dirname(podDir));
+  if (!sibling) {
+    process.stderr.write(`tspod stage1: --refused-to=${target} is not a state directory beside ${podDir}: the pod stays there\n`);
+    return;
+  }
+  for (const f of [POD_FILES.networks, POD_FILES.runtimeConfig, POD_FILES.plan, POD_FILES.netRelease]) fs.rmSync(path.join(podDir, f), { force: true });
+  fs.rmSync(path.join(podDir, POD_FILES.statusDir), { recursive: true, force: true });
+  try {
+    fs.renameSync(podDir, target);
+  } catch (e) {
+    process.stderr.write(`tspod stage1: the refused pod stays in ${podDir}: ${(e as Error).message}\n`);
+  }
+}
+
+async function start(args: InitArgs): Promise<number> {
   const podDir = process.cwd();
   const lockFd = Number(process.env.TSPOD_LOCK_FD);
   if (!Number.isInteger(lockFd)) throw new Error('TSPOD_LOCK_FD is not set: stage1 /init must be started by tspod');

@@ -288,7 +288,7 @@ describe('bad input: one line, exit 254, nothing left', { skip: SKIP }, () => {
     assert.deepEqual(podsTree(dd.path), before, 'no pod');
   });
 
-  test('a failing plugin: its name and message; nothing left behind', async () => {
+  test('a failing plugin: its name and message; nothing left behind; the refused pod is garbage (run) or prepared again (run-prepared), never left in run/', async () => {
     const bad = scratchDir('failing-conf');
     fs.mkdirSync(path.join(bad, 'net.d'), { recursive: true });
     fs.writeFileSync(path.join(bad, 'net.d', 'f.conflist'), JSON.stringify({ cniVersion: '1.0.0', name: 'failing', plugins: [{ type: 'ptp', ipam: { type: 'host-local', ranges: [[{ subnet: '10.234.0.0/99' }]] } }] }));
@@ -297,6 +297,18 @@ describe('bad input: one line, exit 254, nothing left', { skip: SKIP }, () => {
     failsWith(r, /network failing .*f\.conflist.*: plugin ptp: .*10\.234\.0\.0\/99/);
     const uuid = fs.readFileSync(uuidFile, 'utf8').trim();
     assert.deepEqual(leftovers(uuid), [], 'the default network added first is undone too: no rule, lease or netns mount');
-    assert.ok(!fs.existsSync(path.join(dd.path, 'pods/run', uuid, 'netns')), 'no netns file');
+    assert.ok(!fs.existsSync(path.join(dd.path, 'pods/run', uuid)), 'the refused pod is not left in run/ as if it had run');
+    assert.ok(!fs.existsSync(path.join(dd.path, 'pods/garbage', uuid, 'netns')), 'it is garbage (an aborted start, for gc), with no netns file');
+    assert.equal((await dd.tspod(['status', uuid])).code, 254, 'and no pod to status');
+    // run-prepared refused by stage1: the pod is prepared again, with nothing of the attempt, and runs with another network.
+    const u = (await ok(dd, ['prepare', '--quiet', BUSYBOX, '--exec=/bin/true'])).stdout.trim();
+    failsWith(await dd.tspod(['run-prepared', `--local-config=${bad}`, '--net=default,failing', u]), /network failing .*: plugin ptp: /);
+    assert.equal((await status(u)).get('state'), 'prepared');
+    assert.deepEqual(leftovers(u), []);
+    assert.ok(!fs.existsSync(path.join(dd.path, 'pods/prepared', u, 'networks')), 'no networks file of the attempt');
+    const again = await dd.tspod(['run-prepared', '--net=none', u]);
+    assert.equal(again.code, 0, describeResult(again));
+    await ok(dd, ['gc', '--grace-period=0s']);
+    assert.ok(!fs.existsSync(path.join(dd.path, 'pods/garbage', uuid)), 'gc removed the refused run\'s pod');
   });
 });

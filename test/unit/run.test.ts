@@ -64,7 +64,8 @@ describe('run-prepared', () => {
     assert.equal(pods.findState(U), 'run');
     const [exec] = fake.sys.callsOf('execve');
     assert.equal(exec.file, init);
-    assert.deepEqual(exec.argv, [init, '--net=none', `--local-config=${path.resolve('rel/config')}`, '--hostname=given', '--disable-paths', U]);
+    // --refused-to: where stage1 puts the pod back if it refuses to start it (prepared again).
+    assert.deepEqual(exec.argv, [init, '--net=none', `--local-config=${path.resolve('rel/config')}`, '--hostname=given', '--disable-paths', `--refused-to=${pods.podDir('prepared', U)}`, U]);
     const fd = exec.keepFds[0];
     assert.deepEqual(exec.keepFds, [fd]);
     assert.deepEqual(Object.keys(exec.env).sort(), ['PATH', 'TSPOD_LOCK_FD', ...(process.env.TERM ? ['TERM'] : [])].sort());
