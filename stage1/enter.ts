@@ -3,7 +3,7 @@
 // capability set and environment, so enter never grants more than the app has.
 import path from 'node:path';
 import fs from 'node:fs';
-import { execve } from '../native/libc.js';
+import { sys } from '../native/sys.js';
 import { POD_FILES, type AppSecurity } from './contract/pod.js';
 import { readJson } from './pod-setup.js';
 import { helperPath } from './sea.js';
@@ -50,5 +50,5 @@ export async function main(argv: string[]): Promise<number> {
   const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' };
   if (process.env.TERM) env.TERM = process.env.TERM;
   if (debug) env.TSPOD_DEBUG = '1';
-  return execve(helperPath(), args, env);
+  return sys().execve(helperPath(), args, env);
 }
