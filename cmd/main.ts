@@ -1,71 +1,79 @@
-// tspod's entry point. It loads only what the command needs: `run-prepared`
-// (where start-up time is the pod's start time) goes straight to stage0 without
-// the argument library; `run` and `prepare` use rkt's own argument parser, and
-// `enter` passes everything after the UUID to the command; every
-// other command goes through yargs (cmd/cli.ts). Errors end in cmd/exit.ts.
+// tspod's entry point. The global flags are read once, by takeGlobalFlag
+// (cmd/global.ts), wherever they stand; then each command gets only its own
+// arguments. It loads only what the command needs: `run-prepared` (where
+// start-up time is the pod's start time) goes straight to stage0 without the
+// argument library; `run` and `prepare` use rkt's own argument parser, and
+// `enter` passes everything after the UUID to the command; every other command
+// goes through yargs (cmd/cli.ts). Errors end in cmd/exit.ts.
 import { reportError } from './exit.js';
-import { mergeInsecureOptions, type GlobalArgs } from './global.js';
-import { DEFAULT_DIR } from '../store/paths.js';
-import { DEFAULT_LOCAL_CONFIG } from '../stage1/contract/pod.js';
+import { defaultGlobals, stripGlobalFlags, takeGlobalFlag, type GlobalArgs } from './global.js';
 
 /** Every command word (the yargs ones too): a flag before one of these belongs to it. */
 const COMMANDS = new Set([
   'run', 'prepare', 'run-prepared', 'enter', 'fetch', 'image', 'list', 'status', 'stop', 'rm', 'gc', 'cat-manifest', 'export', 'version', 'metadata-service',
+  'stats', 'pause', 'resume',
 ]);
 
 /**
- * Finds the command word after any global flags. As in rkt (cobra), a command's
- * own flags may also stand before its name (`tspod --net=host run IMAGE`): they
- * are moved behind it, so that every command parses them as its own. A word
- * that is not a command name after such a flag is that flag's value.
+ * Finds the command word after any global flags (applied to `globals`). As in
+ * rkt (cobra), a command's own flags may also stand before its name (`tspod
+ * --net=host run IMAGE`): they are moved behind it, so that every command parses
+ * them as its own. A word that is not a command name after such a flag is that
+ * flag's value.
  */
-export function splitCommand(argv: string[]): { globals: GlobalArgs; command?: string; rest: string[] } {
-  const globals: GlobalArgs = { dir: DEFAULT_DIR, debug: false, 'insecure-options': 'none', 'local-config': DEFAULT_LOCAL_CONFIG };
+export function splitCommand(argv: readonly string[], globals: GlobalArgs): { command?: string; rest: string[] } {
   const moved: string[] = [];
-  let insecure: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
+  for (let i = 0; i < argv.length; ) {
+    const next = takeGlobalFlag(argv, i, globals);
+    if (next !== undefined) {
+      i = next;
+      continue;
+    }
     const tok = argv[i];
-    const m = /^--(dir|debug|insecure-options|local-config)(?:=(.*))?$/.exec(tok);
-    if (m) {
-      if (m[1] === 'debug') globals.debug = m[2] === undefined ? true : m[2] === 'true';
-      else if (m[1] === 'dir') globals.dir = m[2] ?? argv[++i] ?? '';
-      else if (m[1] === 'local-config') globals['local-config'] = m[2] ?? argv[++i] ?? '';
-      else insecure = [...insecure, m[2] ?? argv[++i] ?? ''];
-      continue;
-    }
     if (tok === '--') break;
-    if (tok.startsWith('-')) {
+    if (tok.startsWith('-') || (!COMMANDS.has(tok) && moved.length)) {
       moved.push(tok);
+      i++;
       continue;
     }
-    if (!COMMANDS.has(tok) && moved.length) {
-      moved.push(tok);
-      continue;
-    }
-    if (insecure.length) globals['insecure-options'] = mergeInsecureOptions(insecure);
-    return { globals, command: tok, rest: [...moved, ...argv.slice(i + 1)] };
+    return { command: tok, rest: [...moved, ...argv.slice(i + 1)] };
   }
-  if (insecure.length) globals['insecure-options'] = mergeInsecureOptions(insecure);
-  return { globals, rest: argv };
+  return { rest: [...moved] };
 }
 
-async function main(argv: string[]): Promise<number> {
-  const split = splitCommand(argv);
-  if (split.command === 'run-prepared') {
+async function main(argv: string[], globals: GlobalArgs): Promise<number> {
+  const { command, rest } = splitCommand(argv, globals);
+  // run, prepare and enter read the global flags among their own (their
+  // grammars say where flags end); every other command has them taken out here.
+  if (command === 'run' || command === 'prepare') {
+    const { parsePodArgs } = await import('./podargs.js');
+    const parsed = parsePodArgs(rest, command, globals);
+    await configureLogging(globals);
+    const { prepareOrRun } = await import('./pods.js');
+    return prepareOrRun(command, parsed, globals);
+  }
+  if (command === 'enter') {
+    const { enterCommand, parseEnterArgs } = await import('./enter.js');
+    const parsed = parseEnterArgs(rest, globals);
+    await configureLogging(globals);
+    return enterCommand(parsed, globals);
+  }
+  const own = stripGlobalFlags(rest, globals);
+  if (command === 'run-prepared') {
+    if (globals.debug) await configureLogging(globals);
     const { fastRunPrepared } = await import('./run-prepared.js');
-    const code = fastRunPrepared(split.rest, split.globals);
+    const code = fastRunPrepared(own, globals);
     if (code !== undefined) return code;
   }
-  if (split.command === 'enter') {
-    const { enterCommand } = await import('./enter.js');
-    return enterCommand(split.rest, split.globals);
-  }
-  if (split.command === 'run' || split.command === 'prepare') {
-    const { prepareOrRun } = await import('./pods.js');
-    return prepareOrRun(split.command, split.rest, split.globals);
-  }
+  await configureLogging(globals);
   const { runCli } = await import('./cli.js');
-  return runCli(argv);
+  return runCli(command === undefined ? own : [command, ...own], globals);
+}
+
+/** Loaded when needed: run-prepared does not pay for pino unless it logs (log() configures itself on first use). */
+async function configureLogging(globals: GlobalArgs): Promise<void> {
+  const log = await import('../native/log.js');
+  log.configureLogging({ debug: globals.debug });
 }
 
 let settled = false;
@@ -77,13 +85,15 @@ process.on('beforeExit', () => {
   }
 });
 
-main(process.argv.slice(2)).then(
+// Filled in as the flags are read: an error while reading them is reported with what was read so far.
+const globals = defaultGlobals();
+main(process.argv.slice(2), globals).then(
   (code) => {
     settled = true;
     process.exitCode = code;
   },
   (err) => {
     settled = true;
-    process.exitCode = reportError(err);
+    process.exitCode = reportError(err, globals.debug);
   },
 );

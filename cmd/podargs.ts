@@ -11,74 +11,64 @@ import { capabilityName, CAPS_REMOVE, CAPS_RETAIN } from '../stage1/contract/cap
 import { OOM_SCORE_ADJ, parseOomScoreAdj } from '../stage0/isolators.js';
 import { seccompFlagIsolator } from '../stage1/contract/seccomp.js';
 import { CPU, CPU_SHARES, MEMORY, parseCpu, parseCpuShares, parseMemory, parsePidsLimit, PIDS_LIMIT } from '../stage1/contract/resources.js';
-import { pullPolicyFromFlags } from './global.js';
+import { defaultGlobals, pullPolicyFromFlags, takeGlobalFlag, type GlobalArgs } from './global.js';
+import { matchFlag, parseBool, setFlag, type FlagTable } from './flags.js';
 import { deviceProblem, parseDeviceFlag, type DeviceSpec } from '../stage1/contract/devices.js';
 import { parsePortFlag, portsNetProblem, type ExposedPort } from '../stage1/contract/ports.js';
 import { PORTS_NET_HINT } from '../stage0/ports.js';
 import { isDefaultDns, parseDnsFlags, type PodDns } from '../stage1/contract/dns.js';
 
-export interface GlobalFlags {
-  dir?: string;
-  localConfig?: string;
-  debug?: boolean;
-  insecureOptions?: string;
-}
+export const POD_FLAGS = {
+  volume: { kind: 'list' },
+  'set-env': { kind: 'list' },
+  'set-env-file': { kind: 'list' },
+  'inherit-env': { kind: 'bool' },
+  hostname: { kind: 'value' },
+  interactive: { kind: 'bool' },
+  'pod-manifest': { kind: 'value' },
+  'no-overlay': { kind: 'bool' },
+  'private-users': { kind: 'bool' },
+  net: { kind: 'list' },
+  port: { kind: 'list' },
+  ipc: { kind: 'value' },
+  sysctl: { kind: 'list' },
+  'uuid-file-save': { kind: 'value' },
+  'pull-policy': { kind: 'value' },
+  'stage1-path': { kind: 'value' },
+  'stage1-name': { kind: 'value' },
+  'stage1-hash': { kind: 'value' },
+  quiet: { kind: 'bool' },
+  'mds-register': { kind: 'bool' },
+  'no-store': { kind: 'bool' },
+  'store-only': { kind: 'bool' },
+  dns: { kind: 'list' },
+  'dns-search': { kind: 'list' },
+  'dns-opt': { kind: 'list' },
+  'dns-domain': { kind: 'value' },
+  'hosts-entry': { kind: 'list' },
+} as const satisfies FlagTable;
 
-type Kind = 'value' | 'bool' | 'list';
-
-const GLOBAL_FLAGS: Record<string, Kind> = { dir: 'value', debug: 'bool', 'insecure-options': 'value', 'local-config': 'value' };
-
-const POD_FLAGS: Record<string, Kind> = {
-  volume: 'list',
-  'set-env': 'list',
-  'set-env-file': 'list',
-  'inherit-env': 'bool',
-  hostname: 'value',
-  interactive: 'bool',
-  'pod-manifest': 'value',
-  'no-overlay': 'bool',
-  'private-users': 'bool',
-  net: 'list',
-  port: 'list',
-  ipc: 'value',
-  sysctl: 'list',
-  'uuid-file-save': 'value',
-  'pull-policy': 'value',
-  'stage1-path': 'value',
-  'stage1-name': 'value',
-  'stage1-hash': 'value',
-  quiet: 'bool',
-  'mds-register': 'bool',
-  'no-store': 'bool',
-  'store-only': 'bool',
-  dns: 'list',
-  'dns-search': 'list',
-  'dns-opt': 'list',
-  'dns-domain': 'value',
-  'hosts-entry': 'list',
-};
-
-const APP_FLAGS: Record<string, Kind> = {
-  exec: 'value',
-  name: 'value',
-  user: 'value',
-  group: 'value',
-  'supplementary-gids': 'value',
-  'working-dir': 'value',
-  'readonly-rootfs': 'bool',
-  mount: 'list',
-  environment: 'list',
-  annotation: 'list',
-  'caps-retain': 'value',
-  'caps-remove': 'value',
-  'oom-score-adj': 'value',
-  seccomp: 'value',
-  memory: 'value',
-  cpu: 'value',
-  'cpu-shares': 'value',
-  'pids-limit': 'value',
-  device: 'list',
-};
+export const APP_FLAGS = {
+  exec: { kind: 'value' },
+  name: { kind: 'value' },
+  user: { kind: 'value' },
+  group: { kind: 'value' },
+  'supplementary-gids': { kind: 'value' },
+  'working-dir': { kind: 'value' },
+  'readonly-rootfs': { kind: 'bool' },
+  mount: { kind: 'list' },
+  environment: { kind: 'list' },
+  annotation: { kind: 'list' },
+  'caps-retain': { kind: 'value' },
+  'caps-remove': { kind: 'value' },
+  'oom-score-adj': { kind: 'value' },
+  seccomp: { kind: 'value' },
+  memory: { kind: 'value' },
+  cpu: { kind: 'value' },
+  'cpu-shares': { kind: 'value' },
+  'pids-limit': { kind: 'value' },
+  device: { kind: 'list' },
+} as const satisfies FlagTable;
 
 /** rkt flags tspod does not implement yet: refused by name rather than misread. */
 const NOT_YET = [
@@ -87,75 +77,66 @@ const NOT_YET = [
 ];
 
 export interface ParsedPodArgs {
-  global: GlobalFlags;
+  /** The global flags: the object given to parsePodArgs, with those found among the pod's flags applied. */
+  global: GlobalArgs;
   spec: PodSpec;
   help: boolean;
 }
 
-export function parsePodArgs(tokens: string[], command: 'run' | 'prepare'): ParsedPodArgs {
-  const global: GlobalFlags = {};
+/** rkt's `run`/`prepare` command line (global flags among them are applied to `globals`). */
+export function parsePodArgs(tokens: readonly string[], command: 'run' | 'prepare', globals: GlobalArgs = defaultGlobals()): ParsedPodArgs {
   const pod: Record<string, string | boolean | string[]> = {};
   const apps: Array<{ image: string; flags: Record<string, string | boolean | string[]>; args: string[] }> = [];
   const globalMounts: string[] = [];
   let help = false;
 
-  for (let i = 0; i < tokens.length; i++) {
+  for (let i = 0; i < tokens.length; ) {
     const tok = tokens[i];
     if (tok === '--help' || tok === '-h') {
       help = true;
+      i++;
       continue;
     }
     if (tok === '--') {
       const current = apps[apps.length - 1];
       if (!current) throw new TspodError(ErrorCode.BadInput, '"--" must follow an image', { hint: 'write the image before its arguments' });
       while (++i < tokens.length && tokens[i] !== '---') current.args.push(tokens[i]);
+      i++;
       continue;
     }
-    if (tok.startsWith('--')) {
-      const eq = tok.indexOf('=');
-      const name = eq > 0 ? tok.slice(2, eq) : tok.slice(2);
-      const inline = eq > 0 ? tok.slice(eq + 1) : undefined;
-      if (command !== 'prepare' && name === 'quiet') throw unknownFlag(name, command);
-      const current = apps[apps.length - 1];
-      const kind = GLOBAL_FLAGS[name] ?? POD_FLAGS[name] ?? APP_FLAGS[name];
-      if (!kind) {
-        if (NOT_YET.includes(name)) {
-          throw new TspodError(ErrorCode.Unsupported, `--${name} is not supported by this version of tspod`);
-        }
-        throw unknownFlag(name, command);
-      }
-      let value: string | boolean;
-      if (kind === 'bool') {
-        value = inline === undefined ? true : parseBool(inline, name);
-      } else if (inline !== undefined) {
-        value = inline;
-      } else {
-        if (i + 1 >= tokens.length) throw new TspodError(ErrorCode.BadInput, `--${name} needs a value`);
-        value = tokens[++i];
-      }
-      if (name in GLOBAL_FLAGS) {
-        if (name === 'dir') global.dir = String(value);
-        else if (name === 'debug') global.debug = Boolean(value);
-        else if (name === 'local-config') global.localConfig = String(value);
-        // Given more than once, the lists add up.
-        else global.insecureOptions = global.insecureOptions === undefined ? String(value) : `${global.insecureOptions},${String(value)}`;
-      } else if (name in APP_FLAGS) {
-        if (!current) {
-          if (name === 'mount') {
-            globalMounts.push(String(value));
-            continue;
-          }
-          throw new TspodError(ErrorCode.BadInput, `--${name} must follow the image it applies to`, {
-            hint: `write it after the image, e.g. tspod ${command} IMAGE --${name}=...`,
-          });
-        }
-        setFlag(current.flags, name, kind, value);
-      } else {
-        setFlag(pod, name, kind, value);
-      }
+    const next = takeGlobalFlag(tokens, i, globals);
+    if (next !== undefined) {
+      i = next;
       continue;
     }
-    apps.push({ image: tok, flags: {}, args: [] });
+    if (!tok.startsWith('--')) {
+      apps.push({ image: tok, flags: {}, args: [] });
+      i++;
+      continue;
+    }
+    const name = tok.slice(2).split('=')[0];
+    if (command !== 'prepare' && name === 'quiet') throw unknownFlag(name, command);
+    const m = matchFlag(tokens, i, POD_FLAGS) ?? matchFlag(tokens, i, APP_FLAGS);
+    if (!m) {
+      if (NOT_YET.includes(name)) throw new TspodError(ErrorCode.Unsupported, `--${name} is not supported by this version of tspod`);
+      throw unknownFlag(name, command);
+    }
+    i = m.next;
+    const current = apps[apps.length - 1];
+    if (Object.hasOwn(APP_FLAGS, name)) {
+      if (!current) {
+        if (name === 'mount') {
+          globalMounts.push(String(m.value));
+          continue;
+        }
+        throw new TspodError(ErrorCode.BadInput, `--${name} must follow the image it applies to`, {
+          hint: `write it after the image, e.g. tspod ${command} IMAGE --${name}=...`,
+        });
+      }
+      setFlag(current.flags, name, APP_FLAGS[name as keyof typeof APP_FLAGS].kind, m.value);
+    } else {
+      setFlag(pod, name, POD_FLAGS[name as keyof typeof POD_FLAGS].kind, m.value);
+    }
   }
 
   const spec: PodSpec = {
@@ -216,7 +197,7 @@ export function parsePodArgs(tokens: string[], command: 'run' | 'prepare'): Pars
   const netProblem = portsNetProblem(spec, spec.runtime.net);
   if (netProblem) throw new TspodError(ErrorCode.BadInput, netProblem, { hint: PORTS_NET_HINT });
   if (spec.stage1.path && spec.stage1.name) throw new TspodError(ErrorCode.BadInput, '--stage1-path and --stage1-name cannot be combined');
-  return { global, spec, help };
+  return { global: globals, spec, help };
 }
 
 /** --dns, --dns-search, --dns-opt, --dns-domain, --hosts-entry (rkt's rules: contract/dns.ts); undefined: all defaults. */
@@ -240,21 +221,7 @@ function unknownFlag(name: string, command: string): TspodError {
   return new TspodError(ErrorCode.Usage, `unknown flag --${name}`, { hint: `see tspod ${command} --help` });
 }
 
-function setFlag(into: Record<string, string | boolean | string[]>, name: string, kind: Kind, value: string | boolean): void {
-  if (kind === 'list') {
-    const list = (into[name] as string[] | undefined) ?? [];
-    list.push(String(value));
-    into[name] = list;
-  } else {
-    into[name] = value;
-  }
-}
 
-function parseBool(s: string, flag: string): boolean {
-  if (/^(true|1|yes)$/i.test(s)) return true;
-  if (/^(false|0|no)$/i.test(s)) return false;
-  throw new TspodError(ErrorCode.BadInput, `--${flag}: ${JSON.stringify(s)} is not true or false`);
-}
 
 function toAppSpec(image: string, f: Record<string, string | boolean | string[]>, args: string[]): AppSpec {
   const gids = f['supplementary-gids'] as string | undefined;

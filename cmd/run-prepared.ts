@@ -1,67 +1,78 @@
-// `tspod run-prepared` without the argument library: a pod's start time is
-// this command's start-up time. Anything unusual (--help, unknown flags) returns
-// undefined and the full CLI handles it.
+// `tspod run-prepared`: its flag table, read by the yargs command (cmd/pods.ts)
+// and, without the argument library, by the fast path here: a pod's start time
+// is this command's start-up time. A bad value is refused here as there; --help,
+// an unknown flag or --uuid-file return undefined and the yargs command handles it.
 import { requireRoot } from '../native/libc.js';
 import { runPrepared } from '../stage0/run.js';
 import { StorePaths } from '../store/paths.js';
 import { insecureFrom, type GlobalArgs } from './global.js';
-import type { DnsFlags } from '../stage1/contract/dns.js';
+import { matchFlag, setFlag, type FlagTable, type FlagValues } from './flags.js';
 
-export function fastRunPrepared(rest: string[], globals: GlobalArgs): number | undefined {
+export const RUN_PREPARED_FLAGS = {
+  net: { kind: 'value', describe: 'default, default-restricted, host, none or NAME[:CNI_ARGS], comma-separated' },
+  hostname: { kind: 'value', describe: 'the pod hostname (default tspod-<uuid>)' },
+  interactive: { kind: 'bool', describe: 'pass the terminal through to the one app' },
+  ipc: { kind: 'value', describe: "auto|private (an IPC namespace of its own) or parent (the host's)" },
+  'mds-register': { kind: 'bool', describe: 'register the pod with the metadata service (tspod metadata-service)' },
+  dns: { kind: 'list', describe: 'name servers (IP[,IP], repeatable), or host, or none: replaces what prepare stored' },
+  'dns-search': { kind: 'list', describe: 'search domains (repeatable)' },
+  'dns-opt': { kind: 'list', describe: 'resolver options (repeatable)' },
+  'dns-domain': { kind: 'value', describe: 'the resolv.conf domain' },
+  'hosts-entry': { kind: 'list', describe: 'IP=NAME[,NAME] (repeatable), or host: replaces what prepare stored' },
+  'uuid-file': { kind: 'value', describe: 'read the pod UUID from this file' },
+} as const satisfies FlagTable;
+
+export type RunPreparedFlags = FlagValues<typeof RUN_PREPARED_FLAGS>;
+
+/** The flags and the UUID, read by the table; undefined for anything the fast path leaves to yargs. */
+export function parseRunPreparedFast(rest: readonly string[]): { uuid: string; flags: RunPreparedFlags } | undefined {
+  const got: Record<string, string | boolean | string[]> = {};
   let uuid: string | undefined;
-  const flags: { net?: string; hostname?: string; interactive?: boolean; uuidFile?: string; ipc?: string; mdsRegister?: boolean } = {};
-  const dns: DnsFlags = { dns: [], search: [], options: [], hostsEntries: [] };
-  const lists = { dns: dns.dns, 'dns-search': dns.search, 'dns-opt': dns.options, 'hosts-entry': dns.hostsEntries };
-  for (let i = 0; i < rest.length; i++) {
-    const m = /^--(net|hostname|interactive|uuid-file|debug|dir|ipc|local-config|mds-register|dns|dns-search|dns-opt|dns-domain|hosts-entry)(?:=(.*))?$/.exec(rest[i]);
-    if (!m) {
-      if (rest[i].startsWith('-') || uuid !== undefined) return undefined;
-      uuid = rest[i];
+  for (let i = 0; i < rest.length; ) {
+    const m = matchFlag(rest, i, RUN_PREPARED_FLAGS);
+    if (m) {
+      setFlag(got, m.name, RUN_PREPARED_FLAGS[m.name as keyof typeof RUN_PREPARED_FLAGS].kind, m.value);
+      i = m.next;
       continue;
     }
-    const value = () => m[2] ?? rest[++i];
-    switch (m[1]) {
-      case 'interactive':
-        if (m[2] !== undefined && m[2] !== 'true' && m[2] !== 'false') return undefined;
-        flags.interactive = m[2] !== 'false';
-        break;
-      case 'mds-register':
-        if (m[2] !== undefined && m[2] !== 'true' && m[2] !== 'false') return undefined;
-        flags.mdsRegister = m[2] !== 'false';
-        break;
-      case 'debug':
-        globals.debug = m[2] !== 'false';
-        break;
-      case 'dir':
-        globals.dir = value();
-        break;
-      case 'local-config':
-        globals['local-config'] = value();
-        break;
-      case 'net':
-        flags.net = value();
-        break;
-      case 'hostname':
-        flags.hostname = value();
-        break;
-      case 'ipc':
-        flags.ipc = value();
-        break;
-      case 'uuid-file':
-        flags.uuidFile = value();
-        break;
-      case 'dns-domain':
-        dns.domain = value();
-        if (dns.domain === undefined) return undefined;
-        break;
-      default: {
-        const v = value();
-        if (v === undefined) return undefined; // a flag without its value: the full CLI says so
-        lists[m[1] as keyof typeof lists].push(v);
-      }
-    }
+    if (rest[i].startsWith('-') || uuid !== undefined) return undefined;
+    uuid = rest[i++];
   }
-  if (flags.uuidFile !== undefined || uuid === undefined) return undefined;
+  if (uuid === undefined || got['uuid-file'] !== undefined) return undefined;
+  const list = (n: string) => (got[n] as string[] | undefined) ?? [];
+  const flags: RunPreparedFlags = {
+    net: got.net as string | undefined,
+    hostname: got.hostname as string | undefined,
+    interactive: got.interactive as boolean | undefined,
+    ipc: got.ipc as string | undefined,
+    'mds-register': got['mds-register'] as boolean | undefined,
+    dns: list('dns'),
+    'dns-search': list('dns-search'),
+    'dns-opt': list('dns-opt'),
+    'dns-domain': got['dns-domain'] as string | undefined,
+    'hosts-entry': list('hosts-entry'),
+    'uuid-file': undefined,
+  };
+  return { uuid, flags };
+}
+
+export function fastRunPrepared(rest: readonly string[], globals: GlobalArgs): number | undefined {
+  const parsed = parseRunPreparedFast(rest);
+  return parsed && startPrepared(parsed.uuid, parsed.flags, globals);
+}
+
+/** run-prepared's work, for both paths. */
+export function startPrepared(uuid: string, f: RunPreparedFlags, globals: GlobalArgs): number {
   requireRoot('run-prepared');
-  return runPrepared(new StorePaths(globals.dir).podsDir, uuid, { net: flags.net, hostname: flags.hostname, interactive: flags.interactive, ipc: flags.ipc, debug: globals.debug, insecure: insecureFrom(globals), localConfig: globals['local-config'], mdsRegister: flags.mdsRegister, dns });
+  return runPrepared(new StorePaths(globals.dir).podsDir, uuid, {
+    net: f.net,
+    hostname: f.hostname,
+    interactive: f.interactive,
+    ipc: f.ipc,
+    debug: globals.debug,
+    insecure: insecureFrom(globals),
+    localConfig: globals.localConfig,
+    mdsRegister: f['mds-register'],
+    dns: { dns: f.dns, search: f['dns-search'], options: f['dns-opt'], domain: f['dns-domain'], hostsEntries: f['hosts-entry'] },
+  });
 }

@@ -1,8 +1,7 @@
 // Go-style durations (30m, 24h, 1h30m), as rkt's flags take and print them.
-import { TspodError, ErrorCode } from '../native/errors.js';
 
-/** Parses Go-style durations: "30m", "24h", "1h30m", "10s", "500ms", "0". */
-export function parseDuration(s: string, flag: string): number {
+/** Go-style durations in ms: "30m", "24h", "1h30m", "10s", "500ms", "0"; undefined: not one. */
+export function parseGoDuration(s: string): number | undefined {
   const text = s.trim();
   if (text === '0') return 0;
   const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d)/gy;
@@ -14,12 +13,7 @@ export function parseDuration(s: string, flag: string): number {
     total += Number(m[1]) * unit[m[2]];
     consumed = re.lastIndex;
   }
-  if (!text || consumed !== text.length) {
-    throw new TspodError(ErrorCode.Usage, `invalid duration ${JSON.stringify(s)} for --${flag}`, {
-      hint: 'use a Go-style duration such as 30m, 24h or 1h30m',
-    });
-  }
-  return total;
+  return text && consumed === text.length ? total : undefined;
 }
 
 /** Go's Duration.String() for whole-second values: 30m0s, 24h0m0s. */

@@ -109,8 +109,3 @@ async function finish(store: Store, candidate: ImageCandidate, progress: Progres
   store.images.touch(r.id);
   return { id: r.id, fromStore: !r.stored };
 }
-
-export function parsePullPolicy(s: string): PullPolicy {
-  if (s === 'new' || s === 'update' || s === 'never') return s;
-  throw new TspodError(ErrorCode.Usage, `invalid --pull-policy ${JSON.stringify(s)}`, { hint: 'use new, update or never' });
-}

@@ -1,5 +1,5 @@
-// rkt's --insecure-options: a comma list of checks to skip.
-import { TspodError, ErrorCode } from '../native/errors.js';
+// The security checks a user chose to skip (rkt's --insecure-options, read in
+// cmd/global.ts).
 
 export interface InsecureOptions {
   /** Allow plain-HTTP registries and URLs. */
@@ -14,36 +14,4 @@ export interface InsecureOptions {
   seccomp: boolean;
   /** Run apps whose isolators this version does not apply yet (stage0/isolators.ts). */
   isolators: boolean;
-}
-
-const GROUPS: Record<string, (keyof InsecureOptions)[]> = {
-  none: [],
-  http: ['http'],
-  tls: ['tls'],
-  image: ['image'],
-  pubkey: [],
-  ondisk: [],
-  capabilities: ['capabilities'],
-  paths: ['paths'],
-  seccomp: ['seccomp'],
-  isolators: ['isolators'],
-  'all-fetch': ['http', 'tls', 'image'],
-  'all-run': ['capabilities', 'paths', 'seccomp', 'isolators'],
-  all: ['http', 'tls', 'image', 'capabilities', 'paths', 'seccomp', 'isolators'],
-};
-
-export function parseInsecureOptions(s: string | undefined): InsecureOptions {
-  const out: InsecureOptions = { http: false, tls: false, image: false, capabilities: false, paths: false, seccomp: false, isolators: false };
-  for (const raw of (s ?? 'none').split(',')) {
-    const word = raw.trim().toLowerCase();
-    if (!word) continue;
-    const keys = GROUPS[word];
-    if (!keys) {
-      throw new TspodError(ErrorCode.Usage, `unknown --insecure-options value ${JSON.stringify(word)}`, {
-        hint: `use a comma list of ${Object.keys(GROUPS).join(', ')}`,
-      });
-    }
-    for (const k of keys) out[k] = true;
-  }
-  return out;
 }

@@ -1,12 +1,14 @@
 // rkt's command line where scripts rely on it (issue 7, "Flags anywhere" and
 // "Messages"): a command's flags before the command name, --insecure-options
 // given twice, --mds-register=false, --no-store and --store-only (for prepare,
-// run and fetch), and rkt's wording for the mistakes scripts grep for. Needs root.
+// run and fetch), and rkt's wording for the mistakes scripts grep for; one CLI
+// layer (issue 9): the global flags read by one function wherever they stand, a
+// bad flag value refused with the same line and 254 in every command. Needs root.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { describeResult, makeDataDir, type DataDir } from './harness/index.js';
+import { describeResult, makeDataDir, runTspod, type DataDir } from './harness/index.js';
 import { BUSYBOX, failsWith, SKIP, ok, podsTree, removeScratchDirs, scratchDir } from './pods-util.js';
 
 let dd: DataDir;
@@ -53,10 +55,9 @@ describe('--insecure-options', { skip: SKIP }, () => {
     await ok(dd, ['--insecure-options=tls', 'image', 'list', '--insecure-options=image']);
   });
 
-  test('an unknown value is still refused', async () => {
+  test('an unknown value is still refused (bad input: 254, one line)', async () => {
     const r = await dd.tspod(['--insecure-options=image', 'run', '--insecure-options=bogus', BUSYBOX, '--exec=/bin/true']);
-    assert.equal(r.code, 2, describeResult(r));
-    assert.match(r.stderr, /unknown --insecure-options value "bogus"/);
+    failsWith(r, /^unknown --insecure-options value "bogus"/);
   });
 });
 
@@ -104,5 +105,81 @@ describe("rkt's messages", { skip: SKIP }, () => {
     failsWith(await dd.tspod(['prepare', '--net=none']), /^must provide at least one image or specify the pod manifest\b/);
     failsWith(await dd.tspod(['run', '--interactive', BUSYBOX, '--name=a', '--exec=/bin/true', BUSYBOX, '--name=b', '--exec=/bin/true']), /^interactive option only supports one image/);
     assert.deepEqual(podsTree(dd.path).filter((p) => !p.startsWith('prepare/')), before.filter((p) => !p.startsWith('prepare/')));
+  });
+});
+
+describe('one CLI layer: global flags and flag values read the same way in every command', { skip: SKIP }, () => {
+  // Every way in: the fast paths (run-prepared, enter, run/prepare's own parser) and yargs.
+  const commands = (uuid: string): string[][] => [
+    ['run', BUSYBOX, '--exec=/bin/true'],
+    ['prepare', BUSYBOX, '--exec=/bin/true'],
+    ['run-prepared', uuid],
+    ['enter', uuid, '/bin/true'],
+    ['status', uuid],
+    ['list'],
+    ['image', 'list'],
+    ['fetch', BUSYBOX],
+    ['gc'],
+  ];
+
+  test('--debug=WORD: one line and 254 for a word that is not a bool, before or after the command', async () => {
+    const uuid = (await ok(dd, ['prepare', BUSYBOX, '--exec=/bin/true'])).stdout.trim();
+    const before = podsTree(dd.path);
+    for (const c of commands(uuid)) {
+      failsWith(await dd.tspod(['--debug=x', ...c]), /^--debug: "x" is not true or false$/);
+      failsWith(await dd.tspod([...c.slice(0, c[0] === 'image' ? 2 : 1), '--debug=maybe', ...c.slice(c[0] === 'image' ? 2 : 1)]), /^--debug: "maybe" is not true or false$/);
+    }
+    assert.deepEqual(podsTree(dd.path), before, 'no pod made or moved');
+    // Go's bool words (and yes/no) are read alike everywhere.
+    await ok(dd, ['list', '--debug=false']);
+    await ok(dd, ['--debug=0', 'image', 'list']);
+    await ok(dd, ['run', '--debug=no', BUSYBOX, '--exec=/bin/true']);
+    await ok(dd, ['rm', uuid, '--debug=f']);
+  });
+
+  test("a command's own bool flag: the same words and the same line through yargs", async () => {
+    failsWith(await dd.tspod(['list', '--full=x']), /^--full: "x" is not true or false$/);
+    failsWith(await dd.tspod(['image', 'list', '--no-legend', '--full=sometimes']), /^--full: "sometimes" is not true or false$/);
+    assert.match((await ok(dd, ['list', '--full=yes'])).stdout, /^UUID\tAPP\tIMAGE NAME\tIMAGE ID\t/);
+  });
+
+  test('--pull-policy=bad: the same line and 254 in fetch, prepare and run; nothing made', async () => {
+    const before = podsTree(dd.path);
+    for (const c of [['fetch', '--pull-policy=bad', BUSYBOX], ['prepare', '--pull-policy=bad', BUSYBOX], ['run', '--pull-policy=bad', BUSYBOX]]) {
+      failsWith(await dd.tspod(c), /^invalid --pull-policy "bad": use new, update or never$/);
+    }
+    assert.deepEqual(podsTree(dd.path), before, 'no pod left');
+  });
+
+  test('a global flag after the command name (--dir): list, image list, prepare, run-prepared, status, rm', async () => {
+    const other = scratchDir('cli-other-dir');
+    const at = (args: string[]) => runTspod(args, { dir: null });
+    const prepared = await at(['prepare', BUSYBOX, '--exec=/bin/true', `--dir=${dd.path}`]);
+    assert.equal(prepared.code, 0, describeResult(prepared));
+    const uuid = prepared.stdout.trim();
+    const listed = await at(['list', '--no-legend', '--full', `--dir=${dd.path}`]);
+    assert.match(listed.stdout, new RegExp(`^${uuid}\t`, 'm'), describeResult(listed));
+    assert.equal((await at(['list', '--no-legend', `--dir=${other}`])).stdout, '', 'the other directory has no pods');
+    assert.match((await at(['image', 'list', '--no-legend', `--dir=${dd.path}`])).stdout, /busybox/);
+    const ran = await at(['run-prepared', uuid, `--dir=${dd.path}`]);
+    assert.equal(ran.code, 0, describeResult(ran));
+    assert.match((await at(['status', uuid, `--dir=${dd.path}`])).stdout, /^state=exited$/m);
+    const rm = await at(['rm', `--dir=${dd.path}`, uuid]);
+    assert.equal(rm.code, 0, describeResult(rm));
+  });
+
+  test('rm and stop: one line per failed UUID, the others done, exit 254', async () => {
+    const uuid = (await ok(dd, ['prepare', BUSYBOX, '--exec=/bin/true'])).stdout.trim();
+    const r = await dd.tspod(['rm', 'nosuchpod1', uuid, 'nosuchpod2']);
+    assert.equal(r.code, 254, describeResult(r));
+    assert.deepEqual(
+      r.stderr.split('\n').filter(Boolean),
+      ['tspod: no matches found for "nosuchpod1": see tspod list', 'tspod: no matches found for "nosuchpod2": see tspod list'],
+      describeResult(r),
+    );
+    assert.match(r.stdout, new RegExp(`"${uuid}"`), describeResult(r));
+    const s = await dd.tspod(['stop', 'nosuchpod1', 'nosuchpod2']);
+    assert.equal(s.code, 254, describeResult(s));
+    assert.equal(s.stderr.split('\n').filter(Boolean).length, 2, describeResult(s));
   });
 });

@@ -15,7 +15,7 @@ import { spawnSync } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { TspodError, ErrorCode } from '../native/errors.js';
 import { MAX_MANIFEST_BYTES } from '../store/digest.js';
-import { parseInsecureOptions } from '../store/insecure.js';
+import { parseInsecureOptions } from '../cmd/global.js';
 import { MediaType } from '../store/manifest/oci.js';
 import { authFilePaths, findCredentials, normalizeAuthKey } from '../store/sources/auth.js';
 import { parseDockerReference, splitImageName } from '../store/sources/reference.js';
@@ -258,8 +258,8 @@ async function readAll(s: Readable): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-const insecureHttp = parseInsecureOptions('http');
-const secure = parseInsecureOptions('none');
+const insecureHttp = parseInsecureOptions(['http']);
+const secure = parseInsecureOptions([]);
 const baseOpts = (o: Partial<RegistryOptions> = {}): RegistryOptions => ({ insecure: insecureHttp, authFiles: [], platform: { os: 'linux', architecture: 'amd64' }, ...o });
 
 async function resolveAndClose(ref: string, opts: RegistryOptions) {
@@ -624,7 +624,7 @@ describe('registry client', () => {
         resolveRegistryImage(`docker://${fake.host}/secure`, baseOpts({ insecure: secure })),
         expectError(ErrorCode.Network, new RegExp(`127\\.0\\.0\\.1:${fake.port}: its TLS certificate is not trusted.*--insecure-options=tls`)),
       );
-      const c = await resolveAndClose(`docker://${fake.host}/secure`, baseOpts({ insecure: parseInsecureOptions('tls') }));
+      const c = await resolveAndClose(`docker://${fake.host}/secure`, baseOpts({ insecure: parseInsecureOptions(['tls']) }));
       assert.equal(c.manifest.ref.digest, img.digest);
       assert.ok(fake.seen.every((s) => s.url.startsWith('/v2/')));
     });
