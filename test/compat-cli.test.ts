@@ -140,7 +140,7 @@ describe('one CLI layer: global flags and flag values read the same way in every
   test("a command's own bool flag: the same words and the same line through yargs", async () => {
     failsWith(await dd.tspod(['list', '--full=x']), /^--full: "x" is not true or false$/);
     failsWith(await dd.tspod(['image', 'list', '--no-legend', '--full=sometimes']), /^--full: "sometimes" is not true or false$/);
-    assert.match((await ok(dd, ['list', '--full=yes'])).stdout, /^UUID\tAPP\tIMAGE NAME\tIMAGE ID\t/);
+    assert.match((await ok(dd, ['list', '--full=yes'])).stdout, /^UUID\t+APP\t+IMAGE NAME\t+IMAGE ID\t/);
   });
 
   test('--pull-policy=bad: the same line and 254 in fetch, prepare and run; nothing made', async () => {
@@ -172,11 +172,10 @@ describe('one CLI layer: global flags and flag values read the same way in every
     const uuid = (await ok(dd, ['prepare', BUSYBOX, '--exec=/bin/true'])).stdout.trim();
     const r = await dd.tspod(['rm', 'nosuchpod1', uuid, 'nosuchpod2']);
     assert.equal(r.code, 254, describeResult(r));
-    assert.deepEqual(
-      r.stderr.split('\n').filter(Boolean),
-      ['tspod: no matches found for "nosuchpod1": see tspod list', 'tspod: no matches found for "nosuchpod2": see tspod list'],
-      describeResult(r),
-    );
+    const lines = r.stderr.split('\n').filter(Boolean);
+    assert.equal(lines.length, 2, describeResult(r));
+    assert.match(lines[0], /^tspod: no matches found for "nosuchpod1"/, describeResult(r));
+    assert.match(lines[1], /^tspod: no matches found for "nosuchpod2"/, describeResult(r));
     assert.match(r.stdout, new RegExp(`"${uuid}"`), describeResult(r));
     const s = await dd.tspod(['stop', 'nosuchpod1', 'nosuchpod2']);
     assert.equal(s.code, 254, describeResult(s));
