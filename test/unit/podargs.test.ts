@@ -5,6 +5,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ErrorCode, TspodError } from '../../native/errors.js';
 import { parseEnvList, parseMount, parsePodArgs, parseVolume } from '../../cmd/podargs.js';
+import { defaultGlobals } from '../../cmd/global.js';
 
 function refused(tokens: string[], code: ErrorCode, message: RegExp, command: 'run' | 'prepare' = 'run'): void {
   assert.throws(
@@ -24,7 +25,7 @@ describe('podargs: rkt’s per-app syntax', () => {
       ['--dir=/d', 'img1', '--exec=/bin/a', '--', '-x', '--not-a-flag', '---', 'img2', '--name=two', '--environment=A=1', '--', 'y'],
       'run',
     );
-    assert.deepEqual(global, { dir: '/d' });
+    assert.deepEqual(global, { ...defaultGlobals(), dir: '/d' });
     assert.equal(help, false);
     assert.equal(spec.apps.length, 2);
     assert.deepEqual(
@@ -52,9 +53,18 @@ describe('podargs: rkt’s per-app syntax', () => {
     assert.equal(spec.pullPolicy, 'new', 'run and prepare default to new');
   });
 
-  test('global flags: --insecure-options given twice is one list; --debug; --local-config', () => {
+  test('global flags: --insecure-options given twice adds up; --debug; --local-config', () => {
     const { global } = parsePodArgs(['--insecure-options=image', '--debug', 'img', '--insecure-options=paths', '--local-config=/etc/x'], 'run');
-    assert.deepEqual(global, { insecureOptions: 'image,paths', debug: true, localConfig: '/etc/x' });
+    assert.deepEqual(global, { ...defaultGlobals(), insecureOptions: ['image', 'paths'], debug: true, localConfig: '/etc/x' });
+  });
+
+  test('global flags are applied to the globals read before the command (cmd/main.ts) and read as everywhere', () => {
+    const globals = { ...defaultGlobals(), dir: '/before', insecureOptions: ['tls'] };
+    const { global } = parsePodArgs(['img', '--debug=yes', '--insecure-options=image'], 'run', globals);
+    assert.equal(global, globals, 'the same object');
+    assert.deepEqual(global, { ...defaultGlobals(), dir: '/before', insecureOptions: ['tls', 'image'], debug: true });
+    refused(['--debug=x', 'img'], ErrorCode.BadInput, /^--debug: "x" is not true or false$/);
+    refused(['img', '--pull-policy=sometimes'], ErrorCode.BadInput, /^invalid --pull-policy "sometimes"$/);
   });
 
   test('--mount before any image applies to every app; after one, to that app only', () => {
