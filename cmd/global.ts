@@ -39,6 +39,8 @@ export function takeGlobalFlag(tokens: readonly string[], i: number, into: Globa
   const m = matchFlag(tokens, i, GLOBAL_FLAGS);
   if (!m) return undefined;
   const name = m.name as keyof typeof GLOBAL_FLAGS;
+  // An empty directory would be the current one: a store made wherever tspod was started.
+  if ((name === 'dir' || name === 'local-config') && m.value === '') throw new TspodError(ErrorCode.BadInput, `--${name} is empty`, { hint: 'give a directory' });
   if (name === 'debug') into.debug = m.value === true;
   else if (name === 'dir') into.dir = String(m.value);
   else if (name === 'local-config') into.localConfig = String(m.value);

@@ -43,6 +43,7 @@ describe('cli: flags', () => {
     assert.deepEqual(g, { ...defaultGlobals(), dir: '/d', debug: true, insecureOptions: ['image', 'tls'] });
     assert.equal(takeGlobalFlag(['--net=host'], 0, g), undefined);
     refusedWith(() => takeGlobalFlag(['--debug=x'], 0, defaultGlobals()), ErrorCode.BadInput, /^--debug: "x" is not true or false$/);
+    refusedWith(() => takeGlobalFlag(['--dir='], 0, defaultGlobals()), ErrorCode.BadInput, /^--dir is empty: give a directory$/);
   });
 
   test('--insecure-options: lists add up; an unknown word is bad input', () => {
