@@ -7,7 +7,10 @@
 // client, default-restricted not reaching it, two pods reaching each other, two
 // networks in one pod, status/list/JSON, the release at exit (an address taken
 // again at once) and at gc after a SIGKILL (no rule, veth, lease or netns mount
-// left), and bad input (one line, 254, nothing left). Needs root.
+// left), the default network's host-wide masquerade (kept while a lease of the
+// network exists, removed by gc when none does; the same rules of a test-only
+// network driven directly), a refused start's pod (garbage after run, prepared
+// again after run-prepared), and bad input (one line, 254, nothing left). Needs root.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -15,8 +18,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describeResult, makeDataDir, type DataDir } from './harness/index.js';
 import { listRules } from './harness/sys.js';
-import { makeClientNetns } from './net-util.js';
-import { USERS_LOCK } from '../stage1/contract/masquerade.js';
+import { makeClientNetns, sh } from './net-util.js';
+import { holdHostMasquerade, masqueradeComment, releaseUnusedMasquerade, USERS_LOCK, type HostMasquerade } from '../stage1/contract/masquerade.js';
 import { BUSYBOX, failsWith, ok, podsTree, removeScratchDirs, scratchDir, SKIP, startTspod, stopAndWait, waitFor, type BackgroundPod } from './pods-util.js';
 
 const LEASES = '/var/lib/cni/networks';
@@ -268,6 +271,34 @@ describe("the default network's masquerade: host-wide rules, removed by gc", { s
     } else {
       assert.deepEqual(off.rules, [], 'gc removed the chain and the jump');
     }
+  });
+});
+
+describe('the host-wide masquerade rules by themselves (stage1/contract/masquerade.ts, real iptables)', { skip: SKIP }, () => {
+  // A network of this test only: whatever pods of other runs hold in `default`, its rules come and go as the leases say.
+  const m: HostMasquerade = { network: `tsmasq${process.pid}`, subnet: `10.243.${X}.0/24`, chain: `TSPOD-MASQ-T${process.pid}` };
+  const rules = () => sh('iptables-save', ['-t', 'nat']).split('\n').filter((l) => l.includes(m.chain));
+  after(() => {
+    fs.rmSync(path.join(LEASES, m.network), { recursive: true, force: true });
+    releaseUnusedMasquerade(m);
+  });
+
+  test('installed once however many pods hold it; kept while a lease of the network exists; removed (jump and chain) when none does', () => {
+    holdHostMasquerade(m)();
+    holdHostMasquerade(m)();
+    const on = rules();
+    assert.deepEqual(on.filter((r) => r.startsWith('-A POSTROUTING')), [`-A POSTROUTING -s ${m.subnet} -m comment --comment "${masqueradeComment(m)}" -j ${m.chain}`], 'one jump');
+    assert.deepEqual(on.filter((r) => r.startsWith(`-A ${m.chain}`)).map((r) => r.replace(/ -m comment --comment "[^"]*"/, '')), [`-A ${m.chain} -d ${m.subnet} -j ACCEPT`, `-A ${m.chain} ! -d 224.0.0.0/4 -j MASQUERADE`]);
+    fs.mkdirSync(path.join(LEASES, m.network), { recursive: true });
+    fs.writeFileSync(path.join(LEASES, m.network, `10.243.${X}.2`), 'a-pod\neth0');
+    fs.writeFileSync(path.join(LEASES, m.network, 'last_reserved_ip.0'), `10.243.${X}.2`);
+    fs.writeFileSync(path.join(LEASES, m.network, 'lock'), '');
+    assert.deepEqual(releaseUnusedMasquerade(m), []);
+    assert.deepEqual(rules(), on, 'kept while a pod holds an address');
+    fs.rmSync(path.join(LEASES, m.network, `10.243.${X}.2`));
+    assert.deepEqual(releaseUnusedMasquerade(m), []);
+    assert.deepEqual(rules(), [], 'removed when only host-local\'s own files are left: no jump, no chain');
+    assert.deepEqual(releaseUnusedMasquerade(m), [], 'removing again is fine');
   });
 });
 
