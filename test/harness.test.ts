@@ -4,7 +4,7 @@ import { test, describe, before } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import crypto from 'node:crypto';
+import crypto, { randomUUID } from 'node:crypto';
 import { spawn, spawnSync } from 'node:child_process';
 import {
   FIXTURES,
@@ -26,6 +26,7 @@ import {
   cleanupLeaks,
   mountsUnder,
   parseChallenge,
+  podCgroups,
   type Registry,
 } from './harness/index.js';
 
@@ -309,5 +310,36 @@ describe('leak checks', () => {
     assert.deepEqual(mountsUnder([root]), []);
     await new Promise<void>((resolve) => (sleeper.exitCode !== null || sleeper.signalCode !== null ? resolve() : sleeper.once('exit', () => resolve())));
     assert.deepEqual(findLeaks(before), []);
+  });
+
+  // A cgroup hierarchy to make a pod's cgroups in: pure v2's root, else v1's pids.
+  const cgroupBase = ['/sys/fs/cgroup/pids', '/sys/fs/cgroup'].find((d) => fs.existsSync(path.join(d, 'cgroup.procs')) && (d !== '/sys/fs/cgroup' || fs.existsSync('/sys/fs/cgroup/cgroup.controllers')));
+  const noCgroups = process.getuid?.() !== 0 ? 'needs root' : !cgroupBase && 'no cgroup v1 pids hierarchy or cgroup2 root';
+
+  test('a pod cgroup left behind (tspod/<uuid> and below) is found, then removed', { skip: noCgroups }, (t) => {
+    const root = makeTempDir('fake-run');
+    const uuid = randomUUID();
+    const pod = path.join(cgroupBase!, 'tspod', uuid);
+    t.after(() => {
+      for (const d of [path.join(pod, 'app-x'), path.join(pod, 'init'), pod]) {
+        try {
+          fs.rmdirSync(d);
+        } catch {
+          /* removed by the test */
+        }
+      }
+      fs.rmSync(root, { recursive: true, force: true });
+    });
+    const before = takeSnapshot(root);
+    fs.mkdirSync(path.join(pod, 'init'), { recursive: true });
+    fs.mkdirSync(path.join(pod, 'app-x'));
+    const leaks = findLeaks(before).filter((l) => l.kind === 'cgroup');
+    // The pod's cgroup, its init and its app: each a leak, although only the pod's own name is a UUID.
+    assert.deepEqual(leaks.map((l) => l.target).sort(), [pod, path.join(pod, 'app-x'), path.join(pod, 'init')].sort(), JSON.stringify(leaks));
+    assert.deepEqual(podCgroups(uuid).sort(), [pod, path.join(pod, 'app-x'), path.join(pod, 'init')].sort());
+    cleanupLeaks(leaks, before);
+    assert.equal(fs.existsSync(pod), false);
+    assert.deepEqual(podCgroups(uuid), []);
+    assert.deepEqual(findLeaks(before).filter((l) => l.kind === 'cgroup'), []);
   });
 });

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { REPO_ROOT, makeTempDir } from './paths.js';
 import { onExit, type AfterHost } from './cleanup.js';
-import { killPids, mountsUnder, processesReferencing, removeTreeSafely, unmountAll } from './sys.js';
+import { killPids, mountsUnder, podCgroups, podUuids, processesReferencing, removeCgroups, removeTreeSafely, unmountAll } from './sys.js';
 import { recordLeak } from './leaks.js';
 
 /** The CLI as a user runs it. */
@@ -131,13 +131,27 @@ export function makeDataDir(t?: AfterHost, name = 'tspod'): DataDir {
   const dir = makeTempDir(name);
   let removed = false;
 
-  const teardown = (): void => {
+  const teardown = (gcDone: boolean): void => {
+    const gc = (): void => {
+      if (!gcDone && fs.existsSync(path.join(dir, 'pods'))) runTspodSync(['gc', '--grace-period=0s', '--expire-prepared=0s'], { dir });
+      gcDone = true;
+    };
     const procs = processesReferencing([dir]);
     if (procs.length) {
       recordLeak('process', `${procs.length} process(es) still running from ${dir} at teardown: ${procs.map((p) => `${p.pid} (${p.why}) ${p.cmdline}`).join('; ')}`);
       killPids(procs.map((p) => p.pid));
       // A killed pod's network (rules, veth, lease, netns mount) is released by gc, not by an unmount.
-      if (fs.existsSync(path.join(dir, 'pods'))) runTspodSync(['gc', '--grace-period=0s', '--expire-prepared=0s'], { dir });
+      gcDone = false;
+      gc();
+    }
+    // The pods' cgroups (tspod/<uuid> in every hierarchy) go with gc at the latest;
+    // what gc could not remove outlives the directory unless removed here: a leak.
+    const uuids = podUuids(dir);
+    if (uuids.some((u) => podCgroups(u).length)) gc();
+    const cgroups = uuids.flatMap(podCgroups);
+    if (cgroups.length) {
+      recordLeak('cgroup', `${cgroups.length} cgroup(s) of pods in ${dir} left after gc at teardown: ${cgroups.join(', ')}`);
+      removeCgroups(cgroups);
     }
     const mounts = mountsUnder([dir]);
     if (mounts.length) {
@@ -147,7 +161,7 @@ export function makeDataDir(t?: AfterHost, name = 'tspod'): DataDir {
     removeTreeSafely(dir);
   };
   const unregister = onExit(() => {
-    if (!removed) teardown();
+    if (!removed) teardown(false);
   });
 
   const dd: DataDir = {
@@ -157,10 +171,9 @@ export function makeDataDir(t?: AfterHost, name = 'tspod'): DataDir {
       if (removed) return;
       removed = true;
       unregister();
-      if ((ro.gc ?? true) && fs.existsSync(path.join(dir, 'pods'))) {
-        await runTspod(['gc', '--grace-period=0s', '--expire-prepared=0s'], { dir, timeoutMs: 60_000 }).catch(() => undefined);
-      }
-      teardown();
+      const gc = (ro.gc ?? true) && fs.existsSync(path.join(dir, 'pods'));
+      if (gc) await runTspod(['gc', '--grace-period=0s', '--expire-prepared=0s'], { dir, timeoutMs: 60_000 }).catch(() => undefined);
+      teardown(gc);
     },
   };
   t?.after(() => dd.remove());

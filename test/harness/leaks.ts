@@ -9,7 +9,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { TEST_DATA_DIR, TMP_TEST_PREFIX } from './paths.js';
 import {
-  cgroupHasProcs,
+  cgroupPids,
   killPids,
   listCgroups,
   listLinks,
@@ -18,6 +18,7 @@ import {
   listTmpPrefixed,
   mountsUnder,
   processesReferencing,
+  removeCgroups,
   unmountAll,
   type PathPattern,
 } from './sys.js';
@@ -48,7 +49,8 @@ export interface Snapshot {
   leakDir?: string;
 }
 
-const CGROUP_RE = /tspod/i;
+/** tspod's cgroups: a `tspod` directory and everything below it, in any hierarchy. */
+const CGROUP_RE = /(^|\/)tspod(\/|$)/;
 const POD_ID_RE = /[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}/i;
 
 /** What exists now; `root` is the run's scratch root (TSPOD_TEST_ROOT). */
@@ -108,18 +110,34 @@ export function findLeaks(before: Snapshot): Leak[] {
   leaks.push(...newRules(before.rules));
   const oldLinks = had(before.links);
   for (const l of listLinks()) if (!oldLinks.has(l)) leaks.push({ kind: 'link', detail: `network interface ${l}`, target: l });
-  // A new tspod cgroup is a leak when it has processes or is a pod's own (its
-  // name has a UUID); a shared parent that tspod keeps (tspod.slice) is not.
+  // A new tspod cgroup is a leak when it is a pod's (a UUID in its path:
+  // tspod/<uuid>, its init and app-<name>), or has processes of this run; the
+  // shared parent tspod keeps (tspod/) is not. A pod cgroup whose processes are
+  // all someone else's (a pod another run or a user started, running now) is theirs.
   const oldCg = had(before.cgroups);
+  const ours = new Set(processesReferencing(before.patterns).filter((p) => !theirs(`${p.why} ${p.cmdline}`)).map((p) => p.pid));
   for (const c of listCgroups(CGROUP_RE)) {
     if (oldCg.has(c)) continue;
-    const procs = cgroupHasProcs(c);
-    if (procs || POD_ID_RE.test(path.basename(c))) leaks.push({ kind: 'cgroup', detail: `cgroup ${c}${procs ? ' (with processes)' : ''}`, target: c });
+    const pids = cgroupTreePids(c);
+    const mine = pids.some((p) => ours.has(p));
+    if (pids.length && !mine) continue;
+    if (mine || POD_ID_RE.test(c)) leaks.push({ kind: 'cgroup', detail: `cgroup ${c}${mine ? ' (with processes)' : ''}`, target: c });
   }
   const oldTmp = had(before.tmp);
   for (const t of listTmpPrefixed(TMP_TEST_PREFIX)) if (!oldTmp.has(t)) leaks.push({ kind: 'tmp', detail: `${t} was left behind`, target: t });
   if (before.leakDir) leaks.push(...readRecordedLeaks(before.leakDir));
   return leaks;
+}
+
+/** The pids in a cgroup and in every cgroup below it. */
+function cgroupTreePids(dir: string): number[] {
+  const out = cgroupPids(dir);
+  try {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) out.push(...cgroupTreePids(path.join(dir, e.name)));
+  } catch {
+    /* gone */
+  }
+  return out;
 }
 
 /**
@@ -185,16 +203,10 @@ export function cleanupLeaks(leaks: readonly Leak[], before: Snapshot): string[]
     notes.push(`ip netns delete ${l.target}: ${r.status === 0 ? 'ok' : 'failed'}`);
   }
   // cgroups: kill what is in them, then remove them deepest first
-  const cgroups = leaks.filter((l) => l.kind === 'cgroup').map((l) => String(l.target)).sort((a, b) => b.length - a.length);
-  for (const c of cgroups) {
-    try {
-      const pids = fs.readFileSync(path.join(c, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
-      if (pids.length) killPids(pids);
-      fs.rmdirSync(c);
-      notes.push(`removed cgroup ${c}`);
-    } catch (err) {
-      notes.push(`could not remove cgroup ${c}: ${(err as Error).message}`);
-    }
+  const cgroups = leaks.filter((l) => l.kind === 'cgroup').map((l) => String(l.target));
+  if (cgroups.length) {
+    const left = removeCgroups(cgroups);
+    notes.push(`removed ${cgroups.length - left.length} leaked cgroup(s)${left.length ? `; could not remove: ${left.join('; ')}` : ''}`);
   }
   for (const l of leaks.filter((x) => x.kind === 'tmp')) {
     const t = String(l.target);

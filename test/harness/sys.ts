@@ -210,10 +210,16 @@ export function listRules(): string[] {
   return [...new Set(out)].sort();
 }
 
-/** cgroup directories (up to `depth` levels below /sys/fs/cgroup) whose name matches `re`. */
+export const CGROUP_ROOT = '/sys/fs/cgroup';
+
+/**
+ * cgroup directories (up to `depth` levels below /sys/fs/cgroup) whose path
+ * below /sys/fs/cgroup matches `re`: with /(^|\/)tspod(\/|$)/, the tspod
+ * parents and everything below them (`memory/tspod/<uuid>/app-x` too).
+ */
 export function listCgroups(re: RegExp, depth = 5): string[] {
   const out: string[] = [];
-  const walk = (dir: string, d: number): void => {
+  const walk = (dir: string, rel: string, d: number): void => {
     let ents: fs.Dirent[];
     try {
       ents = fs.readdirSync(dir, { withFileTypes: true });
@@ -222,13 +228,77 @@ export function listCgroups(re: RegExp, depth = 5): string[] {
     }
     for (const e of ents) {
       if (!e.isDirectory()) continue;
-      const p = path.join(dir, e.name);
-      if (re.test(e.name)) out.push(p);
-      if (d > 1) walk(p, d - 1);
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (re.test(r)) out.push(path.join(dir, e.name));
+      if (d > 1) walk(path.join(dir, e.name), r, d - 1);
     }
   };
-  walk('/sys/fs/cgroup', depth);
+  walk(CGROUP_ROOT, '', depth);
   return out.sort();
+}
+
+/**
+ * The cgroups of one pod that exist now, deepest first: `tspod/<uuid>` and below
+ * in every hierarchy (v1 controllers, the hybrid layout's cgroup2 at unified,
+ * pure v2's root).
+ */
+export function podCgroups(uuid: string): string[] {
+  const tops = [path.join(CGROUP_ROOT, 'tspod', uuid)];
+  try {
+    for (const e of fs.readdirSync(CGROUP_ROOT, { withFileTypes: true })) if (e.isDirectory()) tops.push(path.join(CGROUP_ROOT, e.name, 'tspod', uuid));
+  } catch {
+    /* no cgroup file system */
+  }
+  const out: string[] = [];
+  const walk = (dir: string): void => {
+    let ents: fs.Dirent[];
+    try {
+      ents = fs.readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of ents) if (e.isDirectory()) walk(path.join(dir, e.name));
+    out.push(dir);
+  };
+  for (const t of tops) walk(t);
+  return out;
+}
+
+/** Removes cgroup directories (deepest first), killing what is still in them. Returns messages for those that stay. */
+export function removeCgroups(dirs: readonly string[]): string[] {
+  const left: string[] = [];
+  for (const c of [...dirs].sort((a, b) => b.length - a.length)) {
+    const pids = cgroupPids(c);
+    if (pids.length) killPids(pids);
+    try {
+      fs.rmdirSync(c);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') left.push(`${c}: ${(err as Error).message}`);
+    }
+  }
+  return left;
+}
+
+/** The UUIDs of the pods in a tspod data directory (every state directory). */
+export function podUuids(dataDir: string): string[] {
+  const out = new Set<string>();
+  for (const state of ['embryo', 'prepare', 'prepared', 'run', 'exited-garbage', 'garbage']) {
+    try {
+      for (const n of fs.readdirSync(path.join(dataDir, 'pods', state))) if (/^[0-9a-f-]{36}$/.test(n)) out.add(n);
+    } catch {
+      /* no such state directory */
+    }
+  }
+  return [...out];
+}
+
+/** Pids in a cgroup (cgroup.procs), [] when it has none or is gone. */
+export function cgroupPids(dir: string): number[] {
+  try {
+    return fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
 }
 
 /** Entries of /tmp whose path starts with the given prefix. */
@@ -262,9 +332,5 @@ export function removeTreeSafely(dir: string): void {
 
 /** Whether a cgroup (v2 or v1 directory) has member processes. */
 export function cgroupHasProcs(dir: string): boolean {
-  try {
-    return fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').trim().length > 0;
-  } catch {
-    return false;
-  }
+  return cgroupPids(dir).length > 0;
 }
