@@ -12,7 +12,7 @@ import path from 'node:path';
 import { execve, setCloexec } from '../native/libc.js';
 import { parseNet, readPodNetworks } from './contract/networks.js';
 import { DEFAULT_LOCAL_CONFIG, POD_FILES, writePodFileAtomically, type PodManifest, type RuntimeConfig, type UserNamespace } from './contract/pod.js';
-import { createPodCgroups, detectCgroups, describeLayout, INIT_CGROUP, joinCgroup, removePodCgroups, type CgroupLayout } from './contract/cgroups.js';
+import { createPodCgroups, detectCgroups, describeLayout, INIT_CGROUP, joinCgroup, originCgroupDirs, removePodCgroups, type CgroupLayout } from './contract/cgroups.js';
 import { limitsFromIsolators, type Limits } from './contract/resources.js';
 import { podPortsProblem } from './contract/ports.js';
 import { appPlans, buildPlan, readJson, readUserNamespace, type AppPlan, type PodContext } from './pod-setup.js';
@@ -181,7 +181,7 @@ async function start(args: InitArgs): Promise<number> {
   // (--interactive on a terminal: the helper gives the pod a pty of its own as /dev/console)
   const userns = readUserNamespace(podDir);
   const cgroups = detectCgroups();
-  const ctx: PodContext = { podDir, uuid: args.uuid, manifest, runtime, copiedRootfs: copied, userns, cgroups };
+  const ctx: PodContext = { podDir, uuid: args.uuid, manifest, runtime, copiedRootfs: copied, userns, cgroups, cgroupOrigin: originCgroupDirs(cgroups) };
   const apps = appPlans(ctx);
   let podLimits: Limits;
   try {

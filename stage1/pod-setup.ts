@@ -9,7 +9,7 @@ import { NONE, PlanWriter } from './plan.js';
 import { ImageFs } from '../native/image-fs.js';
 import { capabilitiesFromIsolators, capabilityMask, DEFAULT_CAPABILITIES } from './contract/capabilities.js';
 import { seccompFilter, type SeccompFilter } from './contract/seccomp.js';
-import { appCgroupName, cgroupDirs, deviceCgroupKind, describeLayout, type CgroupLayout } from './contract/cgroups.js';
+import { appCgroupName, cgroupDirs, deviceCgroupKind, describeLayout, podOwnCgroupDirs, type CgroupLayout } from './contract/cgroups.js';
 import { limitsFromIsolators, type Limits } from './contract/resources.js';
 import { sysctlNamespaceProblem, sysctlsFromIsolators } from './contract/sysctl.js';
 import { appDeviceRules, appDevices, formatDeviceRule, uncheckedDeviceProblem, type DeviceRule, type DeviceSpec } from './contract/devices.js';
@@ -89,6 +89,8 @@ export interface PodContext {
   userns?: UserNamespace;
   /** The host's cgroups (contract/cgroups.ts); none: no cgroup directives. */
   cgroups?: CgroupLayout;
+  /** The cgroups stage1 was started in (contract/cgroups.ts originCgroupDirs): the helper goes back there at exit to remove the pod's. */
+  cgroupOrigin?: string[];
   /** A private network: the namespace file pid 1 joins (plan `netns`). */
   netns?: string;
   /** What the outer helper execs when the pod has exited (plan `exit-exec`): the network's release. */
@@ -266,6 +268,11 @@ export function buildPlan(ctx: PodContext, apps: AppPlan[], stdinInherit: boolea
   p.directive('status-dir', path.join(pod, POD_FILES.statusDir));
   p.directive('pid-file', path.join(pod, POD_FILES.pid));
   p.directive('apps-pid-dir', path.join(pod, POD_FILES.appsPidDir));
+  // At exit the helper leaves the pod's cgroups and removes them: an exited pod has none.
+  if (cg) {
+    for (const d of ctx.cgroupOrigin ?? []) p.directive('cgroup-leave', d);
+    for (const d of podOwnCgroupDirs(cg, ctx.uuid)) p.directive('cgroup-remove', d);
+  }
   p.directive('root', root);
   p.directive('stdin', stdinInherit ? 'inherit' : 'null');
   // --private-users: pid 1 joins the pod's user namespace once the set-up is done;

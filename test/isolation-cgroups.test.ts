@@ -6,7 +6,8 @@
 // cgroup; an app that allocates past its limit is OOM-killed and reported; a
 // fork bomb stops at the pids limit; pause/resume freeze and thaw; stats move;
 // each app has a cgroup namespace of its own, which enter joins with its cgroup;
-// the cgroups go with the pod. Needs root.
+// an exited pod leaves no cgroup (the helper removes them at exit; gc those
+// of a pod whose helper was killed). Needs root.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -161,6 +162,7 @@ describe('cgroups on the hybrid (v1) layout', { skip: SKIP_V1 }, () => {
       assert.equal(hog.oom_killed, true);
       const json = JSON.parse((await ok(dd, ['status', '--format=json', uuid])).stdout) as { apps: Array<{ oom_killed?: boolean; limits?: unknown }> };
       assert.equal(json.apps[0].oom_killed, true);
+      assert.deepEqual(podCgroups(uuid), [], 'the OOM kill was recorded at exit, before the cgroups went');
       assert.deepEqual(json.apps[0].limits, { memory_bytes: 16 * 2 ** 20, cpu_millis: null, cpu_shares: null, pids: 4096 });
       // the other pod still runs; an app that exits on its own under a limit is not oom-killed
       assert.match((await ok(dd, ['status', other.uuid])).stdout, /^state=running$/m);
@@ -258,23 +260,27 @@ describe('cgroups on the hybrid (v1) layout', { skip: SKIP_V1 }, () => {
     }
   });
 
-  test('the apps\' cgroups go when the pod exits, the pod\'s with rm and with gc', async () => {
-    const run = async (): Promise<string> => {
-      const r = await ok(dd, ['run', `--uuid-file-save=${work}/gone`, BUSYBOX, '--name=gone', '--exec=/bin/true']);
-      assert.equal(r.code, 0);
-      return fs.readFileSync(`${work}/gone`, 'utf8').trim();
-    };
-    const a = await run();
-    for (const c of V1) {
-      assert.ok(!fs.existsSync(v1Dir(c, a, 'app-gone')), `${c}: the app cgroup is gone at exit`);
-      assert.ok(fs.existsSync(v1Dir(c, a, 'init')), `${c}: the pod cgroup stays until rm`);
+  test('an exited pod leaves no cgroup (the helper removes its apps\', its init and its own at exit); those of a pod whose helper was killed go with gc', async () => {
+    const r = await ok(dd, ['run', `--uuid-file-save=${work}/gone`, BUSYBOX, '--name=gone', '--exec=/bin/true']);
+    assert.equal(r.code, 0);
+    const a = fs.readFileSync(`${work}/gone`, 'utf8').trim();
+    assert.deepEqual(podCgroups(a), [], 'nothing of the pod is left in any hierarchy at exit');
+    // The outer helper SIGKILLed: nothing removes them at exit; gc does.
+    const bg = startTspod(dd, ['run', `--uuid-file-save=${work}/killed`, BUSYBOX, '--name=killed', '--exec=/bin/sh', '--', '-c', 'echo ready; exec sleep 600']);
+    try {
+      await bg.waitOutput(/^ready$/m, 'the pod');
+      const b = fs.readFileSync(`${work}/killed`, 'utf8').trim();
+      await waitFor(() => fs.existsSync(path.join(dd.path, 'pods', 'run', b, 'pid')), 'the pod is up');
+      bg.proc.kill('SIGKILL');
+      await bg.exited;
+      await waitFor(() => !(spawnSync('flock', ['-n', path.join(dd.path, 'pods', 'run', b), 'true']).status), 'the pod lock is free');
+      for (const c of V1) assert.ok(fs.existsSync(v1Dir(c, b, 'init')), `${c}: the killed pod's cgroup is still there`);
+      await ok(dd, ['gc', '--grace-period=0s']);
+      assert.deepEqual(podCgroups(b), []);
+    } finally {
+      bg.proc.kill('SIGKILL');
+      await bg.exited;
     }
-    await ok(dd, ['rm', a]);
-    assert.deepEqual(podCgroups(a), []);
-    const b = await run();
-    assert.notDeepEqual(podCgroups(b), []);
-    await ok(dd, ['gc', '--grace-period=0s']);
-    assert.deepEqual(podCgroups(b), []);
   });
 
   test('--net=none: stats shows the pod\'s own interfaces (lo only)', async () => {
@@ -383,10 +389,8 @@ describe('cgroups on pure v2 (a private mount namespace that sees only cgroup2)'
       }
       assert.equal(v2Tspod(['stop', uuid]).code, 0);
       await pod.exited;
-      assert.ok(!fs.existsSync(app), 'the app cgroup went with the pod');
-      // rm from the host (hybrid) layout removes what was made in the cgroup2 beside it
+      assert.deepEqual(podCgroups(uuid), [], 'the pod\'s cgroups went at exit');
       await ok(dd, ['rm', uuid]);
-      assert.deepEqual(podCgroups(uuid), []);
     } finally {
       pod.proc.kill('SIGKILL');
       await pod.exited;

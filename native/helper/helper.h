@@ -141,6 +141,10 @@ struct plan {
 	int nsysctls;
 	char *netns;	 /* `netns`: pid 1 joins the network namespace bound on this host path */
 	char **exit_exec; /* `exit-exec`: what the outer helper execs once the pod has exited */
+	char **cgroup_leave; /* `cgroup-leave`: where the outer helper moves itself at exit */
+	int ncgroup_leave;
+	char **cgroup_remove; /* `cgroup-remove`: the pod's own cgroups, removed at exit in this order */
+	int ncgroup_remove;
 };
 
 void plan_load(const char *path, struct plan *p); /* dies (254) on any error */

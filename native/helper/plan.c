@@ -553,6 +553,13 @@ static void directive(struct ctx *c)
 		p->exit_exec = argv_from(c, 1);
 		if (p->exit_exec[0][0] != '/')
 			perr(c, "exit-exec wants an absolute path");
+	} else if (!strcmp(kw, "cgroup-leave") || !strcmp(kw, "cgroup-remove")) {
+		need(c, 1, 1);
+		int leave = kw[7] == 'l';
+		int *n = leave ? &p->ncgroup_leave : &p->ncgroup_remove;
+		if (*n >= (leave ? MAX_APP_CGROUPS : 4 * MAX_APP_CGROUPS))
+			perr(c, "too many %s directives", kw);
+		*(char **)vec_push(leave ? &p->cgroup_leave : &p->cgroup_remove, n, sizeof(char *)) = path_fld(c, 1, 0);
 	} else if (!strcmp(kw, "stdin")) {
 		need(c, 1, 1);
 		char *s = fld(c, 1);

@@ -871,6 +871,31 @@ static int make_userns(void)
 	return fd;
 }
 
+/* The pod has exited and pid 1 reaped everything: the apps' cgroups are empty,
+ * removed; then we leave the pod's init cgroup for those the plan names (where
+ * stage1 was started: the release command runs there too) and remove the pod's
+ * own (`cgroup-remove`, deepest first), so that an exited pod leaves no cgroup.
+ * Whatever cannot be removed is stage1 /gc's (a warning). */
+static void remove_cgroups(void)
+{
+	for (int i = 0; i < P.napps; i++)
+		for (int k = 0; k < P.apps[i].ncgroups; k++)
+			if (rmdir(P.apps[i].cgroups[k]) < 0 && errno != ENOENT)
+				warnx("removing the cgroup %s: %s", P.apps[i].cgroups[k], strerror(errno));
+	for (int k = 0; k < P.ncgroup_leave; k++) {
+		char *f = xasprintf("%s/cgroup.procs", P.cgroup_leave[k]);
+		int fd = open(f, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0 || write_all(fd, "0\n", 2) < 0)
+			warnx("moving out of the pod's cgroups into %s: %s", P.cgroup_leave[k], strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		free(f);
+	}
+	for (int k = 0; k < P.ncgroup_remove; k++)
+		if (rmdir(P.cgroup_remove[k]) < 0 && errno != ENOENT)
+			warnx("removing the cgroup %s: %s (removed at gc)", P.cgroup_remove[k], strerror(errno));
+}
+
 /* `exit-exec`: the pod has exited; what it held on the host (its network) is
  * released by the command the plan names, which inherits the lock (so the pod
  * counts as running until that is done) and gets `--exit-code=<code>` last; it
@@ -1011,11 +1036,7 @@ int run_main(int argc, char **argv)
 		;
 	if (tty_mode)
 		relay_finish(&tty);
-	/* The apps' cgroups are empty now (pid 1 reaped everything): removed. The pod's
-	 * own and its init (which holds us) go at gc. */
-	for (int i = 0; i < P.napps; i++)
-		for (int k = 0; k < P.apps[i].ncgroups; k++)
-			rmdir(P.apps[i].cgroups[k]);
+	remove_cgroups();
 	int code = wait_code(status);
 	if (P.exit_exec)
 		exit_exec(code, sfd);

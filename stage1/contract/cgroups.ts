@@ -237,6 +237,35 @@ export function createPodCgroups(l: CgroupLayout, uuid: string, apps: CgroupApp[
   }
 }
 
+/**
+ * The cgroups this process is in (/proc/self/cgroup, or `text`), one per
+ * hierarchy of the layout, in cgroupDirs' order: where the helper goes back to
+ * at the pod's exit (plan `cgroup-leave`) so that it can remove the pod's. A
+ * hierarchy it cannot place gets its root.
+ */
+export function originCgroupDirs(l: CgroupLayout, text?: string): string[] {
+  let lines: string[] = [];
+  try {
+    lines = (text ?? fs.readFileSync('/proc/self/cgroup', 'utf8')).split('\n');
+  } catch {
+    /* no /proc: the roots */
+  }
+  // "ID:CONTROLLERS:PATH"; v2's line is "0::PATH"
+  const entries = lines.map((ln) => /^\d+:([^:]*):(\/.*)$/.exec(ln)).filter((m): m is RegExpExecArray => m !== null);
+  const inside = (root: string, rel: string | undefined) => (rel && rel !== '/' && !rel.split('/').includes('..') ? path.join(root, rel) : root);
+  if (l.version === 2) return [inside(l.root, entries.find((m) => m[1] === '')?.[2])];
+  if (l.version !== 1) return [];
+  return roots(l).map((root) => {
+    const ctrls = Object.keys(l.mounts).filter((c) => l.mounts[c] === root);
+    return inside(root, entries.find((m) => m[1].split(',').some((c) => ctrls.includes(c)))?.[2]);
+  });
+}
+
+/** The pod's own cgroups (its init's, then its), deepest first, in every hierarchy: what the helper removes at exit (plan `cgroup-remove`). */
+export function podOwnCgroupDirs(l: CgroupLayout, uuid: string): string[] {
+  return [...cgroupDirs(l, uuid, INIT_CGROUP), ...cgroupDirs(l, uuid)];
+}
+
 /** Moves a process (all its threads) into one of the pod's cgroups, in every hierarchy. */
 export function joinCgroup(l: CgroupLayout, uuid: string, sub: string, pid: number): void {
   for (const d of cgroupDirs(l, uuid, sub)) write(d, 'cgroup.procs', pid);
