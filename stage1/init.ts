@@ -12,7 +12,7 @@ import path from 'node:path';
 import { execve, setCloexec } from '../native/libc.js';
 import { parseNet, readPodNetworks } from './contract/networks.js';
 import { DEFAULT_LOCAL_CONFIG, POD_FILES, writePodFileAtomically, type PodManifest, type RuntimeConfig, type UserNamespace } from './contract/pod.js';
-import { createPodCgroups, detectCgroups, describeLayout, INIT_CGROUP, joinCgroup, originCgroupDirs, removePodCgroups, type CgroupLayout } from './contract/cgroups.js';
+import { detectCgroups, describeLayout, originCgroupDirs, podCgroupSteps, type CgroupLayout, type CgroupStep } from './contract/cgroups.js';
 import { limitsFromIsolators, type Limits } from './contract/resources.js';
 import { podPortsProblem } from './contract/ports.js';
 import { appPlans, buildPlan, readJson, readUserNamespace, type AppPlan, type PodContext } from './pod-setup.js';
@@ -100,24 +100,22 @@ function prepareDirectories(podDir: string, manifest: PodManifest, apps: AppPlan
 }
 
 /**
- * Makes the pod's cgroups and limits (contract/cgroups.ts) and moves this
- * process into the pod's init cgroup: the helper it execs (the outer helper and
- * pid 1) stays there; each app child moves itself into its own before it runs
- * anything of the app. Without cgroups, a pod that asks for a limit does not run.
+ * The pod's cgroup steps for the helper's plan (contract/cgroups.ts): it makes
+ * the cgroups, writes the limits and joins the pod's init cgroup before anything
+ * else (pid 1 stays there; each app child moves on into its own). Without
+ * cgroups, a pod that asks for a limit does not run.
  */
-function setUpCgroups(layout: CgroupLayout, uuid: string, apps: AppPlan[], podLimits: Limits, debug: boolean): void {
+function cgroupSteps(layout: CgroupLayout, uuid: string, apps: AppPlan[], podLimits: Limits, debug: boolean): CgroupStep[] {
   const explicit = (l: Limits) => Object.values(l).some((v) => v !== undefined);
   if (layout.version === 0) {
     const asked = apps.find((a) => explicit(a.limits));
     if (asked || explicit(podLimits)) throw new Error(`${asked ? `app ${asked.name}` : 'the pod'} has a resource limit, but this host has no cgroup file system at /sys/fs/cgroup`);
     if (debug) process.stderr.write('tspod stage1: no cgroup file system: the pod runs without cgroups\n');
-    return;
+    return [];
   }
   try {
-    createPodCgroups(layout, uuid, apps.map((a) => ({ name: a.name, limits: a.limits, devices: a.deviceRules })), podLimits);
-    joinCgroup(layout, uuid, INIT_CGROUP, process.pid);
+    return podCgroupSteps(layout, uuid, apps.map((a) => ({ name: a.name, limits: a.limits, devices: a.deviceRules })), podLimits);
   } catch (e) {
-    removePodCgroups(layout, uuid);
     throw new Error(`cgroups (${describeLayout(layout)}): ${(e as Error).message}`);
   }
 }
@@ -189,6 +187,7 @@ async function start(args: InitArgs): Promise<number> {
   } catch (e) {
     throw new Error(`the pod: ${(e as Error).message}`);
   }
+  ctx.cgroupSteps = cgroupSteps(cgroups, args.uuid, apps, podLimits, args.debug);
   prepareDirectories(podDir, manifest, apps, copied, userns);
   const helper = helperPath();
   const choice = parseNet(runtime.net);
@@ -213,7 +212,6 @@ async function start(args: InitArgs): Promise<number> {
     }
     const planFile = path.join(podDir, POD_FILES.plan);
     writePodFileAtomically(planFile, buildPlan(ctx, apps, runtime.interactive));
-    setUpCgroups(cgroups, args.uuid, apps, podLimits, args.debug);
     const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', TSPOD_LOCK_FD: String(lockFd) };
     if (args.debug) env.TSPOD_DEBUG = '1';
     return execve(helper, ['tspod-helper', 'run', planFile], env, [lockFd]);

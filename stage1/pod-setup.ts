@@ -9,7 +9,7 @@ import { NONE, PlanWriter } from './plan.js';
 import { ImageFs } from '../native/image-fs.js';
 import { capabilitiesFromIsolators, capabilityMask, DEFAULT_CAPABILITIES } from './contract/capabilities.js';
 import { seccompFilter, type SeccompFilter } from './contract/seccomp.js';
-import { appCgroupName, cgroupDirs, deviceCgroupKind, describeLayout, podOwnCgroupDirs, type CgroupLayout } from './contract/cgroups.js';
+import { appCgroupName, cgroupDirs, deviceCgroupKind, describeLayout, podOwnCgroupDirs, type CgroupLayout, type CgroupStep } from './contract/cgroups.js';
 import { limitsFromIsolators, type Limits } from './contract/resources.js';
 import { sysctlNamespaceProblem, sysctlsFromIsolators } from './contract/sysctl.js';
 import { appDeviceRules, appDevices, formatDeviceRule, uncheckedDeviceProblem, type DeviceRule, type DeviceSpec } from './contract/devices.js';
@@ -89,6 +89,8 @@ export interface PodContext {
   userns?: UserNamespace;
   /** The host's cgroups (contract/cgroups.ts); none: no cgroup directives. */
   cgroups?: CgroupLayout;
+  /** The helper's cgroup steps (contract/cgroups.ts podCgroupSteps), run first. */
+  cgroupSteps?: CgroupStep[];
   /** The cgroups stage1 was started in (contract/cgroups.ts originCgroupDirs): the helper goes back there at exit to remove the pod's. */
   cgroupOrigin?: string[];
   /** A private network: the namespace file pid 1 joins (plan `netns`). */
@@ -270,6 +272,7 @@ export function buildPlan(ctx: PodContext, apps: AppPlan[], stdinInherit: boolea
   p.directive('apps-pid-dir', path.join(pod, POD_FILES.appsPidDir));
   // At exit the helper leaves the pod's cgroups and removes them: an exited pod has none.
   if (cg) {
+    for (const [kw, ...fields] of ctx.cgroupSteps ?? []) p.directive(kw, ...fields);
     for (const d of ctx.cgroupOrigin ?? []) p.directive('cgroup-leave', d);
     for (const d of podOwnCgroupDirs(cg, ctx.uuid)) p.directive('cgroup-remove', d);
   }

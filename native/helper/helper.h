@@ -122,6 +122,16 @@ struct sysctl {
 	int line;
 };
 
+/* A cgroup step of the outer helper (before anything else): make a directory,
+ * write a control file, or join a cgroup. */
+struct cgstep {
+	int kind; /* 'm'ake, 'w'rite, 'j'oin */
+	char *path;
+	char *value;  /* write */
+	int optional; /* write: a failure is ignored */
+	int line;
+};
+
 struct plan {
 	const char *file;
 	char *uuid, *hostname;
@@ -141,6 +151,8 @@ struct plan {
 	int nsysctls;
 	char *netns;	 /* `netns`: pid 1 joins the network namespace bound on this host path */
 	char **exit_exec; /* `exit-exec`: what the outer helper execs once the pod has exited */
+	struct cgstep *cgsteps; /* `cgroup-make`, `cgroup-write`, `cgroup-join`: run first, in order */
+	int ncgsteps;
 	char **cgroup_leave; /* `cgroup-leave`: where the outer helper moves itself at exit */
 	int ncgroup_leave;
 	char **cgroup_remove; /* `cgroup-remove`: the pod's own cgroups, removed at exit in this order */

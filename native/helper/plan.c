@@ -553,6 +553,25 @@ static void directive(struct ctx *c)
 		p->exit_exec = argv_from(c, 1);
 		if (p->exit_exec[0][0] != '/')
 			perr(c, "exit-exec wants an absolute path");
+	} else if (!strcmp(kw, "cgroup-make") || !strcmp(kw, "cgroup-join") || !strcmp(kw, "cgroup-write")) {
+		int w = kw[7] == 'w';
+		need(c, w ? 2 : 1, w ? 3 : 1);
+		if (p->ncgsteps >= 1024)
+			perr(c, "too many cgroup steps");
+		struct cgstep *g = vec_push(&p->cgsteps, &p->ncgsteps, sizeof *g);
+		g->kind = kw[7];
+		g->path = path_fld(c, 1, 1);
+		g->line = c->line;
+		if (w) {
+			g->value = fld(c, 2);
+			if (strchr(g->value, '\n'))
+				perr(c, "cgroup-write: a value has no newline");
+			if (c->nf == 4) {
+				if (strcmp(fld(c, 3), "optional"))
+					perr(c, "cgroup-write: the third field can only be \"optional\"");
+				g->optional = 1;
+			}
+		}
 	} else if (!strcmp(kw, "cgroup-leave") || !strcmp(kw, "cgroup-remove")) {
 		need(c, 1, 1);
 		int leave = kw[7] == 'l';

@@ -871,6 +871,19 @@ static int make_userns(void)
 	return fd;
 }
 
+/* Writes a small value to a file of the cgroup file system. */
+static int cg_write(const char *file, const char *value)
+{
+	int fd = open(file, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -1;
+	int r = write_all(fd, value, strlen(value));
+	int e = errno;
+	close(fd);
+	errno = e;
+	return r;
+}
+
 /* The pod has exited and pid 1 reaped everything: the apps' cgroups are empty,
  * removed; then we leave the pod's init cgroup for those the plan names (where
  * stage1 was started: the release command runs there too) and remove the pod's
@@ -884,16 +897,46 @@ static void remove_cgroups(void)
 				warnx("removing the cgroup %s: %s", P.apps[i].cgroups[k], strerror(errno));
 	for (int k = 0; k < P.ncgroup_leave; k++) {
 		char *f = xasprintf("%s/cgroup.procs", P.cgroup_leave[k]);
-		int fd = open(f, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (fd < 0 || write_all(fd, "0\n", 2) < 0)
+		if (cg_write(f, "0") < 0)
 			warnx("moving out of the pod's cgroups into %s: %s", P.cgroup_leave[k], strerror(errno));
-		if (fd >= 0)
-			close(fd);
 		free(f);
 	}
 	for (int k = 0; k < P.ncgroup_remove; k++)
 		if (rmdir(P.cgroup_remove[k]) < 0 && errno != ENOENT)
 			warnx("removing the cgroup %s: %s (removed at gc)", P.cgroup_remove[k], strerror(errno));
+}
+
+/* The plan's cgroup steps, first thing: the pod's cgroups made (parents too),
+ * their limits and device rules written, and we join the pod's init cgroup
+ * (pid 1 and every app child inherit it; each app moves on into its own). A
+ * failure undoes what the steps made (remove_cgroups) and fails the pod. */
+static void make_cgroups(void)
+{
+	for (int i = 0; i < P.ncgsteps; i++) {
+		struct cgstep *g = &P.cgsteps[i];
+		int r = 0;
+		if (g->kind == 'm') {
+			for (char *s = strchr(g->path + 1, '/'); s && r == 0; s = strchr(s + 1, '/')) {
+				*s = 0; /* the parents (the tspod slice) first */
+				r = mkdir(g->path, 0755) < 0 && errno != EEXIST ? -1 : 0;
+				*s = '/';
+			}
+			if (r == 0 && mkdir(g->path, 0755) < 0 && errno != EEXIST)
+				r = -1;
+		} else if (g->kind == 'w') {
+			r = cg_write(g->path, g->value) < 0 && !g->optional ? -1 : 0;
+		} else {
+			char *f = xasprintf("%s/cgroup.procs", g->path);
+			r = cg_write(f, "0");
+			free(f);
+		}
+		if (r < 0) {
+			int e = errno;
+			remove_cgroups();
+			die("cgroups: %s %s%s%s: %s", g->kind == 'm' ? "making" : g->kind == 'w' ? "writing to" : "joining",
+			    g->path, g->kind == 'w' ? " the value " : "", g->kind == 'w' ? g->value : "", strerror(e));
+		}
+	}
 }
 
 /* `exit-exec`: the pod has exited; what it held on the host (its network) is
@@ -937,6 +980,7 @@ int run_main(int argc, char **argv)
 			die("TSPOD_LOCK_FD=%s is not an open file descriptor", lock);
 		/* kept open here only: pid 1 closes it right after the fork */
 	}
+	make_cgroups();
 	/* cgroup v2: each app's device rules, on its cgroup before anything joins it. */
 	for (int i = 0; i < P.napps; i++)
 		if (P.apps[i].devfilter_cgroup)

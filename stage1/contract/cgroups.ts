@@ -2,6 +2,9 @@
 // and removed. Shared by stage1 (/init makes them, /gc removes them) and stage0
 // (stats, pause, resume, the oom marker of status).
 //
+// stage1 does not touch the cgroup file system: it writes what to make, write and
+// join as steps of the helper's plan (podCgroupSteps), which the outer helper
+// runs before anything else, and what to remove at exit (podOwnCgroupDirs).
 // Layout (one cgroup per pod, one per app, and one for the pod's supervisor):
 //   cgroup v1 (and the "hybrid" layout: v1 controllers at /sys/fs/cgroup/<ctrl>,
 //   a cgroup2 beside them at /sys/fs/cgroup/unified that tspod leaves alone), in
@@ -15,8 +18,8 @@
 // `app-` keeps an app's name from meeting the cgroup's own files (`tasks`,
 // `memory.max`); `init` cannot be an app's.
 // Devices: each app's cgroup allows only its device rules (contract/devices.ts).
-// v1: "a" written to its devices.deny, then each rule to devices.allow, before
-// any process joins it (the pod and init cgroups keep the parent's: the helper
+// v1: "a" written to its devices.deny, then each rule to devices.allow (helper
+// steps), before any process joins it (the pod and init cgroups keep the parent's: the helper
 // opens the host's /dev/ptmx there). v2 has no devices controller: the helper
 // attaches a BPF_PROG_TYPE_CGROUP_DEVICE program to the app's cgroup (plan
 // directive app-device-filter) before any app child joins it.
@@ -106,17 +109,17 @@ export function controllerDir(l: CgroupLayout, ctrl: string, uuid: string, sub?:
   return undefined;
 }
 
-function write(dir: string, file: string, value: string | number): void {
-  try {
-    fs.writeFileSync(path.join(dir, file), String(value));
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    throw new Error(`writing ${value} to ${path.join(dir, file)}: ${err.code ?? err.message}`);
-  }
+/** The helper's cgroup steps (plan cgroup-make, cgroup-write [optional], cgroup-join), in order. */
+export type CgroupStep = ['cgroup-make', string] | ['cgroup-write', string, string] | ['cgroup-write', string, string, 'optional'] | ['cgroup-join', string];
+
+function write(steps: CgroupStep[], dir: string, file: string, value: string | number, optional = false): void {
+  steps.push(optional ? ['cgroup-write', path.join(dir, file), String(value), 'optional'] : ['cgroup-write', path.join(dir, file), String(value)]);
 }
 
-function exists(dir: string, file: string): boolean {
-  return fs.existsSync(path.join(dir, file));
+/** A control file written where the host has it: the hierarchy's root cgroup says (v1 roots have memsw files iff swap is accounted; v2 roots have no memory.swap.max, so it is written where the kernel has it). */
+function rootHas(l: CgroupLayout, ctrl: string, file: string): boolean {
+  if (l.version === 1) return l.mounts[ctrl] !== undefined && fs.existsSync(path.join(l.mounts[ctrl], file));
+  return true;
 }
 
 /** v1 cpu.shares (2..262144) → v2 cpu.weight (1..10000), as runc and systemd map it. */
@@ -128,7 +131,7 @@ export function sharesToWeight(shares: number): number {
  * Writes limits into one cgroup (a pod's or an app's). An explicit limit whose
  * controller is missing is an error; the default pids limit is then skipped.
  */
-function applyLimits(l: CgroupLayout, uuid: string, sub: string | undefined, limits: Limits, withDefaults: boolean): void {
+function applyLimits(steps: CgroupStep[], l: CgroupLayout, uuid: string, sub: string | undefined, limits: Limits, withDefaults: boolean): void {
   const need = (ctrl: string, what: string): string => {
     const dir = controllerDir(l, ctrl, uuid, sub);
     const ok = dir && (l.version === 1 || (l.version === 2 && l.controllers.includes(ctrl)));
@@ -138,55 +141,41 @@ function applyLimits(l: CgroupLayout, uuid: string, sub: string | undefined, lim
   if (limits.memory !== undefined) {
     const dir = need('memory', 'a memory limit');
     if (l.version === 1) {
-      write(dir, 'memory.limit_in_bytes', limits.memory);
+      write(steps, dir, 'memory.limit_in_bytes', limits.memory);
       // no swapping past the limit where swap is accounted
-      if (exists(dir, 'memory.memsw.limit_in_bytes')) write(dir, 'memory.memsw.limit_in_bytes', limits.memory);
+      if (rootHas(l, 'memory', 'memory.memsw.limit_in_bytes')) write(steps, dir, 'memory.memsw.limit_in_bytes', limits.memory);
     } else {
-      write(dir, 'memory.max', limits.memory);
-      if (exists(dir, 'memory.swap.max')) write(dir, 'memory.swap.max', 0);
+      write(steps, dir, 'memory.max', limits.memory);
+      // (where the kernel accounts swap: the file is missing otherwise)
+      write(steps, dir, 'memory.swap.max', 0, true);
     }
   }
   if (limits.cpuMillis !== undefined) {
     const dir = need('cpu', 'a CPU limit');
     const quota = Math.round((limits.cpuMillis * CPU_PERIOD_US) / 1000);
     if (l.version === 1) {
-      write(dir, 'cpu.cfs_period_us', CPU_PERIOD_US);
-      write(dir, 'cpu.cfs_quota_us', quota);
-    } else write(dir, 'cpu.max', `${quota} ${CPU_PERIOD_US}`);
+      write(steps, dir, 'cpu.cfs_period_us', CPU_PERIOD_US);
+      write(steps, dir, 'cpu.cfs_quota_us', quota);
+    } else write(steps, dir, 'cpu.max', `${quota} ${CPU_PERIOD_US}`);
   }
   if (limits.cpuShares !== undefined) {
     const dir = need('cpu', 'cpu-shares');
-    if (l.version === 1) write(dir, 'cpu.shares', limits.cpuShares);
-    else write(dir, 'cpu.weight', sharesToWeight(limits.cpuShares));
+    if (l.version === 1) write(steps, dir, 'cpu.shares', limits.cpuShares);
+    else write(steps, dir, 'cpu.weight', sharesToWeight(limits.cpuShares));
   }
   const pids = limits.pids ?? (withDefaults ? DEFAULT_PIDS_LIMIT : undefined);
   if (pids !== undefined) {
     const dir = controllerDir(l, 'pids', uuid, sub);
     const has = dir && (l.version === 1 || (l.version === 2 && l.controllers.includes('pids')));
-    if (has) write(dir, 'pids.max', pids);
+    if (has) write(steps, dir, 'pids.max', pids);
     else if (limits.pids !== undefined) need('pids', 'a pids limit');
   }
 }
 
-function mkdir(dir: string): void {
-  try {
-    fs.mkdirSync(dir, { mode: 0o755 });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`making the cgroup ${dir}: ${(e as NodeJS.ErrnoException).code}`);
-  }
-}
-
-/** v2: enables the controllers tspod uses (those the parent offers) for a cgroup's children. */
-function enableControllers(l: CgroupLayout, dir: string): void {
+/** v2: enables the controllers tspod uses (those the root offers) for a cgroup's children; a failure is left to the limit that needs it. */
+function enableControllers(steps: CgroupStep[], l: CgroupLayout, dir: string): void {
   if (l.version !== 2) return;
-  for (const c of V2_CONTROLLERS) {
-    if (!l.controllers.includes(c)) continue;
-    try {
-      fs.writeFileSync(path.join(dir, 'cgroup.subtree_control'), `+${c}`);
-    } catch {
-      /* not offered here: a limit that needs it says so */
-    }
-  }
+  for (const c of V2_CONTROLLERS) if (l.controllers.includes(c)) write(steps, dir, 'cgroup.subtree_control', `+${c}`, true);
 }
 
 export interface CgroupApp {
@@ -206,35 +195,40 @@ export function deviceCgroupKind(l: CgroupLayout): 'v1' | 'bpf' | undefined {
 }
 
 /** v1: an app cgroup denies every device, then allows its rules (it has no child yet). */
-function applyDeviceRules(l: CgroupLayout, uuid: string, sub: string, rules: DeviceRule[]): void {
+function applyDeviceRules(steps: CgroupStep[], l: CgroupLayout, uuid: string, sub: string, rules: DeviceRule[]): void {
   if (deviceCgroupKind(l) !== 'v1') return;
   const dir = controllerDir(l, 'devices', uuid, sub)!;
-  write(dir, 'devices.deny', 'a');
-  for (const r of rules) write(dir, 'devices.allow', formatDeviceRule(r));
+  write(steps, dir, 'devices.deny', 'a');
+  for (const r of rules) write(steps, dir, 'devices.allow', formatDeviceRule(r));
 }
 
 /**
- * Makes the pod's cgroups (tspod/<uuid>, its init and one per app) in every
- * hierarchy and writes the limits: the pod's on the pod cgroup, each app's (with
- * the default pids limit) and v1 device rules on its own. Throws an Error on failure; the caller
- * removes what was made (removePodCgroups).
+ * The helper's steps (plan cgroup-make, cgroup-write, cgroup-join) that make the
+ * pod's cgroups (tspod/<uuid>, its init and one per app) in every hierarchy,
+ * write the limits (the pod's on the pod cgroup, each app's with the default
+ * pids limit, and v1 device rules, on its own) and move the helper into the
+ * pod's init cgroup: pid 1 stays there, each app child moves on into its own
+ * before it runs anything of the app. Throws an Error for a limit this layout
+ * cannot apply (nothing is made then).
  */
-export function createPodCgroups(l: CgroupLayout, uuid: string, apps: CgroupApp[], podLimits: Limits): void {
+export function podCgroupSteps(l: CgroupLayout, uuid: string, apps: CgroupApp[], podLimits: Limits): CgroupStep[] {
+  const steps: CgroupStep[] = [];
   for (const r of roots(l)) {
-    mkdir(path.join(r, CGROUP_PARENT));
-    enableControllers(l, r);
-    enableControllers(l, path.join(r, CGROUP_PARENT));
+    enableControllers(steps, l, r);
     const pod = path.join(r, CGROUP_PARENT, uuid);
-    mkdir(pod);
-    enableControllers(l, pod);
-    mkdir(path.join(pod, INIT_CGROUP));
-    for (const a of apps) mkdir(path.join(pod, appCgroupName(a.name)));
+    steps.push(['cgroup-make', pod]); // (and tspod/, the parent)
+    enableControllers(steps, l, path.join(r, CGROUP_PARENT));
+    enableControllers(steps, l, pod);
+    steps.push(['cgroup-make', path.join(pod, INIT_CGROUP)]);
+    for (const a of apps) steps.push(['cgroup-make', path.join(pod, appCgroupName(a.name))]);
   }
-  applyLimits(l, uuid, undefined, podLimits, false);
+  applyLimits(steps, l, uuid, undefined, podLimits, false);
   for (const a of apps) {
-    applyLimits(l, uuid, appCgroupName(a.name), a.limits, true);
-    applyDeviceRules(l, uuid, appCgroupName(a.name), a.devices);
+    applyLimits(steps, l, uuid, appCgroupName(a.name), a.limits, true);
+    applyDeviceRules(steps, l, uuid, appCgroupName(a.name), a.devices);
   }
+  for (const d of cgroupDirs(l, uuid, INIT_CGROUP)) steps.push(['cgroup-join', d]);
+  return steps;
 }
 
 /**
@@ -264,11 +258,6 @@ export function originCgroupDirs(l: CgroupLayout, text?: string): string[] {
 /** The pod's own cgroups (its init's, then its), deepest first, in every hierarchy: what the helper removes at exit (plan `cgroup-remove`). */
 export function podOwnCgroupDirs(l: CgroupLayout, uuid: string): string[] {
   return [...cgroupDirs(l, uuid, INIT_CGROUP), ...cgroupDirs(l, uuid)];
-}
-
-/** Moves a process (all its threads) into one of the pod's cgroups, in every hierarchy. */
-export function joinCgroup(l: CgroupLayout, uuid: string, sub: string, pid: number): void {
-  for (const d of cgroupDirs(l, uuid, sub)) write(d, 'cgroup.procs', pid);
 }
 
 /**
@@ -366,15 +355,24 @@ export function appStats(l: CgroupLayout, uuid: string, app: string): AppCgroupS
   return s;
 }
 
+function writeNow(dir: string, file: string, value: string | number): void {
+  try {
+    fs.writeFileSync(path.join(dir, file), String(value));
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new Error(`writing ${value} to ${path.join(dir, file)}: ${err.code ?? err.message}`);
+  }
+}
+
 /** Freezes (or thaws) an app's cgroup: v1 freezer.state, v2 cgroup.freeze. */
 export function setFrozen(l: CgroupLayout, uuid: string, app: string, frozen: boolean): void {
   const sub = appCgroupName(app);
   if (l.version === 1) {
     const dir = controllerDir(l, 'freezer', uuid, sub);
     if (!dir) throw new Error(`pausing needs the freezer controller, which ${describeLayout(l)} does not have`);
-    write(dir, 'freezer.state', frozen ? 'FROZEN' : 'THAWED');
+    writeNow(dir, 'freezer.state', frozen ? 'FROZEN' : 'THAWED');
   } else if (l.version === 2) {
-    write(cgroupDirs(l, uuid, sub)[0], 'cgroup.freeze', frozen ? 1 : 0);
+    writeNow(cgroupDirs(l, uuid, sub)[0], 'cgroup.freeze', frozen ? 1 : 0);
   } else throw new Error('pausing needs cgroups, and this host has no cgroup file system');
 }
 
