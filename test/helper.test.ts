@@ -1087,6 +1087,61 @@ describe('tspod-helper', { skip }, () => {
     }
   });
 
+  test('cgroup steps: the outer helper makes the cgroups (parents too), writes them and joins init before pid 1; at exit it leaves and removes them; a failing step undoes them (254)', async () => {
+    const pidsRoot = '/sys/fs/cgroup/pids';
+    if (!fs.existsSync(path.join(pidsRoot, 'cgroup.procs'))) return; // no v1 pids hierarchy here
+    const id = randomUUID();
+    const pod = path.join(pidsRoot, 'tspod', id);
+    const app = path.join(pod, 'app-main');
+    const own = /^\d+:pids:(.*)$/m.exec(fs.readFileSync('/proc/self/cgroup', 'utf8'))?.[1] ?? '/';
+    const steps = [
+      line('cgroup-make', pod),
+      line('cgroup-make', path.join(pod, 'init')),
+      line('cgroup-make', app),
+      line('cgroup-write', path.join(app, 'pids.max'), '50'),
+      line('cgroup-write', path.join(app, 'no-such-file'), '1', 'optional'),
+      line('cgroup-join', path.join(pod, 'init')),
+      line('cgroup-leave', path.join(pidsRoot, own)),
+      line('cgroup-remove', path.join(pod, 'init')),
+      line('cgroup-remove', pod),
+    ].join('\n');
+    const withSteps = (plan: string, extra: string) => fs.readFileSync(plan, 'utf8').replace(/^stdin .*$/m, (m) => `${m}\n${extra}`);
+    try {
+      const p = writePod({ namespaces: 'mnt,pid,uts,ipc,cgroup', apps: [{ name: 'main', exec: sh('echo ready; sleep 2'), cgroups: [app] }] });
+      fs.writeFileSync(p.plan, withSteps(p.plan, steps));
+      const r = run(p);
+      const pid1 = await waitFor('the pod pid', () => fs.existsSync(path.join(p.dir, 'pid')) && Number(fs.readFileSync(path.join(p.dir, 'pid'), 'utf8')));
+      assert.match(fs.readFileSync(`/proc/${pid1}/cgroup`, 'utf8'), new RegExp(`:pids:/tspod/${id}/init$`, 'm'), 'pid 1 is in the init cgroup');
+      assert.match(fs.readFileSync(`/proc/${r.child.pid}/cgroup`, 'utf8'), new RegExp(`:pids:/tspod/${id}/init$`, 'm'), 'so is the outer helper');
+      assert.equal(fs.readFileSync(path.join(app, 'pids.max'), 'utf8').trim(), '50');
+      const done = await r.done;
+      assert.equal(done.code, 0, done.err);
+      assert.equal(fs.existsSync(pod), false, 'everything of the pod is removed at exit');
+      // A step that fails: what the steps made is removed, nothing runs.
+      const q = writePod({ apps: [{ name: 'main', exec: sh('echo ran') }] });
+      fs.writeFileSync(q.plan, withSteps(q.plan, steps.replace(/ optional$/m, '')));
+      const f = await start(['run', q.plan]).done;
+      assert.equal(f.code, 254, f.err);
+      assert.match(f.err, /^tspod-helper: cgroups: writing to .*no-such-file the value 1: /m);
+      assert.doesNotMatch(f.out, /ran/);
+      assert.equal(fs.existsSync(pod), false, 'the failed steps left nothing');
+      for (const bad of [`cgroup-write ${path.join(app, 'pids.max')} 1 sometimes`, 'cgroup-make relative/dir', `cgroup-join ${pod}/../x`]) {
+        fs.writeFileSync(q.plan, withSteps(writePod({ apps: [{ name: 'main', exec: sh('true') }] }).plan, bad));
+        const b = await start(['run', q.plan]).done;
+        assert.equal(b.code, 254, `${bad}: ${b.err}`);
+        assert.match(b.err, /^tspod-helper: plan .* line \d+: /, bad);
+      }
+    } finally {
+      for (const d of [app, path.join(pod, 'init'), pod]) {
+        try {
+          fs.rmdirSync(d);
+        } catch {
+          /* removed by the helper */
+        }
+      }
+    }
+  });
+
   test('app-cgroup: the app (and its handlers) join their cgroups before anything runs, in a cgroup namespace of their own; no fd of them reaches the app; removed at exit; bad directives refused', async () => {
     const pidsRoot = '/sys/fs/cgroup/pids';
     if (!fs.existsSync(path.join(pidsRoot, 'cgroup.procs'))) return; // no v1 pids hierarchy here
