@@ -129,6 +129,7 @@ struct cgstep {
 	char *path;
 	char *value;  /* write */
 	int optional; /* write: a failure is ignored */
+	int made;     /* make: this run created the directory (a failing step removes it) */
 	int line;
 };
 

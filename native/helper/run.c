@@ -884,6 +884,17 @@ static int cg_write(const char *file, const char *value)
 	return r;
 }
 
+/* Back into the cgroups the plan names (`cgroup-leave`), out of the pod's. */
+static void leave_cgroups(void)
+{
+	for (int k = 0; k < P.ncgroup_leave; k++) {
+		char *f = xasprintf("%s/cgroup.procs", P.cgroup_leave[k]);
+		if (cg_write(f, "0") < 0)
+			warnx("moving out of the pod's cgroups into %s: %s", P.cgroup_leave[k], strerror(errno));
+		free(f);
+	}
+}
+
 /* The pod has exited and pid 1 reaped everything: the apps' cgroups are empty,
  * removed; then we leave the pod's init cgroup for those the plan names (where
  * stage1 was started: the release command runs there too) and remove the pod's
@@ -895,12 +906,7 @@ static void remove_cgroups(void)
 		for (int k = 0; k < P.apps[i].ncgroups; k++)
 			if (rmdir(P.apps[i].cgroups[k]) < 0 && errno != ENOENT)
 				warnx("removing the cgroup %s: %s", P.apps[i].cgroups[k], strerror(errno));
-	for (int k = 0; k < P.ncgroup_leave; k++) {
-		char *f = xasprintf("%s/cgroup.procs", P.cgroup_leave[k]);
-		if (cg_write(f, "0") < 0)
-			warnx("moving out of the pod's cgroups into %s: %s", P.cgroup_leave[k], strerror(errno));
-		free(f);
-	}
+	leave_cgroups();
 	for (int k = 0; k < P.ncgroup_remove; k++)
 		if (rmdir(P.cgroup_remove[k]) < 0 && errno != ENOENT)
 			warnx("removing the cgroup %s: %s (removed at gc)", P.cgroup_remove[k], strerror(errno));
@@ -921,7 +927,9 @@ static void make_cgroups(void)
 				r = mkdir(g->path, 0755) < 0 && errno != EEXIST ? -1 : 0;
 				*s = '/';
 			}
-			if (r == 0 && mkdir(g->path, 0755) < 0 && errno != EEXIST)
+			if (r == 0 && mkdir(g->path, 0755) == 0)
+				g->made = 1;
+			else if (r == 0 && errno != EEXIST)
 				r = -1;
 		} else if (g->kind == 'w') {
 			r = cg_write(g->path, g->value) < 0 && !g->optional ? -1 : 0;
@@ -932,7 +940,10 @@ static void make_cgroups(void)
 		}
 		if (r < 0) {
 			int e = errno;
-			remove_cgroups();
+			leave_cgroups();
+			for (int k = i - 1; k >= 0; k--)
+				if (P.cgsteps[k].made)
+					rmdir(P.cgsteps[k].path);
 			die("cgroups: %s %s%s%s: %s", g->kind == 'm' ? "making" : g->kind == 'w' ? "writing to" : "joining",
 			    g->path, g->kind == 'w' ? " the value " : "", g->kind == 'w' ? g->value : "", strerror(e));
 		}
