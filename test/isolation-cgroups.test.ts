@@ -283,6 +283,30 @@ describe('cgroups on the hybrid (v1) layout', { skip: SKIP_V1 }, () => {
     }
   });
 
+  test('an app with CAP_SYS_ADMIN and no seccomp filter that mounts its cgroup hierarchies sees only its own cgroup (no way up to the pod\'s), gains no device below it, and cannot keep the pod\'s cgroups: those it made go at exit', async () => {
+    const script = [
+      'mkdir -p /tmp/d /tmp/p',
+      'mount -t cgroup -o devices none /tmp/d || exit 11',
+      'echo "root=$(ls /tmp/d | tr "\\n" " ")"',
+      'mkdir /tmp/d/esc && echo $$ > /tmp/d/esc/cgroup.procs || exit 12',
+      'echo "list=$(tr "\\n" , < /tmp/d/esc/devices.list)"',
+      'echo a > /tmp/d/esc/devices.allow && echo widened=yes',
+      'mount -t cgroup -o pids none /tmp/p && mkdir -p /tmp/p/a/b/c || exit 13',
+    ].join('; ');
+    const r = await dd.tspod(['--insecure-options=seccomp', 'run', `--uuid-file-save=${work}/nest`, BUSYBOX, '--caps-retain=CAP_SYS_ADMIN', '--exec=/bin/sh', '--', '-c', script]);
+    assert.equal(r.code, 0, describeResult(r));
+    const uuid = fs.readFileSync(`${work}/nest`, 'utf8').trim();
+    const root = /^root=(.*)$/m.exec(r.stdout)?.[1] ?? '';
+    assert.match(root, /devices\.list/, r.stdout);
+    assert.doesNotMatch(root, /tspod|app-|init/, 'the mount shows the app\'s own cgroup, nothing above it');
+    const list = /^list=(.*)$/m.exec(r.stdout)?.[1] ?? '';
+    assert.match(list, /c 1:3 rwm/, r.stdout);
+    assert.doesNotMatch(list, /a \*:\* rwm/, 'a cgroup below the app\'s has its rules, not the host\'s');
+    assert.doesNotMatch(r.stdout, /widened=yes/, 'and cannot widen them');
+    assert.deepEqual(podCgroups(uuid), [], 'the cgroups it made below its own went with the pod at exit');
+    await ok(dd, ['rm', uuid]);
+  });
+
   test('--net=none: stats shows the pod\'s own interfaces (lo only)', async () => {
     await withProbedPod(dd, { podFlags: ['--net=none'] }, async (pod) => {
       const s = JSON.parse((await ok(dd, ['stats', '--format=json', pod.uuid])).stdout) as { network: string; interfaces: Array<{ name: string }> };

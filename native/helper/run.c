@@ -18,6 +18,7 @@
  */
 #include "helper.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -884,6 +885,25 @@ static int cg_write(const char *file, const char *value)
 	return r;
 }
 
+/* rmdir of a cgroup and of every cgroup an app made below it (a process with
+ * CAP_SYS_ADMIN can mount its cgroup namespace's hierarchy and mkdir there),
+ * deepest first; cgroupfs has no symlinks. -1 (errno) if the cgroup stays. */
+static int rmdir_cgroup(const char *dir, int depth)
+{
+	DIR *d = depth < 64 ? opendir(dir) : NULL;
+	if (d) {
+		struct dirent *e;
+		while ((e = readdir(d)))
+			if (e->d_type == DT_DIR && strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+				char *sub = xasprintf("%s/%s", dir, e->d_name);
+				rmdir_cgroup(sub, depth + 1);
+				free(sub);
+			}
+		closedir(d);
+	}
+	return rmdir(dir);
+}
+
 /* Back into the cgroups the plan names (`cgroup-leave`), out of the pod's. */
 static void leave_cgroups(void)
 {
@@ -904,11 +924,11 @@ static void remove_cgroups(void)
 {
 	for (int i = 0; i < P.napps; i++)
 		for (int k = 0; k < P.apps[i].ncgroups; k++)
-			if (rmdir(P.apps[i].cgroups[k]) < 0 && errno != ENOENT)
+			if (rmdir_cgroup(P.apps[i].cgroups[k], 0) < 0 && errno != ENOENT)
 				warnx("removing the cgroup %s: %s", P.apps[i].cgroups[k], strerror(errno));
 	leave_cgroups();
 	for (int k = 0; k < P.ncgroup_remove; k++)
-		if (rmdir(P.cgroup_remove[k]) < 0 && errno != ENOENT)
+		if (rmdir_cgroup(P.cgroup_remove[k], 0) < 0 && errno != ENOENT)
 			warnx("removing the cgroup %s: %s (removed at gc)", P.cgroup_remove[k], strerror(errno));
 }
 

@@ -261,27 +261,28 @@ export function podOwnCgroupDirs(l: CgroupLayout, uuid: string): string[] {
 }
 
 /**
- * Removes the pod's cgroups (deepest first), in every hierarchy. Returns what
- * could not be removed (a cgroup that still has processes), as messages.
+ * Removes the pod's cgroups, deepest first (with any an app made below its own),
+ * in every hierarchy. Returns what could not be removed (a cgroup that still has
+ * processes), as messages.
  */
 export function removePodCgroups(l: CgroupLayout, uuid: string): string[] {
   const left: string[] = [];
-  for (const pod of cgroupDirs(l, uuid)) {
-    let subs: string[] = [];
+  const remove = (d: string, depth: number): void => {
+    let subs: fs.Dirent[] = [];
     try {
-      subs = fs.readdirSync(pod, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => path.join(pod, e.name));
+      if (depth < 64) subs = fs.readdirSync(d, { withFileTypes: true }).filter((e) => e.isDirectory());
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
     }
-    for (const d of [...subs, pod]) {
-      try {
-        fs.rmdirSync(d);
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code !== 'ENOENT') left.push(`${d}: ${code}`);
-      }
+    for (const s of subs) remove(path.join(d, s.name), depth + 1);
+    try {
+      fs.rmdirSync(d);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT') left.push(`${d}: ${code}`);
     }
-  }
+  };
+  for (const pod of cgroupDirs(l, uuid)) remove(pod, 0);
   return left;
 }
 
