@@ -935,7 +935,8 @@ static void remove_cgroups(void)
 /* The plan's cgroup steps, first thing: the pod's cgroups made (parents too),
  * their limits and device rules written, and we join the pod's init cgroup
  * (pid 1 and every app child inherit it; each app moves on into its own). A
- * failure undoes what the steps made (remove_cgroups) and fails the pod. */
+ * failure moves us back out, removes the directories the steps created (last
+ * first) and fails the pod. */
 static void make_cgroups(void)
 {
 	for (int i = 0; i < P.ncgsteps; i++) {
