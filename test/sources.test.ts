@@ -698,6 +698,27 @@ describe('openAci', () => {
     }
   });
 
+  test('URL redirects (store/sources/http.ts): at most 10, to http or https only', async () => {
+    const server = http.createServer((req, res) => {
+      const n = Number(/^\/hop(\d+)$/.exec(req.url ?? '')?.[1] ?? NaN);
+      if (req.url === '/ftp') res.writeHead(302, { location: 'ftp://127.0.0.1/x.aci' });
+      else if (req.url === '/nowhere') res.writeHead(302);
+      else if (Number.isInteger(n)) res.writeHead(302, { location: `/hop${n + 1}` });
+      else res.writeHead(404);
+      res.end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      await expectError(openAci(`${base}/hop0`), ErrorCode.Network, /^unable to fetch image from http:\/\/127\.0\.0\.1:\d+\/hop0: more than 10 redirects$/);
+      await expectError(openAci(`${base}/ftp`), ErrorCode.Network, /^unable to fetch image from http:\/\/127\.0\.0\.1:\d+\/ftp: it redirects to an unsupported URL scheme ftp:$/);
+      await expectError(openAci(`${base}/nowhere`), ErrorCode.Network, /: it answered 302 without a Location$/);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
   test('URLs have timeouts (store/sources/http.ts): no response headers, or a body that stops, fail with one line', async () => {
     const server = http.createServer((req, res) => {
       if (req.url === '/stall.aci') {
