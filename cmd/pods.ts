@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { TspodError, ErrorCode } from '../native/errors.js';
 import { requireRoot } from '../native/libc.js';
 import { exportPod } from '../stage0/export.js';
-import { deletePod, gcPods, removePod } from '../stage0/gc.js';
+import { deletePod, gcHostNetworks, gcPods, removePod } from '../stage0/gc.js';
 import { checkMetadataService, registerPod } from '../stage0/mds/client.js';
 import { podStatus, readManifest, type PodStatus } from '../stage0/inspect.js';
 import { PodsDir } from '../stage0/pods.js';
@@ -249,6 +249,7 @@ const gcCommand = command({
     const gracePeriodMs = parseDuration(a['grace-period'], 'grace-period');
     const expirePreparedMs = parseDuration(a['expire-prepared'], 'expire-prepared');
     gcPods(podsRoot(g), { gracePeriodMs, expirePreparedMs, markOnly: a['mark-only'], debug: g.debug }, stdio);
+    if (!a['mark-only']) gcHostNetworks(stdio);
   },
 });
 

@@ -66,7 +66,14 @@ export function gcPods(podsRoot: string, opts: GcOptions, io: GcOutput): void {
     sweep(pods, uuid, 'exited-garbage', opts, io);
   }
   for (const uuid of pods.inState('garbage')) sweep(pods, uuid, 'garbage', opts, io);
-  // The default network's host-wide masquerade, once no pod (of any data directory) has an address in it.
+}
+
+/**
+ * What gc cleans on the host beyond one data directory: the default network's
+ * host-wide masquerade, once no pod (of any data directory) has an address in
+ * it. Kept out of gcPods so that gcPods touches only its pods directory.
+ */
+export function gcHostNetworks(io: GcOutput): void {
   for (const p of releaseUnusedMasquerade(DEFAULT_MASQUERADE)) io.err(p);
 }
 
