@@ -22,7 +22,8 @@ const versionCommand = command({
   },
 });
 
-const COMMANDS: Command[] = [
+/** Every command yargs knows (with the ones main.ts runs itself, for --help). */
+export const CLI_COMMANDS: Command[] = [
   fetchCommand,
   imageCommand,
   ...podCommands,
@@ -41,7 +42,7 @@ export async function runCli(argv: string[], globals: GlobalArgs): Promise<numbe
     .scriptName('tspod')
     .usage('tspod: a daemonless pod runner with a content-addressed image store\n\nUsage: $0 <command> [flags]')
     .options(Object.fromEntries(Object.entries(GLOBAL_FLAGS).map(([n, f]) => [n, { ...yargsOption(f), global: true }])));
-  for (const c of COMMANDS) parser.command(c({ globals, setExit, argv }));
+  for (const c of CLI_COMMANDS) parser.command(c({ globals, setExit, argv }));
   parser
     .demandCommand(1, 'specify a command')
     .strict()

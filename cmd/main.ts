@@ -5,14 +5,9 @@
 // argument library; `run` and `prepare` use rkt's own argument parser, and
 // `enter` passes everything after the UUID to the command; every other command
 // goes through yargs (cmd/cli.ts). Errors end in cmd/exit.ts.
+import { COMMAND_WORDS } from './command-words.js';
 import { reportError } from './exit.js';
 import { defaultGlobals, stripGlobalFlags, takeGlobalFlag, type GlobalArgs } from './global.js';
-
-/** Every command word (the yargs ones too): a flag before one of these belongs to it. */
-const COMMANDS = new Set([
-  'run', 'prepare', 'run-prepared', 'enter', 'fetch', 'image', 'list', 'status', 'stop', 'rm', 'gc', 'cat-manifest', 'export', 'version', 'metadata-service',
-  'stats', 'pause', 'resume',
-]);
 
 /**
  * Finds the command word after any global flags (applied to `globals`). As in
@@ -31,7 +26,7 @@ export function splitCommand(argv: readonly string[], globals: GlobalArgs): { co
     }
     const tok = argv[i];
     if (tok === '--') break;
-    if (tok.startsWith('-') || (!COMMANDS.has(tok) && moved.length)) {
+    if (tok.startsWith('-') || (!COMMAND_WORDS.has(tok) && moved.length)) {
       moved.push(tok);
       i++;
       continue;

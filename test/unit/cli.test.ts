@@ -80,3 +80,13 @@ describe('cli: flags', () => {
     refusedWith(() => parseRunPreparedFast(['--interactive=maybe', 'U']), ErrorCode.BadInput, /^--interactive: "maybe" is not true or false$/);
   });
 });
+
+describe('cli: command words', () => {
+  test('main.ts knows exactly the commands cli.ts declares (a flag before one of them is moved behind it)', async () => {
+    const { CLI_COMMANDS } = await import('../../cmd/cli.js');
+    const { COMMAND_WORDS } = await import('../../cmd/command-words.js');
+    const ctx = { globals: defaultGlobals(), setExit: () => undefined, argv: [] };
+    const declared = CLI_COMMANDS.map((c) => String(c(ctx).command).split(' ')[0]).sort();
+    assert.deepEqual([...COMMAND_WORDS].sort(), declared);
+  });
+});
