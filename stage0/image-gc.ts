@@ -3,6 +3,7 @@
 // POD_FILES.storeRefs (written at prepare, stage0/prepare.ts).
 import fs from 'node:fs';
 import path from 'node:path';
+import { TspodError, ErrorCode } from '../native/errors.js';
 import { POD_FILES } from '../stage1/contract/pod.js';
 import { imageGc as collect, type GcRoots, type ImageGcReport } from '../store/gc.js';
 import type { Store } from '../store/store.js';
@@ -17,27 +18,45 @@ export interface PodStoreRefs {
 /** Pod states whose images stay (rkt keeps the images of live pods). */
 const LIVE_STATES: readonly StateDir[] = ['embryo', 'prepare', 'prepared', 'run'];
 
+/** States whose pods wrote their store refs at prepare: such a pod always has them. */
+const REFS_WRITTEN: readonly StateDir[] = ['prepared', 'run', 'exited-garbage'];
+
 /**
  * The roots of the pods on disk: the images of live pods, and the layers of every
  * pod that still has a directory (an exited pod's overlays may still be mounted).
- * A pod without the file is still being made (its command holds the store lock
- * shared, so gc waits for it) or already gone.
+ * A pod being made has no file yet (its command holds the store lock shared, so
+ * gc waits for it); one that went meanwhile adds nothing. A prepared, running or
+ * exited pod whose file is missing or damaged stops the collection (one error
+ * naming it): collecting without its roots could remove what it runs on.
  */
 export function podGcRoots(pods: PodsDir): GcRoots {
   const roots: GcRoots = { images: new Set(), layers: new Set() };
   for (const state of STATE_DIRS) {
     for (const uuid of pods.inState(state)) {
-      let refs: Partial<PodStoreRefs>;
-      try {
-        refs = JSON.parse(fs.readFileSync(path.join(pods.podDir(state, uuid), POD_FILES.storeRefs), 'utf8')) as Partial<PodStoreRefs>;
-      } catch {
-        continue;
-      }
-      if (LIVE_STATES.includes(state)) refs.images?.forEach((i) => roots.images.add(i));
-      refs.layers?.forEach((l) => roots.layers.add(l));
+      const refs = readStoreRefs(pods.podDir(state, uuid), REFS_WRITTEN.includes(state));
+      if (!refs) continue;
+      if (LIVE_STATES.includes(state)) refs.images.forEach((i) => roots.images.add(i));
+      refs.layers.forEach((l) => roots.layers.add(l));
     }
   }
   return roots;
+}
+
+/** A pod's store refs; undefined when it has none (and need not: `required` false, or the pod went). */
+function readStoreRefs(dir: string, required: boolean): PodStoreRefs | undefined {
+  const file = path.join(dir, POD_FILES.storeRefs);
+  let refs: Partial<PodStoreRefs> | undefined;
+  try {
+    refs = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<PodStoreRefs>;
+  } catch {
+    refs = undefined;
+  }
+  const strings = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'string');
+  if (refs && typeof refs === 'object' && strings(refs.images) && strings(refs.layers)) return refs as PodStoreRefs;
+  if (!required || !fs.existsSync(dir)) return undefined;
+  throw new TspodError(ErrorCode.BadFormat, `image gc: ${file} is missing or damaged: not collecting, so as not to remove what that pod uses`, {
+    hint: 'remove that pod (tspod rm UUID), then run image gc again',
+  });
 }
 
 /** `tspod image gc`: images unused for `graceMs` and unreferenced layers and blobs go; what pods use stays. */

@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { ErrorCode, TspodError } from '../../native/errors.js';
 import { podGcRoots, type PodStoreRefs } from '../../stage0/image-gc.js';
 import { PodsDir, STATE_DIRS } from '../../stage0/pods.js';
 import { POD_FILES } from '../../stage1/contract/pod.js';
@@ -21,9 +22,9 @@ test('roots: live pods keep their images; every pod on disk keeps its layers', (
     const refs: PodStoreRefs = { images: [`image-${state}`], layers: [`layer-${state}`] };
     fs.writeFileSync(path.join(dir, POD_FILES.storeRefs), JSON.stringify(refs));
   });
-  // A pod still being made (no file yet), and one whose file is cut short.
+  // Pods still being made: no file yet, or one cut short.
   fs.mkdirSync(pods.podDir('prepare', '00000000-0000-4000-8000-00000000000a'));
-  const cut = pods.podDir('prepared', '00000000-0000-4000-8000-00000000000b');
+  const cut = pods.podDir('embryo', '00000000-0000-4000-8000-00000000000b');
   fs.mkdirSync(cut);
   fs.writeFileSync(path.join(cut, POD_FILES.storeRefs), '{"images": ["x"');
 
@@ -36,4 +37,21 @@ test('roots of an empty or missing pods directory are empty', () => {
   const roots = podGcRoots(new PodsDir(path.join(scratch(), 'pods')));
   assert.equal(roots.images.size, 0);
   assert.equal(roots.layers.size, 0);
+});
+
+test('a prepared, running or exited pod whose refs are missing or damaged stops the collection, naming the file', () => {
+  for (const state of ['prepared', 'run', 'exited-garbage'] as const) {
+    for (const content of [undefined, '{"images": ["x"', '{"images": "x", "layers": []}']) {
+      const pods = new PodsDir(path.join(scratch(), 'pods'));
+      pods.ensureLayout();
+      const dir = pods.podDir(state, '00000000-0000-4000-8000-0000000000c1');
+      fs.mkdirSync(dir);
+      if (content !== undefined) fs.writeFileSync(path.join(dir, POD_FILES.storeRefs), content);
+      assert.throws(
+        () => podGcRoots(pods),
+        (e: unknown) => e instanceof TspodError && e.code === ErrorCode.BadFormat && e.message.includes(path.join(dir, POD_FILES.storeRefs)),
+        `${state} with ${content ?? 'no file'}`,
+      );
+    }
+  }
 });
