@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { TspodError, ErrorCode } from '../native/errors.js';
-import { POD_FILES } from '../stage1/contract/pod.js';
+import { POD_FILES, readOptionalPodJson } from '../stage1/contract/pod.js';
 import { imageGc as collect, type GcRoots, type ImageGcReport } from '../store/gc.js';
 import type { Store } from '../store/store.js';
 import { PodsDir, STATE_DIRS, type StateDir } from './pods.js';
@@ -45,14 +45,14 @@ export function podGcRoots(pods: PodsDir): GcRoots {
 /** A pod's store refs; undefined when it has none (and need not: `required` false, or the pod went). */
 function readStoreRefs(dir: string, required: boolean): PodStoreRefs | undefined {
   const file = path.join(dir, POD_FILES.storeRefs);
-  let refs: Partial<PodStoreRefs> | undefined;
+  const strings = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'string');
+  let refs: PodStoreRefs | undefined;
   try {
-    refs = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<PodStoreRefs>;
+    refs = readOptionalPodJson<PodStoreRefs>(dir, POD_FILES.storeRefs, (r) => typeof r === 'object' && r !== null && strings(r.images) && strings(r.layers));
   } catch {
     refs = undefined;
   }
-  const strings = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'string');
-  if (refs && typeof refs === 'object' && strings(refs.images) && strings(refs.layers)) return refs as PodStoreRefs;
+  if (refs) return refs;
   if (!required || !fs.existsSync(dir)) return undefined;
   throw new TspodError(ErrorCode.BadFormat, `image gc: ${file} is missing or damaged: not collecting, so as not to remove what that pod uses`, {
     hint: 'remove that pod (tspod rm UUID), then run image gc again',
