@@ -5,8 +5,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { TspodError, ErrorCode } from '../native/errors.js';
 import { requireRoot } from '../native/libc.js';
 import { exportPod } from '../stage0/export.js';
-import { deletePod, gcHostNetworks, gcPods, removePod } from '../stage0/gc.js';
-import { checkMetadataService, registerPod } from '../stage0/mds/client.js';
+import { gcHostNetworks, gcPods, registerOrDelete, removePod } from '../stage0/gc.js';
+import { checkMetadataService } from '../stage0/mds/client.js';
 import { podStatus, readManifest, type PodStatus } from '../stage0/inspect.js';
 import { PodsDir } from '../stage0/pods.js';
 import { preparePod } from '../stage0/prepare.js';
@@ -100,28 +100,23 @@ export async function prepareOrRun(cmd: 'prepare' | 'run', { spec, help }: Parse
   }
   requireRoot(cmd);
   const insecure = insecureFrom(globals);
+  checkBeforePrepare(cmd, spec, globals);
+  const { pod } = await withStore(globals.dir, (store) => preparePod(store, spec, { insecure, keepLockedForRun: cmd === 'run' }));
+  if (cmd === 'prepare') {
+    process.stdout.write(`${pod.uuid}\n`);
+    return 0;
+  }
+  if (spec.mdsRegister) registerOrDelete(pod, globals.debug, { out: () => undefined, err: (l) => process.stderr.write(`${l}\n`) });
+  return runJustPrepared(pod, { ...spec.runtime, debug: globals.debug, insecure, localConfig: globals.localConfig });
+}
+
+/** What prepare and run refuse before anything is fetched or prepared. */
+function checkBeforePrepare(cmd: 'prepare' | 'run', spec: ParsedPodArgs['spec'], globals: GlobalArgs): void {
   if (spec.mdsRegister) {
-    // Fail before anything is fetched or prepared.
     checkMdsNet(spec.runtime.net);
     checkMetadataService();
   }
   if (cmd === 'run') checkNetworksExist(spec.runtime.net, globals.localConfig);
-  const prepared = await withStore(globals.dir, (store) => preparePod(store, spec, { insecure, keepLockedForRun: cmd === 'run' }));
-  if (cmd === 'prepare') {
-    process.stdout.write(`${prepared.pod.uuid}\n`);
-    return 0;
-  }
-  if (spec.mdsRegister) {
-    try {
-      registerPod(prepared.pod);
-    } catch (e) {
-      // The service went away since the check: no pod is left behind.
-      prepared.pod.moveTo('garbage');
-      deletePod(prepared.pod.pods, prepared.pod, false, globals.debug, { out: () => undefined, err: (l) => process.stderr.write(`${l}\n`) });
-      throw e;
-    }
-  }
-  return runJustPrepared(prepared.pod, { ...spec.runtime, debug: globals.debug, insecure, localConfig: globals.localConfig });
 }
 
 /** run-prepared when the fast path (cmd/run-prepared.ts) left it to yargs: --uuid-file, --help. */

@@ -14,7 +14,7 @@ import { DEFAULT_MASQUERADE, releaseUnusedMasquerade } from '../stage1/contract/
 import { formatDuration } from './duration.js';
 import { PodsDir, type Pod } from './pods.js';
 import { stage1Entrypoint, stage1Environment } from './run.js';
-import { unregisterIfRegistered } from './mds/client.js';
+import { registerPod, unregisterIfRegistered } from './mds/client.js';
 
 export interface GcOptions {
   gracePeriodMs: number;
@@ -119,6 +119,21 @@ export function deletePod(pods: PodsDir, pod: Pod, ran: boolean, debug: boolean,
   unmountBelow(pod.dir);
   fs.rmSync(pod.dir, { recursive: true, force: true });
   pods.dropMarker(pod.uuid);
+}
+
+/**
+ * run --mds-register: registers the pod that run just prepared (still locked in
+ * pods/prepare). If the service refuses it or went away since the check, the
+ * pod is deleted at once and the error thrown: no pod is left behind.
+ */
+export function registerOrDelete(pod: Pod, debug: boolean, io: GcOutput): void {
+  try {
+    registerPod(pod);
+  } catch (e) {
+    pod.moveTo('garbage');
+    deletePod(pod.pods, pod, false, debug, io);
+    throw e;
+  }
 }
 
 /** Runs the pod's stage1 /gc; false if it could not run or failed. */
