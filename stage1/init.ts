@@ -194,7 +194,7 @@ async function start(args: InitArgs): Promise<number> {
   // The CNI plugins must not inherit the pod lock (execve clears CLOEXEC again for the helper).
   setCloexec(lockFd, true);
   // The networks first: what follows (the metadata service's URL, DNS) reads the pod's `networks`.
-  const net = choice.kind === 'private' ? setUpNetworks({ podDir, uuid: args.uuid, requests: choice.networks, localConfig: args.localConfig, manifest, apps, helper, lockFd }) : undefined;
+  const net = choice.kind === 'private' ? await setUpNetworks({ podDir, uuid: args.uuid, requests: choice.networks, localConfig: args.localConfig, manifest, apps, helper, lockFd }) : undefined;
   try {
     addMetadataUrl(podDir, runtime.net, apps);
     for (const a of apps) {

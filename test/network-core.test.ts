@@ -283,9 +283,14 @@ describe('the host-wide masquerade rules by themselves (stage1/contract/masquera
     releaseUnusedMasquerade(m);
   });
 
-  test('installed once however many pods hold it; kept while a lease of the network exists; removed (jump and chain) when none does', () => {
-    holdHostMasquerade(m)();
-    holdHostMasquerade(m)();
+  test('installed once however many pods hold it; kept while a lease of the network exists; removed (jump and chain) when none does', async () => {
+    // Two pods at once, then a third: one install (the others find the rules).
+    const holds = [holdHostMasquerade(m), holdHostMasquerade(m)];
+    await Promise.all(holds.map((h) => h.ready));
+    for (const h of holds) h.release();
+    const third = holdHostMasquerade(m);
+    await third.ready;
+    third.release();
     const on = rules();
     assert.deepEqual(on.filter((r) => r.startsWith('-A POSTROUTING')), [`-A POSTROUTING -s ${m.subnet} -m comment --comment "${masqueradeComment(m)}" -j ${m.chain}`], 'one jump');
     assert.deepEqual(on.filter((r) => r.startsWith(`-A ${m.chain}`)).map((r) => r.replace(/ -m comment --comment "[^"]*"/, '')), [`-A ${m.chain} -d ${m.subnet} -j ACCEPT`, `-A ${m.chain} ! -d 224.0.0.0/4 -j MASQUERADE`]);

@@ -2,18 +2,19 @@
 // subnet, as podman and netavark keep one per network, instead of the ptp
 // plugin's ipMasq (a chain and two rules per pod, made by 9 iptables processes
 // at each ADD and removed by 6 at each DEL: most of a pod's network cost).
-// stage1 /init installs the rules before a pod of the network is added (once:
-// later pods find them); `tspod gc` removes them when no pod of any data
-// directory holds an address in the network (no host-local lease is left).
+// stage1 /init makes sure of the rules while a pod of the network is being
+// added, before its apps start (installed once: later pods find them); `tspod
+// gc` removes them when no pod of any data directory holds an address in the
+// network (no host-local lease is left).
 //
 // Two host-wide locks keep gc from removing the rules under a pod being added:
 // a starting pod holds USERS_LOCK shared from before its check until its ADD
-// has taken its address (and RULE_LOCK exclusively around the check and the
-// install, so that two pods never install twice); gc holds USERS_LOCK
-// exclusively while it looks at the leases and removes the rules.
+// has taken its address (and RULE_LOCK exclusively around an install, so that
+// two pods never install twice); gc holds USERS_LOCK exclusively while it
+// looks at the leases and removes the rules.
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { flock, LOCK_EX, LOCK_SH } from '../../native/libc.js';
 
 /** A network whose pods are masqueraded by host-wide rules (not by their plugin's ipMasq). */
@@ -67,36 +68,70 @@ function iptables(args: string[], input?: string): { status: number | null; stde
   return { status: r.error ? null : r.status, stderr: (r.stderr || String(r.error ?? '')).trim() };
 }
 
+/** `iptables -C` of the jump, without blocking: whether the rules are there (false also when iptables cannot run). */
+function jumpPresent(m: HostMasquerade): Promise<boolean> {
+  return new Promise((resolve) => {
+    const child = spawn('iptables', ['-w', '-t', 'nat', '-C', ...jumpRule(m)], { stdio: 'ignore' });
+    child.on('error', () => resolve(false));
+    child.on('close', (status) => resolve(status === 0));
+  });
+}
+
 function openLock(file: string): number {
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o755 });
   // Node opens close-on-exec: no plugin or helper inherits it.
   return fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600);
 }
 
+/** What holdHostMasquerade gives: the rules' check (or install), and the end of the hold. */
+export interface MasqueradeHold {
+  /** Resolves once the rules are there; rejects with an Error saying what failed. */
+  ready: Promise<void>;
+  /** Lets gc remove the rules again (once the pod's lease exists, or the pod is given up). */
+  release(): void;
+}
+
 /**
- * Before a pod of the network is added: makes sure the rules are there and
- * keeps gc from removing them until the returned function is called (after the
- * ADD, when the pod's lease exists). Throws an Error saying what failed.
+ * Before a pod of the network is added: keeps gc from removing the rules until
+ * `release`, and checks them in the background (`ready`), so that the check
+ * (an iptables process) runs while the pod's network is being added rather
+ * than before it. The check takes no lock (gc cannot remove the rules while
+ * they are held); only an install does, RULE_LOCK around a second check and
+ * the install, so that two pods never install twice.
  */
-export function holdHostMasquerade(m: HostMasquerade): () => void {
+export function holdHostMasquerade(m: HostMasquerade): MasqueradeHold {
   const users = openLock(USERS_LOCK);
   try {
     flock(users, LOCK_SH);
-    const rule = openLock(RULE_LOCK);
-    try {
-      flock(rule, LOCK_EX);
-      if (iptables(['-t', 'nat', '-C', ...jumpRule(m)]).status !== 0) {
-        const r = iptables([], masqueradeRestoreInput(m));
-        if (r.status !== 0) throw new Error(`network ${m.network}: iptables-restore cannot add the masquerade rules for ${m.subnet}: ${r.stderr || `exit ${r.status}`}`);
-      }
-    } finally {
-      fs.closeSync(rule);
-    }
   } catch (e) {
     fs.closeSync(users);
     throw e;
   }
-  return () => fs.closeSync(users);
+  let held = true;
+  const release = () => {
+    if (!held) return;
+    held = false;
+    fs.closeSync(users);
+  };
+  const ready = jumpPresent(m).then((present) => {
+    if (!present) installOnce(m);
+  });
+  // A pod whose ADD fails never awaits it: that must not end /init with an unhandled rejection.
+  ready.catch(() => undefined);
+  return { ready, release };
+}
+
+/** Installs the rules unless another pod did since the check (under RULE_LOCK). */
+function installOnce(m: HostMasquerade): void {
+  const rule = openLock(RULE_LOCK);
+  try {
+    flock(rule, LOCK_EX);
+    if (iptables(['-t', 'nat', '-C', ...jumpRule(m)]).status === 0) return;
+    const r = iptables([], masqueradeRestoreInput(m));
+    if (r.status !== 0) throw new Error(`network ${m.network}: iptables-restore cannot add the masquerade rules for ${m.subnet}: ${r.stderr || `exit ${r.status}`}`);
+  } finally {
+    fs.closeSync(rule);
+  }
 }
 
 /** Whether a pod of any data directory holds an address of the network (host-local leases are files named by the address). */

@@ -97,7 +97,7 @@ export interface NetworkSetup {
  * undoes what was added (DEL in reverse, the namespace removed) and throws one
  * line naming the network, its config file and the plugin.
  */
-export function setUpNetworks(s: NetworkSetup): { netns: string; networks: PodNetwork[]; release: string } {
+export async function setUpNetworks(s: NetworkSetup): Promise<{ netns: string; networks: PodNetwork[]; release: string }> {
   const confs = checkNetworks(s.localConfig, s.requests.map((r) => r.name));
   const netns = path.join(s.podDir, POD_FILES.netns);
   const all = confs.map((c) => ({ name: c.name, ipMasq: masquerades(c) }));
@@ -120,11 +120,13 @@ export function setUpNetworks(s: NetworkSetup): { netns: string; networks: PodNe
       n.added = true; // recorded before the plugins run: a half-done ADD is DELeted too
       writePodFileAtomically(recordFile, JSON.stringify(record), 0o640);
       // Held until the pod's address is leased: gc keeps the rules for a pod being added.
-      const unhold = n.conf.hostMasquerade ? holdHostMasquerade(n.conf.hostMasquerade) : undefined;
+      // Their check runs beside the ADD (the apps start only after both).
+      const hold = n.conf.hostMasquerade ? holdHostMasquerade(n.conf.hostMasquerade) : undefined;
       try {
         n.result = addNetwork(n.conf, n.call);
+        await hold?.ready;
       } finally {
-        unhold?.();
+        hold?.release();
       }
       writePodFileAtomically(recordFile, JSON.stringify(record), 0o640);
       networks.push(podNetworkOf(n.conf, n.call, n.result));

@@ -1226,7 +1226,8 @@ async function main(): Promise<number> {
   if (!fs.existsSync(REPO_TSPOD_BIN)) throw new Error(`${REPO_TSPOD_BIN} is missing: run make`);
   ensureFixtures();
   tspodVersion = snapshotCli();
-  if (o.only.has('fetch') || o.only.has('disk') || o.only.has('prepare') || o.only.has('start') || o.only.has('memory')) ensureBigFixture();
+  // setUpImages pushes the big image (and one derived from it) whatever the parts chosen.
+  ensureBigFixture();
 
   const r: Results = {
     date: new Date().toISOString(),
