@@ -148,7 +148,7 @@ fixtures: deps deps-test
 	bash fixtures/build.sh
 
 # Unit tests (test/unit/): no root, no fixtures, no namespaces; seconds. The
-# system calls of stage0 are a recording fake there (native/sys.ts). They run as
+# system calls are a recording fake there (native/sys.ts, sys()). They run as
 # whoever runs make; TSPOD_UPDATE_GOLDEN=1 rewrites the golden files they compare
 # with (test/unit/golden/). `make test` runs them first (as root, then as nobody:
 # make unit-nobody), then the root tests.

@@ -3,7 +3,7 @@
 // parsed here rather than by yargs.
 import fs from 'node:fs';
 import { TspodError, ErrorCode } from '../native/errors.js';
-import { requireRoot } from '../native/libc.js';
+import { requireRoot } from './require-root.js';
 import { enterPod } from '../stage0/enter.js';
 import { StorePaths } from '../store/paths.js';
 import { matchFlag, type FlagTable } from './flags.js';

@@ -2,7 +2,7 @@
 // the appc metadata service (stage0/mds/). Pods register with --mds-register.
 import net from 'node:net';
 import { TspodError, ErrorCode } from '../native/errors.js';
-import { requireRoot } from '../native/libc.js';
+import { requireRoot } from './require-root.js';
 import { DEFAULT_MDS_PORT } from '../stage1/contract/mds.js';
 import { mdsSocketPath } from '../stage0/mds/protocol.js';
 import { command } from './command.js';

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TspodError, ErrorCode } from '../native/errors.js';
-import { requireRoot } from '../native/libc.js';
+import { requireRoot } from './require-root.js';
 import { exportPod } from '../stage0/export.js';
 import { gcHostNetworks, gcPods, registerOrDelete, removePod } from '../stage0/gc.js';
 import { checkMetadataService } from '../stage0/mds/client.js';

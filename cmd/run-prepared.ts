@@ -2,7 +2,7 @@
 // and, without the argument library, by the fast path here: a pod's start time
 // is this command's start-up time. A bad value is refused here as there; --help,
 // an unknown flag or --uuid-file return undefined and the yargs command handles it.
-import { requireRoot } from '../native/libc.js';
+import { requireRoot } from './require-root.js';
 import { runPrepared } from '../stage0/run.js';
 import { StorePaths } from '../store/paths.js';
 import { insecureFrom, type GlobalArgs } from './global.js';

@@ -16,11 +16,11 @@
 // walk found.
 //
 // This module is in native/ because both sides use it (stage1 may import native/
-// but not store/); it imports only libc.ts, errors.ts and overlay.ts.
+// but not store/); it imports only sys.ts, errors.ts and overlay.ts.
 import fs from 'node:fs';
 import { TspodError, ErrorCode, errnoCode } from './errors.js';
-import { openat2, O_CLOEXEC, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS } from './libc.js';
 import { NUMBER_STATS, overlayChild, overlayRoots } from './overlay.js';
+import { O_CLOEXEC, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, sys } from './sys.js';
 
 const MAX_SYMLINKS = 40;
 /** Files read whole (passwd, group) larger than this are refused rather than loaded. */
@@ -212,7 +212,7 @@ export function openEntry(e: ImageEntry): number {
   if (!openat2Missing) {
     const dirfd = fs.openSync(e.layer, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
     try {
-      fd = openat2(dirfd, e.rel, flags, 0, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+      fd = sys().openat2(dirfd, e.rel, flags, 0, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
     } catch (err) {
       const code = errnoCode(err);
       if (code !== 'ENOSYS' && code !== 'EPERM') {

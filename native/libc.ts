@@ -1,8 +1,9 @@
 // Thin koffi bindings to the libc calls Node lacks. Only thread-independent
 // syscalls live here (docs/architecture.md, "The stages"): never unshare, setns or fork from Node.
 // koffi.errno() is read on the line right after each call.
+// Only native/sys.ts imports this module: everything else calls sys() (the seam
+// the unit tests replace; test/unit/sys-seam.test.ts enforces it).
 import { createRequire } from 'node:module';
-import { TspodError, ErrorCode } from './errors.js';
 
 type Koffi = typeof import('koffi');
 type Fn = (...args: unknown[]) => number;
@@ -265,12 +266,6 @@ export function setCloexec(fd: number, on: boolean): void {
   const rc = l.fcntl(fd, F_SETFD, next);
   const errno2 = l.koffi.errno();
   check(rc, errno2, 'fcntl');
-}
-
-export function requireRoot(what: string): void {
-  if (process.getuid && process.getuid() !== 0) {
-    throw new TspodError(ErrorCode.Permission, `${what}: cannot run as unprivileged user`, { hint: 'run it as root' });
-  }
 }
 
 const SIGPIPE = 13;

@@ -13,10 +13,10 @@
 // Nothing is followed: every step is an lstat of one name inside a directory the
 // caller found to be a real directory (never a symlink), and the xattr is read
 // with lgetxattr. This module is in native/ because stage1 uses the resolver; it
-// imports only libc.ts and errors.ts.
+// imports only sys.ts and errors.ts.
 import fs from 'node:fs';
 import { errnoCode } from './errors.js';
-import { lgetxattr } from './libc.js';
+import { sys } from './sys.js';
 
 export const OVERLAY_OPAQUE_XATTR = 'trusted.overlay.opaque';
 
@@ -39,7 +39,7 @@ export function isWhiteoutStat(st: AnyStats): boolean {
 
 /** Whether the directory at `path` (not followed if a symlink) is overlay-opaque. */
 export function isOpaqueDir(path: string): boolean {
-  const v = lgetxattr(path, OVERLAY_OPAQUE_XATTR);
+  const v = sys().lgetxattr(path, OVERLAY_OPAQUE_XATTR);
   return v !== undefined && v.length === 1 && v[0] === 0x79; /* 'y' */
 }
 

@@ -9,7 +9,7 @@
 // pod's whole life. No Node process stays.
 import fs from 'node:fs';
 import path from 'node:path';
-import { execve, setCloexec } from '../native/libc.js';
+import { sys } from '../native/sys.js';
 import { parseNet, readPodNetworks } from './contract/networks.js';
 import { DEFAULT_LOCAL_CONFIG, POD_FILES, writePodFileAtomically, type PodManifest, type RuntimeConfig, type UserNamespace } from './contract/pod.js';
 import { detectCgroups, describeLayout, originCgroupDirs, podCgroupSteps, type CgroupLayout, type CgroupStep } from './contract/cgroups.js';
@@ -192,7 +192,7 @@ async function start(args: InitArgs): Promise<number> {
   const helper = helperPath();
   const choice = parseNet(runtime.net);
   // The CNI plugins must not inherit the pod lock (execve clears CLOEXEC again for the helper).
-  setCloexec(lockFd, true);
+  sys().setCloexec(lockFd, true);
   // The networks first: what follows (the metadata service's URL, DNS) reads the pod's `networks`.
   const net = choice.kind === 'private' ? await setUpNetworks({ podDir, uuid: args.uuid, requests: choice.networks, localConfig: args.localConfig, manifest, apps, helper, lockFd }) : undefined;
   try {
@@ -214,7 +214,7 @@ async function start(args: InitArgs): Promise<number> {
     writePodFileAtomically(planFile, buildPlan(ctx, apps, runtime.interactive));
     const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', TSPOD_LOCK_FD: String(lockFd) };
     if (args.debug) env.TSPOD_DEBUG = '1';
-    return execve(helper, ['tspod-helper', 'run', planFile], env, [lockFd]);
+    return sys().execve(helper, ['tspod-helper', 'run', planFile], env, [lockFd]);
   } catch (e) {
     if (net) tearDownNetworks(podDir, helper);
     throw e;

@@ -6,7 +6,7 @@ import { main as initMain } from './init.js';
 import { main as enterMain } from './enter.js';
 import { main as gcMain } from './gc.js';
 import { entryName, helperPath, isSea, koffiNodePath, prepareEnvironment, stage1Rootfs, userArgs } from './sea.js';
-import { flock, LOCK_EX, LOCK_NB, LOCK_UN } from '../native/libc.js';
+import { LOCK_EX, LOCK_NB, LOCK_UN, sys } from '../native/sys.js';
 import { STAGE1_ENTRYPOINTS, type Stage1Entrypoint } from './contract/pod.js';
 
 type Entry = (argv: string[]) => Promise<number>;
@@ -15,14 +15,14 @@ const ENTRIES: Record<Stage1Entrypoint, Entry> = { init: initMain, enter: enterM
 
 /**
  * Build check, not an entrypoint: with TSPOD_STAGE1_SELFTEST=1 any entry prints
- * what the SEA sees (JSON) and exercises koffi through native/libc.ts.
+ * what the SEA sees (JSON) and exercises koffi (sys().flock, native/libc.ts).
  */
 function selfTest(): number {
   const fd = fs.openSync('/proc/self/maps', 'r');
   let flocked: boolean;
   try {
-    flocked = flock(fd, LOCK_EX | LOCK_NB);
-    flock(fd, LOCK_UN);
+    flocked = sys().flock(fd, LOCK_EX | LOCK_NB);
+    sys().flock(fd, LOCK_UN);
   } finally {
     fs.closeSync(fd);
   }

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { TspodError, ErrorCode, errnoCode } from '../native/errors.js';
-import { lgetxattr, llistxattr } from '../native/libc.js';
+import { sys } from '../native/sys.js';
 import { log } from '../native/log.js';
 import { isOverlayXattr } from '../native/overlay.js';
 import type { AppcImageManifest } from './manifest/appc.js';
@@ -255,7 +255,7 @@ class AciWriter {
     if (!this.xattrsUsable) return out;
     let names: string[];
     try {
-      names = llistxattr(full);
+      names = sys().llistxattr(full);
     } catch (e) {
       // No koffi or no xattr support here: export without them, once told.
       this.xattrsUsable = false;
@@ -264,7 +264,7 @@ class AciWriter {
     }
     for (const name of names.sort()) {
       if (!keepXattr(name)) continue;
-      const value = lgetxattr(full, name);
+      const value = sys().lgetxattr(full, name);
       if (value !== undefined) out.set(name, Buffer.from(value));
     }
     return out;

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { flock, LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN } from '../native/libc.js';
+import { LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN, sys } from '../native/sys.js';
 
 export class FileLock {
   private constructor(readonly file: string, readonly fd: number) {}
@@ -13,14 +13,14 @@ export class FileLock {
   static async acquire(file: string, mode: 'shared' | 'exclusive', pollMs = 20): Promise<FileLock> {
     const lock = FileLock.open(file);
     const op = (mode === 'shared' ? LOCK_SH : LOCK_EX) | LOCK_NB;
-    while (!flock(lock.fd, op)) await sleep(pollMs);
+    while (!sys().flock(lock.fd, op)) await sleep(pollMs);
     return lock;
   }
 
   /** Tries once; returns undefined if someone else holds a conflicting lock. */
   static tryAcquire(file: string, mode: 'shared' | 'exclusive'): FileLock | undefined {
     const lock = FileLock.open(file);
-    if (flock(lock.fd, (mode === 'shared' ? LOCK_SH : LOCK_EX) | LOCK_NB)) return lock;
+    if (sys().flock(lock.fd, (mode === 'shared' ? LOCK_SH : LOCK_EX) | LOCK_NB)) return lock;
     lock.close();
     return undefined;
   }
@@ -32,7 +32,7 @@ export class FileLock {
 
   release(): void {
     try {
-      flock(this.fd, LOCK_UN);
+      sys().flock(this.fd, LOCK_UN);
     } finally {
       this.close();
     }

@@ -11,7 +11,9 @@ import { unpackLayer } from '../store/layers/unpack.js';
 import { decompress } from '../store/layers/decompress.js';
 import { hashTree } from '../store/layers/treehash.js';
 import { renderLayers, visibleLayers } from '../store/layers/render.js';
-import { lxattrs } from '../native/libc.js';
+import { kernel } from '../native/sys.js';
+
+const { lxattrs } = kernel;
 
 const ROOT = process.env.TSPOD_TEST_ROOT ?? path.resolve('test/data');
 const made: string[] = [];

@@ -790,8 +790,8 @@ describe('ACI export', () => {
       execFileSync('mknod', ['-m', '0666', path.join(tree, 'null'), 'c', '1', '3']);
     }
     try {
-      const { lsetxattr } = await import('../native/libc.js');
-      lsetxattr(path.join(tree, 'bin/busybox'), 'user.test', Buffer.from('value'));
+      const { kernel } = await import('../native/sys.js');
+      kernel.lsetxattr(path.join(tree, 'bin/busybox'), 'user.test', Buffer.from('value'));
       xattrsWork = true;
     } catch {
       xattrsWork = false;

@@ -10,8 +10,10 @@ import { spawnSync } from 'node:child_process';
 import { Readable } from 'node:stream';
 import { unpackLayer, type UnpackResult } from '../store/layers/unpack.js';
 import { hashTree } from '../store/layers/treehash.js';
-import { lgetxattr, lsetxattr, lremovexattr } from '../native/libc.js';
+import { kernel } from '../native/sys.js';
 import { TspodError, ErrorCode } from '../native/errors.js';
+
+const { lgetxattr, lsetxattr, lremovexattr } = kernel;
 
 const ROOT = process.env.TSPOD_TEST_ROOT ?? path.resolve('test/data');
 const made: string[] = [];

@@ -1,11 +1,11 @@
 // stage0's side of the registration protocol (protocol.ts). Synchronous: stage0
 // registers right before it execs stage1 and unregisters inside gc's sweep, both
 // synchronous code paths, so this speaks HTTP/1.0 over a blocking unix socket
-// (socket/connect through koffi, read/write through fs) with a timeout.
+// (socket/connect through sys(), read/write through fs) with a timeout.
 import fs from 'node:fs';
 import path from 'node:path';
 import { TspodError, ErrorCode } from '../../native/errors.js';
-import { AF_UNIX, connect, SO_RCVTIMEO, SO_SNDTIMEO, SOCK_CLOEXEC, SOCK_STREAM, SOL_SOCKET, setsockopt, socket, SyscallError } from '../../native/libc.js';
+import { AF_UNIX, SO_RCVTIMEO, SO_SNDTIMEO, SOCK_CLOEXEC, SOCK_STREAM, SOL_SOCKET, SyscallError, sys } from '../../native/sys.js';
 import type { AppcImageManifest } from '../../stage1/contract/appc.js';
 import { readMdsRegistration, writeMdsRegistration, type MdsRegistration } from '../../stage1/contract/mds.js';
 import { POD_FILES, type PodManifest } from '../../stage1/contract/pod.js';
@@ -38,11 +38,11 @@ function timeval(seconds: number): Buffer {
 /** One request; throws a SyscallError (ENOENT, ECONNREFUSED, EACCES, EAGAIN on timeout) when the service cannot be reached. */
 function request(method: 'GET' | 'PUT' | 'DELETE', url: string, body?: unknown): Reply {
   const file = mdsSocketPath();
-  const fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC);
+  const fd = sys().socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC);
   try {
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, timeval(TIMEOUT_S));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, timeval(TIMEOUT_S));
-    connect(fd, sockaddrUn(file), file);
+    sys().setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, timeval(TIMEOUT_S));
+    sys().setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, timeval(TIMEOUT_S));
+    sys().connect(fd, sockaddrUn(file), file);
     const payload = body === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(body));
     const head = `${method} ${url} HTTP/1.0\r\nHost: tspod-mds\r\nContent-Type: application/json\r\nContent-Length: ${payload.length}\r\n\r\n`;
     const out = Buffer.concat([Buffer.from(head), payload]);

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import { TspodError, ErrorCode } from '../../native/errors.js';
-import { AF_INET, AF_INET6, bind, IP_FREEBIND, SO_REUSEADDR, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_IP, SOL_SOCKET, setsockopt, socket, SyscallError } from '../../native/libc.js';
+import { AF_INET, AF_INET6, IP_FREEBIND, SO_REUSEADDR, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_IP, SOL_SOCKET, SyscallError, sys } from '../../native/sys.js';
 
 function sockaddr(address: string, port: number): Buffer {
   if (net.isIPv4(address)) {
@@ -44,13 +44,13 @@ export function ipv6Bytes(address: string): Buffer {
 /** A TCP socket bound (IP_FREEBIND) to address:port, for server.listen({fd}). */
 export function boundSocket(address: string, port: number): number {
   if (!net.isIP(address)) throw new TspodError(ErrorCode.BadInput, `--listen-address=${address}: not an IP address`);
-  const fd = socket(net.isIPv4(address) ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK);
+  const fd = sys().socket(net.isIPv4(address) ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK);
   try {
     const one = Buffer.alloc(4);
     one.writeInt32LE(1);
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, one);
-    setsockopt(fd, SOL_IP, IP_FREEBIND, one);
-    bind(fd, sockaddr(address, port));
+    sys().setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, one);
+    sys().setsockopt(fd, SOL_IP, IP_FREEBIND, one);
+    sys().bind(fd, sockaddr(address, port));
     return fd;
   } catch (e) {
     fs.closeSync(fd);

@@ -15,7 +15,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
-import { flock, LOCK_EX, LOCK_SH } from '../../native/libc.js';
+import { LOCK_EX, LOCK_SH, sys } from '../../native/sys.js';
 
 /** A network whose pods are masqueraded by host-wide rules (not by their plugin's ipMasq). */
 export interface HostMasquerade {
@@ -102,7 +102,7 @@ export interface MasqueradeHold {
 export function holdHostMasquerade(m: HostMasquerade): MasqueradeHold {
   const users = openLock(USERS_LOCK);
   try {
-    flock(users, LOCK_SH);
+    sys().flock(users, LOCK_SH);
   } catch (e) {
     fs.closeSync(users);
     throw e;
@@ -125,7 +125,7 @@ export function holdHostMasquerade(m: HostMasquerade): MasqueradeHold {
 function installOnce(m: HostMasquerade): void {
   const rule = openLock(RULE_LOCK);
   try {
-    flock(rule, LOCK_EX);
+    sys().flock(rule, LOCK_EX);
     if (iptables(['-t', 'nat', '-C', ...jumpRule(m)]).status === 0) return;
     const r = iptables([], masqueradeRestoreInput(m));
     if (r.status !== 0) throw new Error(`network ${m.network}: iptables-restore cannot add the masquerade rules for ${m.subnet}: ${r.stderr || `exit ${r.status}`}`);
@@ -157,7 +157,7 @@ export function releaseUnusedMasquerade(m: HostMasquerade): string[] {
     return [`${USERS_LOCK}: ${(e as Error).message}`];
   }
   try {
-    flock(users, LOCK_EX);
+    sys().flock(users, LOCK_EX);
     if (networkInUse(m)) return [];
     const problems: string[] = [];
     // Every copy of the jump (one, unless someone added it by hand), then the chain.

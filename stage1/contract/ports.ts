@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { flock, LOCK_EX } from '../../native/libc.js';
+import { LOCK_EX, sys } from '../../native/sys.js';
 import type { AppcApp, AppcPort } from './appc.js';
 import type { PodManifest } from './pod.js';
 
@@ -211,7 +211,7 @@ function lockHostPorts(): void {
   if (portsLockFd !== undefined) return;
   fs.mkdirSync(path.dirname(PORTS_LOCK), { recursive: true, mode: 0o755 });
   const fd = fs.openSync(PORTS_LOCK, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600);
-  flock(fd, LOCK_EX);
+  sys().flock(fd, LOCK_EX);
   portsLockFd = fd; // never closed: the exec of the helper (close-on-exec) or the exit releases it
 }
 

@@ -13,7 +13,7 @@
 // ACLs are applied last, so that filling a directory does not change them.
 import fs from 'node:fs';
 import path from 'node:path';
-import { lsetxattr, lxattrs, mknod } from '../../native/libc.js';
+import { sys } from '../../native/sys.js';
 import { BIGINT_STATS, isOverlayXattr, overlayChild, overlayNames, overlayRoots } from '../../native/overlay.js';
 
 const ACL_DEFAULT = 'system.posix_acl_default';
@@ -100,7 +100,7 @@ class Renderer {
     if (!isRoot) fs.mkdirSync(dest, 0o700);
     fs.lchownSync(dest, Number(st.uid), Number(st.gid));
     fs.chmodSync(dest, Number(st.mode & 0o7777n));
-    const aclDefault = lxattrs(top).find(([name]) => name === ACL_DEFAULT)?.[1];
+    const aclDefault = sys().lxattrs(top).find(([name]) => name === ACL_DEFAULT)?.[1];
     this.copyXattrs(top, dest, ACL_DEFAULT);
     this.dirs.push({ abs: dest, atime: seconds(st.atimeNs), mtime: seconds(st.mtimeNs), aclDefault });
 
@@ -153,7 +153,7 @@ class Renderer {
       fs.lchownSync(dest, uid, gid);
     } else {
       // devices, fifos, sockets: the same node type and device number
-      mknod(dest, Number(st.mode), st.rdev);
+      sys().mknod(dest, Number(st.mode), st.rdev);
       fs.lchownSync(dest, uid, gid);
       fs.chmodSync(dest, mode);
     }
@@ -162,10 +162,10 @@ class Renderer {
   }
 
   private copyXattrs(src: string, dest: string, except?: string): void {
-    for (const [name, value] of lxattrs(src)) {
+    for (const [name, value] of sys().lxattrs(src)) {
       if (isOverlayXattr(name) || name === except) continue;
       try {
-        lsetxattr(dest, name, value);
+        sys().lsetxattr(dest, name, value);
       } catch (e) {
         // SELinux labels belong to the host; the target filesystem may refuse them.
         if (name !== 'security.selinux') throw e;
@@ -183,7 +183,7 @@ class Renderer {
   finish(): void {
     for (let i = this.dirs.length - 1; i >= 0; i--) {
       const d = this.dirs[i];
-      if (d.aclDefault) lsetxattr(d.abs, ACL_DEFAULT, d.aclDefault);
+      if (d.aclDefault) sys().lsetxattr(d.abs, ACL_DEFAULT, d.aclDefault);
       fs.lutimesSync(d.abs, d.atime, d.mtime);
     }
   }

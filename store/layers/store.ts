@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { TspodError, ErrorCode } from '../../native/errors.js';
-import { syncfs } from '../../native/libc.js';
+import { sys } from '../../native/sys.js';
 import { commitDir, safeReaddir } from '../blobs.js';
 import { FileLock } from '../lock.js';
 import { PRIVATE_DIR_MODE, type StorePaths } from '../paths.js';
@@ -191,7 +191,7 @@ export function chainLayerId(chainId: string): string {
 export function flushFilesystem(dir: string): void {
   const fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
   try {
-    syncfs(fd);
+    sys().syncfs(fd);
   } finally {
     fs.closeSync(fd);
   }

@@ -18,7 +18,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
-import { lxattrs } from '../../native/libc.js';
+import { sys } from '../../native/sys.js';
 
 export type EntryType = 'd' | 'f' | 'l' | 'c' | 'b' | 'p' | 's';
 
@@ -101,7 +101,7 @@ export async function hashTree(rootfs: string): Promise<string> {
       gid: Number(st.gid),
       size: type === 'f' ? Number(st.size) : 0,
       data: '',
-      xattrs: lxattrs(abs),
+      xattrs: sys().lxattrs(abs),
     };
     entries.push(entry);
     switch (type) {

@@ -34,7 +34,7 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { TspodError, ErrorCode, isTspodError, errnoCode } from '../../native/errors.js';
-import { mknod, makedev, lsetxattr, fsetxattr, lremovexattr, lxattrs, S_IFCHR, S_IFBLK, S_IFIFO } from '../../native/libc.js';
+import { makedev, S_IFCHR, S_IFBLK, S_IFIFO, sys } from '../../native/sys.js';
 import type { TarEntry } from '../tar/entry.js';
 import { TarParser, readTar, type TarBodySink, type TarEntryHandler } from '../tar/reader.js';
 import { treeDigest, typeOf, devMajor, devMinor, type TreeEntry } from './treehash.js';
@@ -141,7 +141,7 @@ class Unpacker implements TarEntryHandler {
     const st = fs.lstatSync(root);
     if (!st.isDirectory()) throw new TspodError(ErrorCode.System, `${what}: unpack target ${root} is not a directory`);
     this.rootNode = {
-      entry: { path: '.', type: 'd', mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, data: '', xattrs: lxattrs(root) },
+      entry: { path: '.', type: 'd', mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, data: '', xattrs: sys().lxattrs(root) },
       ino: 0,
       children: new Set(),
     };
@@ -320,7 +320,7 @@ class Unpacker implements TarEntryHandler {
     if (dir.entry.xattrs.some(([n]) => n === OVERLAY_OPAQUE_XATTR)) return;
     const value = Buffer.from('y');
     try {
-      lsetxattr(this.abs(dir.entry.path), OVERLAY_OPAQUE_XATTR, value);
+      sys().lsetxattr(this.abs(dir.entry.path), OVERLAY_OPAQUE_XATTR, value);
     } catch (e) {
       throw new TspodError(
         ErrorCode.System,
@@ -363,7 +363,7 @@ class Unpacker implements TarEntryHandler {
       return;
     }
     const abs = this.abs(key);
-    mknod(abs, S_IFCHR, 0n);
+    sys().mknod(abs, S_IFCHR, 0n);
     fs.lchownSync(abs, 0, 0);
     const w = this.newNode(key, 'c', 0, 0, 0, '0:0');
     w.whiteout = true;
@@ -385,8 +385,8 @@ class Unpacker implements TarEntryHandler {
   private applyXattrs(node: Node, list: Array<[string, Buffer]>, raw: string, fd = -1): void {
     for (const [name, value] of list) {
       try {
-        if (fd >= 0) fsetxattr(fd, name, value);
-        else lsetxattr(this.abs(node.entry.path), name, value);
+        if (fd >= 0) sys().fsetxattr(fd, name, value);
+        else sys().lsetxattr(this.abs(node.entry.path), name, value);
       } catch (err) {
         this.warn(`entry ${q(raw)}: xattr ${name} not set (${errnoCode(err) ?? String(err)})`);
         continue;
@@ -430,7 +430,7 @@ class Unpacker implements TarEntryHandler {
     const names = new Set(wanted.map(([name]) => name));
     // The entry's xattrs replace the old ones, except overlay markers set by this layer.
     for (const [name] of n.entry.xattrs) {
-      if (!isOverlayXattr(name) && !names.has(name)) lremovexattr(abs, name);
+      if (!isOverlayXattr(name) && !names.has(name)) sys().lremovexattr(abs, name);
     }
     n.entry.xattrs = n.entry.xattrs.filter(([name]) => isOverlayXattr(name));
     n.aclDefault = wanted.find(([name]) => name === ACL_DEFAULT)?.[1];
@@ -490,7 +490,7 @@ class Unpacker implements TarEntryHandler {
     const abs = this.abs(key);
     const typeBits = e.type === 'char' ? S_IFCHR : e.type === 'block' ? S_IFBLK : S_IFIFO;
     const isDev = e.type !== 'fifo';
-    mknod(abs, typeBits | e.mode, isDev ? makedev(e.devmajor, e.devminor) : 0n);
+    sys().mknod(abs, typeBits | e.mode, isDev ? makedev(e.devmajor, e.devminor) : 0n);
     fs.lchownSync(abs, e.uid, e.gid);
     fs.chmodSync(abs, e.mode); // mknod's mode went through the umask
     const type = e.type === 'char' ? 'c' : e.type === 'block' ? 'b' : 'p';
@@ -577,7 +577,7 @@ class Unpacker implements TarEntryHandler {
     const atime = Number(st.atimeNs) / 1e9;
     const mtime = Number(st.mtimeNs) / 1e9;
     const srcPath = src.entry.hostPath;
-    const xattrs = lxattrs(srcPath).filter(([name]) => !isOverlayXattr(name));
+    const xattrs = sys().lxattrs(srcPath).filter(([name]) => !isOverlayXattr(name));
     if (type === 'f') {
       const n = this.newNode(key, 'f', mode, uid, gid);
       n.ino = this.nextIno++;
@@ -619,7 +619,7 @@ class Unpacker implements TarEntryHandler {
       return;
     }
     if (type === 'c' || type === 'b' || type === 'p') {
-      mknod(abs, Number(st.mode & 0o170000n) | mode, st.rdev);
+      sys().mknod(abs, Number(st.mode & 0o170000n) | mode, st.rdev);
       fs.lchownSync(abs, uid, gid);
       fs.chmodSync(abs, mode);
       const data = type === 'p' ? '' : `${devMajor(st.rdev)}:${devMinor(st.rdev)}`;

@@ -12,7 +12,7 @@
 // dependencies are known, and stored like any layer (store/importer.ts).
 import fs from 'node:fs';
 import path from 'node:path';
-import { lsetxattr, lxattrs, mknod, S_IFCHR } from '../../native/libc.js';
+import { S_IFCHR, sys } from '../../native/sys.js';
 import { isOverlayXattr, NUMBER_STATS, overlayChild, overlayNames, overlayRoots } from '../../native/overlay.js';
 
 /** `/a/b/` → `/a/b`; the whitelist's paths are absolute without `..` (checked at fetch). */
@@ -38,7 +38,7 @@ export function makeWhitelistLayer(layerRootfs: string[], whitelist: string[], d
     const st = fs.lstatSync(top);
     fs.lchownSync(dir, st.uid, st.gid);
     fs.chmodSync(dir, st.mode & 0o7777);
-    for (const [name, value] of lxattrs(top)) if (!isOverlayXattr(name)) lsetxattr(dir, name, value);
+    for (const [name, value] of sys().lxattrs(top)) if (!isOverlayXattr(name)) sys().lsetxattr(dir, name, value);
     times.push({ dir, st });
   };
   if (roots.length === 0) return 0;
@@ -66,7 +66,7 @@ export function makeWhitelistLayer(layerRootfs: string[], whitelist: string[], d
       }
       if (keep.has(p)) continue;
       const at = path.join(ensure(), name);
-      mknod(at, S_IFCHR, 0n);
+      sys().mknod(at, S_IFCHR, 0n);
       fs.lchownSync(at, 0, 0);
       whiteouts++;
     }

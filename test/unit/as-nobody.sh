@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # make unit-nobody (as root): runs the unit tests as the user nobody, to show that
 # they need no privilege. They run from a copy of what they need (the compiled
-# modules, the helper, node_modules, the golden files) in a new directory under
-# /tmp, since nobody may not reach the checkout (CI clones into a 0700 directory);
-# the copy is removed afterwards.
+# modules, the helper, node_modules, the golden files, the TypeScript sources that
+# sys-seam.test.ts scans) in a new directory under /tmp, since nobody may not
+# reach the checkout (CI clones into a 0700 directory); the copy is removed
+# afterwards.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 if [ "$(id -u)" != 0 ]; then
@@ -15,8 +16,10 @@ tests=()
 for t in test/unit/*.test.ts; do tests+=("build/${t%.ts}.js"); done
 work=$(mktemp -d /tmp/tspod-unit-nobody.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-tar -cf - package.json bin/tspod-helper node_modules test/unit/golden \
-  build/package.json build/cmd build/stage0 build/stage1 build/store build/native build/test | tar -C "$work" -xf -
+{ printf '%s\n' package.json bin/tspod-helper node_modules test/unit/golden \
+    build/package.json build/cmd build/stage0 build/stage1 build/store build/native build/test
+  find cmd stage0 stage1 store native test -path test/data -prune -o -name '*.ts' -print
+} | tar -cf - -T - | tar -C "$work" -xf -
 chown -R nobody:nogroup "$work"
 chmod 0755 "$work"
 cd "$work"

@@ -3,16 +3,20 @@
 // lock on an open file of the test's own, which conflicts exactly as another
 // process's would and follows the pod through renames. The mount table is a
 // list that umount2 edits; execve records its arguments and throws ExecCalled
-// instead of replacing the process. Every call is recorded.
+// instead of replacing the process; setCloexec is the kernel's, on the test's
+// own fds. These calls are recorded. The calls that only read the test's own
+// files and need no privilege (openat2, the xattr reads) are the kernel's,
+// unrecorded; the rest (mknod, syncfs, the xattr writes, sockets) no unit test
+// makes: they throw NotFaked, so that a test that starts making one says so.
 import fs from 'node:fs';
-import { kernel, LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN, type Sys } from '../../native/sys.js';
-import { SyscallError } from '../../native/libc.js';
+import { kernel, LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN, SyscallError, type Sys } from '../../native/sys.js';
 
 export type Call =
   | { call: 'flock'; fd: number; op: string; granted: boolean }
   | { call: 'umount2'; target: string; flags: number }
   | { call: 'mountInfo' }
-  | { call: 'execve'; file: string; argv: string[]; env: Record<string, string>; keepFds: number[] };
+  | { call: 'execve'; file: string; argv: string[]; env: Record<string, string>; keepFds: number[] }
+  | { call: 'setCloexec'; fd: number; on: boolean };
 
 /** What FakeSys.execve throws: the exec that would have happened. */
 export class ExecCalled extends Error {
@@ -23,6 +27,13 @@ export class ExecCalled extends Error {
     readonly keepFds: number[],
   ) {
     super(`execve ${file}`);
+  }
+}
+
+/** What FakeSys throws for a system call it does not fake. */
+export class NotFaked extends Error {
+  constructor(call: string) {
+    super(`FakeSys: ${call} is not faked (no unit test made it before): fake it in test/unit/fake-sys.ts`);
   }
 }
 
@@ -95,6 +106,65 @@ export class FakeSys implements Sys {
   execve(file: string, argv: string[], env: Record<string, string>, keepFds: number[] = []): never {
     this.calls.push({ call: 'execve', file, argv, env, keepFds });
     throw new ExecCalled(file, argv, env, keepFds);
+  }
+
+  setCloexec(fd: number, on: boolean): void {
+    this.calls.push({ call: 'setCloexec', fd, on });
+    kernel.setCloexec(fd, on);
+  }
+
+  // The kernel's: they read the test's own files and need no privilege.
+  openat2(dirfd: number, path: string, flags: number, mode: number, resolve: number): number {
+    return kernel.openat2(dirfd, path, flags, mode, resolve);
+  }
+
+  lgetxattr(path: string, name: string): Buffer | undefined {
+    return kernel.lgetxattr(path, name);
+  }
+
+  llistxattr(path: string): string[] {
+    return kernel.llistxattr(path);
+  }
+
+  lxattrs(path: string): Array<[string, Buffer]> {
+    return kernel.lxattrs(path);
+  }
+
+  // Not faked.
+  mknod(): void {
+    throw new NotFaked('mknod');
+  }
+
+  syncfs(): void {
+    throw new NotFaked('syncfs');
+  }
+
+  lsetxattr(): void {
+    throw new NotFaked('lsetxattr');
+  }
+
+  fsetxattr(): void {
+    throw new NotFaked('fsetxattr');
+  }
+
+  lremovexattr(): void {
+    throw new NotFaked('lremovexattr');
+  }
+
+  socket(): number {
+    throw new NotFaked('socket');
+  }
+
+  connect(): void {
+    throw new NotFaked('connect');
+  }
+
+  bind(): void {
+    throw new NotFaked('bind');
+  }
+
+  setsockopt(): void {
+    throw new NotFaked('setsockopt');
   }
 }
 
