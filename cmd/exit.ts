@@ -3,6 +3,7 @@
 // line tspod cannot parse (an unknown flag or command, a missing argument), and
 // an app's own code passed through by run (stage1 exits with it; stage0 execs stage1).
 import { ErrorCode, isTspodError, type TspodError } from '../native/errors.js';
+import { errorLine } from './remedies.js';
 
 export const EXIT_OK = 0;
 export const EXIT_USAGE = 2;
@@ -57,7 +58,7 @@ export async function forEachItem<T>(items: Iterable<T>, debug: boolean, fn: (it
 /** Prints the one line for err on stderr (a stack too with --debug). */
 function printError(err: unknown, debug: boolean): void {
   if (isTspodError(err)) {
-    process.stderr.write(`tspod: ${err.line}\n`);
+    process.stderr.write(`tspod: ${errorLine(err)}\n`);
     if (debug && err.cause) process.stderr.write(`${String((err.cause as Error).stack ?? err.cause)}\n`);
     return;
   }

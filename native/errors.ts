@@ -37,19 +37,54 @@ export const ErrorCode = {
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
+/**
+ * What the user can do about an error when that is a choice made on the command
+ * line. store/ (and every layer below cmd/) says what is wrong in its own terms
+ * and names the remedy; cmd/remedies.ts is the one place that words a remedy as
+ * the hint naming the flag.
+ */
+export type Remedy =
+  /** Let tspod fetch what is not in the store (the pull policy is never). */
+  | 'allow-pull'
+  /** Allow plain http where tspod refused it (a redirect to http, credentials over http). */
+  | 'allow-plain-http'
+  /** The server may speak plain http: a TLS handshake failed. */
+  | 'try-plain-http'
+  /** Accept a TLS certificate that is not trusted. */
+  | 'accept-any-tls'
+  /** Replace an output that exists. */
+  | 'allow-overwrite'
+  /** Use another data directory. */
+  | 'choose-data-dir'
+  /** An appc image has no original manifest: show its own. */
+  | 'show-own-manifest';
+
+export interface TspodErrorOptions {
+  hint?: string;
+  remedy?: Remedy;
+  cause?: unknown;
+}
+
 export class TspodError extends Error {
   readonly code: ErrorCode;
-  /** Optional second half of the one-line message: what the user can do about it. */
+  /** Optional second half of the one-line message: what the user can do about it, in tspod's own terms. */
   readonly hint?: string;
+  /** What the user can do on the command line (cmd/remedies.ts words it, after the hint: `hint, or remedy`). */
+  readonly remedy?: Remedy;
 
-  constructor(code: ErrorCode, message: string, options?: { hint?: string; cause?: unknown }) {
+  constructor(code: ErrorCode, message: string, options?: TspodErrorOptions) {
     super(message, options?.cause !== undefined ? { cause: options.cause } : undefined);
     this.name = 'TspodError';
     this.code = code;
     this.hint = options?.hint;
+    this.remedy = options?.remedy;
   }
 
-  /** The single line shown to the user. */
+  /**
+   * The message and its hint, without the remedy: what layers below cmd/ use in
+   * logs and in other errors. The line shown to the user is cmd/remedies.ts's
+   * errorLine, which adds the remedy's words.
+   */
   get line(): string {
     return this.hint ? `${this.message}: ${this.hint}` : this.message;
   }

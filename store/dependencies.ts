@@ -108,7 +108,7 @@ async function resolveOne(store: Store, dep: AppcDependency, source: string, opt
     return stored;
   }
   if (opts.pullPolicy === 'never') {
-    throw new TspodError(ErrorCode.NotFound, `${say} is not in the store and --pull-policy=never`, { hint: 'fetch it first' });
+    throw new TspodError(ErrorCode.NotFound, `${say} is not in the store and the pull policy is never`, { hint: 'fetch it first', remedy: 'allow-pull' });
   }
   const names = dependencyFileNames(dep, labels);
   for (const name of names) {

@@ -66,7 +66,7 @@ export async function writeOutputFile(out: string, overwrite: boolean, fill: (fh
     () => false,
   );
   if (outExists && !overwrite) {
-    throw new TspodError(ErrorCode.Conflict, `output ACI file ${JSON.stringify(out)} exists`, { hint: 'try --overwrite' });
+    throw new TspodError(ErrorCode.Conflict, `output ACI file ${JSON.stringify(out)} exists`, { remedy: 'allow-overwrite' });
   }
   const dir = path.dirname(path.resolve(out));
   const tmp = path.join(dir, `.${path.basename(out)}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
@@ -91,7 +91,7 @@ export async function writeOutputFile(out: string, overwrite: boolean, fill: (fh
         await fs.promises.link(tmp, out);
       } catch (e) {
         if (errnoCode(e) === 'EEXIST') {
-          throw new TspodError(ErrorCode.Conflict, `output ACI file ${JSON.stringify(out)} exists`, { hint: 'try --overwrite' });
+          throw new TspodError(ErrorCode.Conflict, `output ACI file ${JSON.stringify(out)} exists`, { remedy: 'allow-overwrite' });
         }
         throw e;
       }

@@ -49,8 +49,7 @@ export async function fetchImage(store: Store, arg: string, opts: FetchOptions):
       const ref = parseDockerReference(what.reference);
       const stored = storeFirst(store, opts.pullPolicy, () => store.images.lookupName(ref.name), {
         found: `using image from local store for image name ${ref.name}`,
-        missing: `image ${JSON.stringify(ref.name)} is not in the store and --pull-policy=never`,
-        hint: 'fetch it first, or use --pull-policy=new',
+        missing: `image ${JSON.stringify(ref.name)} is not in the store and the pull policy is never`,
       });
       if (stored) return stored;
       log().debug(`remote fetching from ${what.reference}`);
@@ -60,7 +59,7 @@ export async function fetchImage(store: Store, arg: string, opts: FetchOptions):
     case 'aci-url': {
       const stored = storeFirst(store, opts.pullPolicy, () => store.images.all().find((img) => img.record.sources.includes(what.url))?.record.id, {
         found: `using image from local store for url ${what.url}`,
-        missing: `image from ${what.url} is not in the store and --pull-policy=never`,
+        missing: `image from ${what.url} is not in the store and the pull policy is never`,
       });
       if (stored) return stored;
       return finish(store, await openAci(what.url, { insecure: opts.insecure }), progress, opts);
@@ -88,7 +87,7 @@ function storeFirst(
   store: Store,
   policy: PullPolicy,
   lookup: () => string | undefined,
-  say: { found: string; missing: string; hint?: string },
+  say: { found: string; missing: string },
 ): FetchResult | undefined {
   if (policy === 'update') return undefined;
   const id = lookup();
@@ -97,7 +96,7 @@ function storeFirst(
     store.images.touch(id);
     return { id, fromStore: true };
   }
-  if (policy === 'never') throw new TspodError(ErrorCode.NotFound, say.missing, { hint: say.hint });
+  if (policy === 'never') throw new TspodError(ErrorCode.NotFound, say.missing, { hint: 'fetch it first', remedy: 'allow-pull' });
   return undefined;
 }
 

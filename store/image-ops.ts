@@ -69,7 +69,7 @@ export async function extractImage(store: Store, id: string, target: string, opt
   const dest = path.resolve(target);
   if (fs.existsSync(dest)) {
     if (!opts.overwrite) {
-      throw new TspodError(ErrorCode.Conflict, `target directory ${JSON.stringify(target)} exists`, { hint: 'try --overwrite' });
+      throw new TspodError(ErrorCode.Conflict, `target directory ${JSON.stringify(target)} exists`, { remedy: 'allow-overwrite' });
     }
   }
   const work = `${dest}.tspod-tmp-${process.pid}`;
@@ -109,7 +109,7 @@ export async function exportImage(store: Store, id: string, out: string, overwri
     throw new TspodError(ErrorCode.BadInput, `output file ${JSON.stringify(out)} must end in .aci`);
   }
   if (fs.existsSync(out) && !overwrite) {
-    throw new TspodError(ErrorCode.Conflict, `output ACI file ${JSON.stringify(out)} exists`, { hint: 'try --overwrite' });
+    throw new TspodError(ErrorCode.Conflict, `output ACI file ${JSON.stringify(out)} exists`, { remedy: 'allow-overwrite' });
   }
   const img = store.images.get(id);
   if (img.record.kind === 'aci' && img.record.aciBlob) {
@@ -218,12 +218,10 @@ function checkLayerKeys(store: Store, img: StoredImage): string[] {
 export function originalManifest(store: Store, img: StoredImage, which: 'manifest' | 'config' | 'index'): Buffer {
   const digest = which === 'manifest' ? img.record.manifestDigest : which === 'config' ? img.record.configDigest : img.record.indexDigest;
   if (!digest) {
-    throw new TspodError(
-      ErrorCode.NotFound,
-      img.record.kind === 'aci'
-        ? `image ${img.record.id} is an appc image: its manifest is the one shown without --original`
-        : `image ${img.record.id} has no original ${which} (it was not fetched from an image index)`,
-    );
+    if (img.record.kind === 'aci') {
+      throw new TspodError(ErrorCode.NotFound, `image ${img.record.id} is an appc image, which has no original ${which}`, { remedy: 'show-own-manifest' });
+    }
+    throw new TspodError(ErrorCode.NotFound, `image ${img.record.id} has no original ${which} (it was not fetched from an image index)`);
   }
   return store.blobs.read(digest);
 }

@@ -112,7 +112,7 @@ export function createDataDir(dir: string): void {
     const code = errnoCode(e);
     if (code !== 'EEXIST') {
       if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
-        throw new TspodError(ErrorCode.Permission, `cannot create the store in ${dir}: ${code}`, { hint: 'run as root or choose another --dir' });
+        throw new TspodError(ErrorCode.Permission, `cannot create the store in ${dir}: ${code}`, { hint: 'run as root', remedy: 'choose-data-dir' });
       }
       throw e;
     }
@@ -138,16 +138,19 @@ export function secureDataDir(dir: string): void {
     if (errnoCode(e) === 'ENOENT') return;
     throw e;
   }
-  if (!st.isDirectory()) throw new TspodError(ErrorCode.BadInput, `data directory ${dir} is not a directory`, { hint: 'choose another --dir' });
+  if (!st.isDirectory()) throw new TspodError(ErrorCode.BadInput, `data directory ${dir} is not a directory`, { remedy: 'choose-data-dir' });
   if (st.mode & 0o002) {
-    throw new TspodError(ErrorCode.Permission, `data directory ${dir} is writable by every user (mode ${octal(st.mode)})`, {
-      hint: 'tspod keeps its store only in a directory of its own: choose another --dir',
-    });
+    throw new TspodError(
+      ErrorCode.Permission,
+      `data directory ${dir} is writable by every user (mode ${octal(st.mode)}), and tspod keeps its store only in a directory of its own`,
+      { remedy: 'choose-data-dir' },
+    );
   }
   const euid = process.geteuid?.();
   if (euid !== undefined && st.uid !== euid) {
     throw new TspodError(ErrorCode.Permission, `data directory ${dir} is owned by uid ${st.uid}, not by uid ${euid}, which runs tspod`, {
-      hint: 'choose a directory of its own with --dir, or chown it',
+      hint: 'chown it',
+      remedy: 'choose-data-dir',
     });
   }
   tighten(abs, st);

@@ -36,7 +36,8 @@ export class Store {
         if (code === 'EEXIST') continue;
         if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
           throw new TspodError(ErrorCode.Permission, `cannot create the store in ${dir}: ${code}`, {
-            hint: 'run as root or choose another --dir',
+            hint: 'run as root',
+            remedy: 'choose-data-dir',
           });
         }
         throw e;

@@ -75,8 +75,8 @@ describe("rkt's other pod flags", { skip: SKIP }, () => {
     await ok(dd, ['run', '--no-store', BUSYBOX, '--exec=/bin/true']);
     // Not in the store: --store-only never goes out.
     const missing = 'docker://127.0.0.1:9/nothing/here:1';
-    failsWith(await dd.tspod(['prepare', '--store-only', missing]), /is not in the store and --pull-policy=never/);
-    failsWith(await dd.tspod(['fetch', '--store-only', missing]), /is not in the store and --pull-policy=never/);
+    failsWith(await dd.tspod(['prepare', '--store-only', missing]), /is not in the store and the pull policy is never: fetch it first, or use --pull-policy=new$/);
+    failsWith(await dd.tspod(['fetch', '--store-only', missing]), /is not in the store and the pull policy is never: fetch it first, or use --pull-policy=new$/);
     // fetch --no-store goes to the source (a layout here) as update does.
     await ok(dd, ['fetch', '--no-store', BUSYBOX]);
   });

@@ -14,6 +14,7 @@ import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { TspodError, ErrorCode } from '../native/errors.js';
+import { errorLine } from '../cmd/remedies.js';
 import { MAX_MANIFEST_BYTES } from '../store/digest.js';
 import { parseInsecureOptions } from '../cmd/global.js';
 import { MediaType } from '../store/manifest/oci.js';
@@ -26,9 +27,10 @@ const sha = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).dig
 function expectError(code: string, re?: RegExp): (e: unknown) => boolean {
   return (e: unknown) => {
     assert.ok(e instanceof TspodError, `expected a TspodError, got ${e instanceof Error ? e.stack : String(e)}`);
-    assert.equal(e.code, code, e.line);
-    if (re) assert.match(e.line, re);
-    assert.ok(!e.line.includes('\n'), 'one line');
+    const line = errorLine(e); // what the user sees: with the remedy's words (cmd/remedies.ts)
+    assert.equal(e.code, code, line);
+    if (re) assert.match(line, re);
+    assert.ok(!line.includes('\n'), 'one line');
     return true;
   };
 }

@@ -530,7 +530,7 @@ describe("an ACI cannot claim a docker:// image's name", { skip: SKIP }, () => {
 
     // The store-only lookups of the docker reference do not find it …
     for (const r of ['docker://busybox', 'docker://docker.io/library/busybox:latest', 'docker://busybox:latest']) {
-      oneLineError(await dd.tspod(['fetch', '--pull-policy=never', r]), /is not in the store and --pull-policy=never/);
+      oneLineError(await dd.tspod(['fetch', '--pull-policy=never', r]), /is not in the store and the pull policy is never: fetch it first, or use --pull-policy=new$/);
     }
     // … and with the default policy of run and prepare (new), tspod goes to the
     // registry (unreachable here) instead of running the ACI.
@@ -566,7 +566,7 @@ describe("an ACI cannot claim a docker:// image's name", { skip: SKIP }, () => {
     // What tspod 0.1.0 wrote: the ACI's name in cas/names.
     const name = encodeURIComponent('docker.io/library/busybox:latest');
     fs.renameSync(path.join(dd.path, 'cas', 'appc-names', name), path.join(dd.path, 'cas', 'names', name));
-    oneLineError(await dd.tspod(['fetch', '--pull-policy=never', 'docker://busybox']), /is not in the store and --pull-policy=never/);
+    oneLineError(await dd.tspod(['fetch', '--pull-policy=never', 'docker://busybox']), /is not in the store and the pull policy is never: fetch it first, or use --pull-policy=new$/);
     const r = await dd.tspod(['prepare', 'docker://busybox']);
     assert.equal(r.code, 254, describeResult(r));
     assert.doesNotMatch(r.stderr, /using image from local store/);

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import { TspodError, ErrorCode } from '../native/errors.js';
+import { errorLine } from '../cmd/remedies.js';
 import { parseImageConfig, parseManifestBytes } from '../store/manifest/oci.js';
 import { checkAciPlatform, parseAciStream, validateAciManifest } from '../store/sources/aci.js';
 import type { TarEntry } from '../store/tar/entry.js';
@@ -51,8 +52,9 @@ async function expectError(p: Promise<unknown> | (() => unknown), code: string, 
     else await p;
   } catch (e) {
     assert.ok(e instanceof TspodError, `expected a TspodError, got ${String(e)}`);
-    assert.equal(e.code, code, e.line);
-    assert.match(e.line, re);
+    const line = errorLine(e); // what the user sees: with the remedy's words (cmd/remedies.ts)
+    assert.equal(e.code, code, line);
+    assert.match(line, re);
     return;
   }
   assert.fail(`expected an error matching ${re}`);

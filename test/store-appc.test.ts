@@ -210,7 +210,7 @@ describe('appc dependencies', { skip: SKIP }, () => {
     assert.deepEqual(record(dd2, app).dependencies, [base]);
     // --pull-policy=never: the store only, for the app and its dependencies.
     const dd3 = makeDataDir(t, 'deps-never');
-    oneLineError(await dd3.tspod(['fetch', '--pull-policy=never', path.join(alone, 'app.aci')]), /dependency "example\.com\/base" of image "example\.com\/app" is not in the store and --pull-policy=never/);
+    oneLineError(await dd3.tspod(['fetch', '--pull-policy=never', path.join(alone, 'app.aci')]), /dependency "example\.com\/base" of image "example\.com\/app" is not in the store and the pull policy is never: fetch it first, or use --pull-policy=new$/);
   });
 
   test('image gc keeps a dependency that a kept image needs, and removes both once neither is used', async (t) => {

@@ -185,7 +185,7 @@ describe("pull policies (rkt's new, update, never)", () => {
     const dd = makeDataDir(t);
     const count = async () => (await registryLog(reg)).length;
 
-    oneLineError(await dd.tspod([HTTP, 'fetch', '--pull-policy=never', ref]), /not in the store and --pull-policy=never/);
+    oneLineError(await dd.tspod([HTTP, 'fetch', '--pull-policy=never', ref]), /not in the store and the pull policy is never: fetch it first, or use --pull-policy=new$/);
     assert.equal(await count(), 0, 'never did not ask the registry');
     assert.deepEqual(imageIds(dd.path), []);
 

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { TspodError, ErrorCode, isTspodError } from '../../native/errors.js';
+import { TspodError, ErrorCode, isTspodError, type Remedy } from '../../native/errors.js';
 import { MissingLinkTargetError, type UnpackResult } from './unpack.js';
 
 export interface UnpackJob {
@@ -25,6 +25,7 @@ export interface SerializedError {
   code?: string;
   message: string;
   hint?: string;
+  remedy?: Remedy;
   missingLinkTarget?: boolean;
 }
 
@@ -38,7 +39,7 @@ export interface WorkerOutcome {
 
 export function serializeError(e: unknown): SerializedError {
   if (isTspodError(e)) {
-    return { tspod: true, code: e.code, message: e.message, hint: e.hint, missingLinkTarget: e instanceof MissingLinkTargetError };
+    return { tspod: true, code: e.code, message: e.message, hint: e.hint, remedy: e.remedy, missingLinkTarget: e instanceof MissingLinkTargetError };
   }
   const code = typeof e === 'object' && e !== null && 'code' in e ? String((e as { code: unknown }).code) : undefined;
   return { tspod: false, code, message: e instanceof Error ? e.message : String(e) };
@@ -47,7 +48,7 @@ export function serializeError(e: unknown): SerializedError {
 export function deserializeError(s: SerializedError): Error {
   if (s.tspod) {
     if (s.missingLinkTarget) return new MissingLinkTargetError(s.message);
-    return new TspodError(s.code as ErrorCode, s.message, { hint: s.hint });
+    return new TspodError(s.code as ErrorCode, s.message, { hint: s.hint, remedy: s.remedy });
   }
   const e = new Error(s.message) as Error & { code?: string };
   if (s.code !== undefined) e.code = s.code;

@@ -216,7 +216,7 @@ export function parseAciStream(tar: Readable, source?: string): AciStream {
     // Tar-level errors do not know which file they are about.
     const err =
       e instanceof TspodError && source && !e.message.includes(source)
-        ? new TspodError(e.code, `${aci}: ${e.message}`, { hint: e.hint, cause: e })
+        ? new TspodError(e.code, `${aci}: ${e.message}`, { hint: e.hint, remedy: e.remedy, cause: e })
         : e;
     rejectManifest(err);
     out.destroy(err instanceof Error ? err : new Error(String(err)));

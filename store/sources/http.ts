@@ -20,7 +20,7 @@ import https from 'node:https';
 import tls from 'node:tls';
 import { PassThrough, type Readable } from 'node:stream';
 import fetch, { type RequestInit, type Response } from 'node-fetch';
-import { TspodError, ErrorCode, isTspodError } from '../../native/errors.js';
+import { TspodError, ErrorCode, isTspodError, type Remedy } from '../../native/errors.js';
 import { log } from '../../native/log.js';
 import type { InsecureOptions } from '../insecure.js';
 
@@ -148,7 +148,7 @@ export class HttpClient {
         }
         if (next.protocol === 'http:' && new URL(current).protocol === 'https:' && !this.opts.insecure.http) {
           throw new TspodError(ErrorCode.Network, `${this.failure(current)}: refusing to follow its redirect from https to plain http (${redact(next.href)})`, {
-            hint: 'use --insecure-options=http to allow it',
+            remedy: 'allow-plain-http',
           });
         }
         log().debug(`redirected to ${redact(next.href)}`);
@@ -260,7 +260,7 @@ function networkError(e: unknown, prefix: string, insecure?: Pick<InsecureOption
   const err = e as { code?: string; errno?: string; message?: string; cause?: { code?: string } };
   const code = err.code ?? err.errno ?? err.cause?.code ?? '';
   let why: string;
-  let hint: string | undefined;
+  let remedy: Remedy | undefined;
   if ((e as Error)?.name === 'AbortError') why = 'timed out or cancelled';
   else if (code === 'ECONNREFUSED') why = 'connection refused';
   else if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_NONAME') why = 'unknown host';
@@ -269,12 +269,12 @@ function networkError(e: unknown, prefix: string, insecure?: Pick<InsecureOption
   else if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') why = 'no route to host';
   else if (CERT_CODES.has(code)) {
     why = `its TLS certificate is not trusted (${code})`;
-    if (!insecure?.tls) hint = 'use --insecure-options=tls to accept it anyway';
+    if (!insecure?.tls) remedy = 'accept-any-tls';
   } else if (code === 'EPROTO' || code.startsWith('ERR_SSL') || /wrong version number|packet length too long|ssl/i.test(err.message ?? '')) {
     why = 'TLS handshake failed';
-    if (!insecure?.http) hint = 'if it serves plain http, use --insecure-options=http';
+    if (!insecure?.http) remedy = 'try-plain-http';
   } else why = (err.message ?? String(e)).replace(/^request to \S+ failed, reason: /, '');
-  return new TspodError(ErrorCode.Network, `${prefix}: ${why}`, { hint, cause: e });
+  return new TspodError(ErrorCode.Network, `${prefix}: ${why}`, { remedy, cause: e });
 }
 
 function duration(ms: number): string {

@@ -429,7 +429,7 @@ class RegistryClient {
     // over plain http only to a loopback address or with --insecure-options=http.
     if (c && url.protocol === 'http:' && !this.opts.insecure.http && !isLoopback(url.hostname)) {
       throw new TspodError(ErrorCode.Auth, `registry ${this.ref.registry} wants the credentials of user ${JSON.stringify(c.username)} sent over plain http to ${url.host}`, {
-        hint: 'use --insecure-options=http to allow it',
+        remedy: 'allow-plain-http',
       });
     }
     log().debug(`token request to ${url.origin}${url.pathname} (${c ? `as ${c.username}` : 'anonymous'})`);
@@ -478,7 +478,7 @@ class RegistryClient {
     const c = this.creds();
     if (!c) {
       const e = this.loginError(status === 403 ? 'denies anonymous access' : 'requires a login');
-      return detail ? new TspodError(ErrorCode.Auth, `${e.message} (${detail})`, { hint: e.hint }) : e;
+      return detail ? new TspodError(ErrorCode.Auth, `${e.message} (${detail})`, { hint: e.hint, remedy: e.remedy }) : e;
     }
     return new TspodError(
       ErrorCode.Auth,
