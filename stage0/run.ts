@@ -9,7 +9,7 @@ import { annotationValue, type AppcImageManifest } from '../stage1/contract/appc
 import { DEFAULT_LOCAL_CONFIG, DEFAULT_PATH, POD_FILES, STAGE1_ANNOTATIONS, type PodManifest } from '../stage1/contract/pod.js';
 import { PodsDir, type Pod } from './pods.js';
 import { checkPortsFree } from './ports.js';
-import { registerPod } from './mds/client.js';
+import { dropRegistration, registerPod } from './mds/client.js';
 import { checkIpc, checkNet, checkNetworksExist, type RuntimeFlags } from './spec.js';
 import { checkStage1Manifest, type Stage1Entrypoint } from './stage1-interface.js';
 import { dnsVolumeProblem, givesDns, isDefaultDns, overrideDns, readPodDns, type DnsFlags, type PodDns } from '../stage1/contract/dns.js';
@@ -47,6 +47,8 @@ export function runPrepared(podsRoot: string, uuidPrefix: string, opts: RunOptio
   if (opts.mdsRegister) {
     checkMdsNet(opts.net ?? readDefaults(pod.dir).net);
     registerPod(pod);
+  } else {
+    dropRegistration(pod);
   }
   if (dns) writePodDns(pod.dir, dns);
   pod.moveTo('run');

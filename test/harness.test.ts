@@ -27,6 +27,7 @@ import {
   mountsUnder,
   parseChallenge,
   podCgroups,
+  CNI_LEASES_DIR,
   type Registry,
 } from './harness/index.js';
 
@@ -310,6 +311,31 @@ describe('leak checks', () => {
     assert.deepEqual(mountsUnder([root]), []);
     await new Promise<void>((resolve) => (sleeper.exitCode !== null || sleeper.signalCode !== null ? resolve() : sleeper.once('exit', () => resolve())));
     assert.deepEqual(findLeaks(before), []);
+  });
+
+  test('a CNI address lease whose pod is gone is found, then removed; one whose pod still runs is not a leak', { skip: process.getuid?.() !== 0 && 'needs root' }, (t) => {
+    const root = makeTempDir('fake-run');
+    // host-local's own layout: <dir>/<network>/<address>, the container id on the first line.
+    const net = path.join(CNI_LEASES_DIR, `tspod-harness-${process.pid}`);
+    const [gone, live] = [randomUUID(), randomUUID()];
+    const liveDir = path.join(root, live);
+    fs.mkdirSync(liveDir);
+    const sleeper = spawn('sleep', ['300'], { cwd: liveDir, stdio: 'ignore' });
+    t.after(() => {
+      sleeper.kill('SIGKILL');
+      fs.rmSync(net, { recursive: true, force: true });
+      fs.rmSync(root, { recursive: true, force: true });
+    });
+    const before = takeSnapshot(root);
+    fs.mkdirSync(net, { recursive: true });
+    fs.writeFileSync(path.join(net, '10.250.0.2'), `${gone}\r\neth0`);
+    fs.writeFileSync(path.join(net, '10.250.0.3'), `${live}\r\neth0`);
+    fs.writeFileSync(path.join(net, 'last_reserved_ip.0'), '10.250.0.3');
+    const leaks = findLeaks(before).filter((l) => l.kind === 'lease');
+    assert.deepEqual(leaks.map((l) => l.target), [path.join(net, '10.250.0.2')], JSON.stringify(leaks));
+    cleanupLeaks(leaks, before);
+    assert.equal(fs.existsSync(path.join(net, '10.250.0.2')), false);
+    assert.equal(fs.existsSync(path.join(net, '10.250.0.3')), true, 'the running pod keeps its address');
   });
 
   // A cgroup hierarchy to make a pod's cgroups in: pure v2's root, else v1's pids.

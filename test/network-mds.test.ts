@@ -257,6 +257,34 @@ describe('pods and tokens', { skip: SKIP }, () => {
     await ok(dd, ['rm', uuid], { env });
   });
 
+  test('a start that stage1 refuses after --mds-register: the pod is prepared again, and run-prepared without the flag drops the registration (no AC_METADATA_URL, the old token gets 403)', async () => {
+    // A named network whose one address is the gateway's: host-local has none to give, so
+    // stage1's ADD fails after stage0 registered the pod (stage0 only checks that the network exists).
+    const netName = `tsmdsfull${process.pid}`;
+    const confDir = makeTempDir('mds-full-net');
+    fs.mkdirSync(path.join(confDir, 'net.d'));
+    const X = 100 + (process.pid % 100);
+    const range = { subnet: `10.234.${X}.0/30`, rangeStart: `10.234.${X}.1`, rangeEnd: `10.234.${X}.1`, gateway: `10.234.${X}.1` };
+    fs.writeFileSync(path.join(confDir, 'net.d', '10-full.conf'), JSON.stringify({ cniVersion: '0.4.0', name: netName, type: 'ptp', ipam: { type: 'host-local', ranges: [[range]] } }));
+    try {
+      const uuid = (await ok(dd, ['prepare', '--quiet', '--net=host', BUSYBOX, '--exec=/bin/sh', '--', '-c', 'echo "url=[$AC_METADATA_URL]"'], { env })).stdout.trim();
+      const refused = await dd.tspod([`--local-config=${confDir}`, 'run-prepared', '--mds-register', `--net=${netName}`, uuid], { env });
+      failsWith(refused, /no IP addresses available/);
+      const mdsFile = path.join(dd.path, 'pods', 'prepared', uuid, 'mds');
+      assert.ok(fs.existsSync(mdsFile), 'the refused pod is prepared again, still registered');
+      const { token } = readJson(mdsFile) as { token: string };
+      const oldUrl = `http://127.0.0.1:${port}/${token}/acMetadata/v1/pod/uuid`;
+      assert.equal((await get(oldUrl)).body, uuid, 'the registration the refused start made');
+      const r = await ok(dd, ['run-prepared', uuid], { env });
+      assert.match(r.stdout, /^url=\[\]$/m, 'no AC_METADATA_URL for a start without --mds-register');
+      assert.equal((await get(oldUrl)).status, 403, 'the old registration is gone');
+      await ok(dd, ['rm', uuid], { env });
+    } finally {
+      fs.rmSync(path.join('/var/lib/cni/networks', netName), { recursive: true, force: true });
+      fs.rmSync(confDir, { recursive: true, force: true });
+    }
+  });
+
   test('while a pod runs, its token is in no process command line', async () => {
     const uuidFile = path.join(dd.path, 'uuid-running');
     const bg = startTspod(dd, ['run', '--mds-register', '--net=host', `--uuid-file-save=${uuidFile}`, BUSYBOX, '--exec=/bin/sh', '--', '-c', 'echo ready; exec sleep 3600'], { env });

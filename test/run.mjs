@@ -155,7 +155,7 @@ if (leaks.length) {
   console.log(`\n✖ ${leaks.length} thing(s) outlived the tests:\n${formatLeaks(leaks)}`);
   for (const note of cleanupLeaks(leaks, before)) console.log(`  cleanup: ${note}`);
 } else {
-  console.log('\n✔ leak check: no mounts, processes, network namespaces, links, cgroups or temp dirs outlived the tests');
+  console.log('\n✔ leak check: no mounts, processes, network namespaces, links, packet-filter rules, CNI leases, cgroups or temp dirs outlived the tests');
 }
 
 const leftovers = newDataEntries(before, root);

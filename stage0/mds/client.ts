@@ -126,3 +126,14 @@ export function unregisterPod(uuid: string): void {
 export function unregisterIfRegistered(podDir: string, uuid: string): void {
   if (fs.existsSync(path.join(podDir, POD_FILES.mds))) unregisterPod(uuid);
 }
+
+/**
+ * run-prepared without --mds-register: a registration that an earlier start
+ * left (stage1 refused it after stage0 had registered, and the pod went back
+ * to prepared with its `mds` file) is dropped, so that this start gets no
+ * AC_METADATA_URL and the old token reads nothing.
+ */
+export function dropRegistration(pod: Pod): void {
+  unregisterIfRegistered(pod.dir, pod.uuid);
+  fs.rmSync(path.join(pod.dir, POD_FILES.mds), { force: true });
+}

@@ -1,8 +1,8 @@
 // Leak detection for the test suite. test/run.mjs takes a snapshot before the
 // tests and compares after them: mounts under the run's scratch root or
 // /tmp/tspod-test*, processes that still run from there, new named network
-// namespaces, new network links, new tspod cgroups, new /tmp/tspod-test*
-// entries. Harness teardowns that had to clean up after a test record a leak
+// namespaces, new network links, new packet-filter rules, new CNI (host-local)
+// address leases, new tspod cgroups, new /tmp/tspod-test* entries. Harness teardowns that had to clean up after a test record a leak
 // file too, so a test that leaks fails the suite even though the mess is gone.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -12,6 +12,7 @@ import {
   cgroupPids,
   killPids,
   listCgroups,
+  listLeases,
   listLinks,
   listNetns,
   listRules,
@@ -23,7 +24,7 @@ import {
   type PathPattern,
 } from './sys.js';
 
-export type LeakKind = 'mount' | 'process' | 'netns' | 'link' | 'cgroup' | 'tmp' | 'rule' | 'recorded';
+export type LeakKind = 'mount' | 'process' | 'netns' | 'link' | 'cgroup' | 'tmp' | 'rule' | 'lease' | 'recorded';
 
 export interface Leak {
   kind: LeakKind;
@@ -43,6 +44,8 @@ export interface Snapshot {
   links: string[];
   /** iptables/ip6tables/nft rules and chains (listRules). */
   rules: string[];
+  /** host-local lease files (listLeases). */
+  leases: string[];
   cgroups: string[];
   tmp: string[];
   /** Where harness teardowns record leaks for this run. */
@@ -65,6 +68,7 @@ export function takeSnapshot(root: string): Snapshot {
     netns: listNetns(),
     links: listLinks(),
     rules: listRules(),
+    leases: listLeases().map((l) => l.file),
     cgroups: listCgroups(CGROUP_RE),
     tmp: listTmpPrefixed(TMP_TEST_PREFIX),
     leakDir: path.join(root, 'leaks'),
@@ -108,6 +112,7 @@ export function findLeaks(before: Snapshot): Leak[] {
   const oldNetns = had(before.netns);
   for (const n of listNetns()) if (!oldNetns.has(n)) leaks.push({ kind: 'netns', detail: `network namespace ${n}`, target: n });
   leaks.push(...newRules(before.rules));
+  leaks.push(...newLeases(before.leases));
   const oldLinks = had(before.links);
   for (const l of listLinks()) if (!oldLinks.has(l)) leaks.push({ kind: 'link', detail: `network interface ${l}`, target: l });
   // A new tspod cgroup is a leak when it is a pod's (a UUID in its path:
@@ -185,7 +190,22 @@ function newRules(old: readonly string[]): Leak[] {
     .map((r) => ({ kind: 'rule' as const, detail: `packet-filter rule ${r}` }));
 }
 
-/** Undoes what it safely can: kills leaked processes, unmounts leaked mounts, deletes new netns, removes leftover /tmp dirs. */
+/**
+ * host-local leases that appeared since `old` and whose pod no longer runs (no
+ * process works in a directory named by the lease's container id, the pod UUID):
+ * an address a pod's exit or tspod gc should have released.
+ */
+function newLeases(old: readonly string[]): Leak[] {
+  const had = new Set(old);
+  const fresh = listLeases().filter((l) => !had.has(l.file));
+  if (!fresh.length) return [];
+  const cwds = processCwds();
+  return fresh
+    .filter((l) => !(l.containerId && cwds.some((c) => c.includes(l.containerId))))
+    .map((l) => ({ kind: 'lease' as const, detail: `CNI address lease ${l.file} (container ${l.containerId || 'unknown'})`, target: l.file }));
+}
+
+/** Undoes what it safely can: kills leaked processes, unmounts leaked mounts, deletes new netns, removes leaked leases and leftover /tmp dirs. */
 export function cleanupLeaks(leaks: readonly Leak[], before: Snapshot): string[] {
   const notes: string[] = [];
   const pids = leaks.filter((l) => l.kind === 'process').map((l) => Number(l.target));
@@ -207,6 +227,10 @@ export function cleanupLeaks(leaks: readonly Leak[], before: Snapshot): string[]
   if (cgroups.length) {
     const left = removeCgroups(cgroups);
     notes.push(`removed ${cgroups.length - left.length} leaked cgroup(s)${left.length ? `; could not remove: ${left.join('; ')}` : ''}`);
+  }
+  for (const l of leaks.filter((x) => x.kind === 'lease')) {
+    fs.rmSync(String(l.target), { force: true });
+    notes.push(`removed the lease ${l.target}`);
   }
   for (const l of leaks.filter((x) => x.kind === 'tmp')) {
     const t = String(l.target);

@@ -180,6 +180,46 @@ export function listLinks(): string[] {
   }
 }
 
+/** host-local's data directory (CNI plugins' IPAM): <network>/<address> per lease. */
+export const CNI_LEASES_DIR = '/var/lib/cni/networks';
+
+/** A host-local lease: its file and the container (for tspod, the pod UUID) on its first line. */
+export interface CniLease {
+  file: string;
+  containerId: string;
+}
+
+/** Every host-local lease on the host (files named by an IPv4 or IPv6 address). */
+export function listLeases(dir = CNI_LEASES_DIR): CniLease[] {
+  const out: CniLease[] = [];
+  let networks: string[];
+  try {
+    networks = fs.readdirSync(dir);
+  } catch {
+    return out;
+  }
+  for (const n of networks) {
+    let names: string[];
+    try {
+      names = fs.readdirSync(path.join(dir, n));
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      if (!/^\d+\.\d+\.\d+\.\d+$/.test(name) && !name.includes(':')) continue;
+      const file = path.join(dir, n, name);
+      let containerId = '';
+      try {
+        containerId = fs.readFileSync(file, 'utf8').split('\n')[0].trim();
+      } catch {
+        continue; // released meanwhile
+      }
+      out.push({ file, containerId });
+    }
+  }
+  return out.sort((a, b) => a.file.localeCompare(b.file));
+}
+
 /**
  * The host's packet-filter rules and chains, one string per line, prefixed with
  * the tool and table (`iptables nat -A POSTROUTING …`), counters dropped:
