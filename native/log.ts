@@ -1,7 +1,21 @@
 // Logging goes through pino to stderr. By default each record is printed as one
 // plain line ("tspod: message"), which is what a person reading a terminal wants;
 // TSPOD_LOG_FORMAT=json keeps pino's JSON lines for machines.
-import { pino, type Logger } from 'pino';
+//
+// pino is loaded on the first record, not with this module: most commands
+// that import it log nothing, and run-prepared (whose start-up is a pod's
+// start) would otherwise spend about 15 ms evaluating it. It comes from
+// node_modules at run time, as koffi does (the bundle leaves both out).
+import { createRequire } from 'node:module';
+import type { Logger } from 'pino';
+import type * as Pino from 'pino';
+
+let pinoModule: typeof Pino | undefined;
+
+function loadPino(): typeof Pino {
+  pinoModule ??= createRequire(import.meta.url)('pino') as typeof Pino;
+  return pinoModule;
+}
 
 let root: Logger | undefined;
 let debugEnabled = false;
@@ -22,17 +36,24 @@ function plainDestination(): { write(line: string): void } {
   };
 }
 
+/** Sets the level (debug or info); the logger itself is made by the first log(). */
 export function configureLogging(opts: { debug: boolean }): void {
   debugEnabled = opts.debug;
-  const level = opts.debug ? 'debug' : 'info';
-  if (process.env.TSPOD_LOG_FORMAT === 'json') {
-    root = pino({ level, base: undefined }, pino.destination({ fd: 2, sync: true }));
-  } else {
-    root = pino({ level, base: undefined, timestamp: false }, plainDestination());
-  }
+  configured = true;
+  root = undefined;
+}
+
+let configured = false;
+
+function makeLogger(): Logger {
+  if (!configured) debugEnabled = process.env.TSPOD_DEBUG === '1';
+  const level = debugEnabled ? 'debug' : 'info';
+  const { pino } = loadPino();
+  if (process.env.TSPOD_LOG_FORMAT === 'json') return pino({ level, base: undefined }, pino.destination({ fd: 2, sync: true }));
+  return pino({ level, base: undefined, timestamp: false }, plainDestination());
 }
 
 export function log(): Logger {
-  if (!root) configureLogging({ debug: process.env.TSPOD_DEBUG === '1' });
-  return root!;
+  root ??= makeLogger();
+  return root;
 }
