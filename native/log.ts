@@ -18,7 +18,8 @@ function loadPino(): typeof Pino {
 }
 
 let root: Logger | undefined;
-let debugEnabled = false;
+/** --debug as configureLogging set it; until then (undefined) TSPOD_DEBUG says. */
+let debugEnabled: boolean | undefined;
 
 function plainDestination(): { write(line: string): void } {
   return {
@@ -39,14 +40,11 @@ function plainDestination(): { write(line: string): void } {
 /** Sets the level (debug or info); the logger itself is made by the first log(). */
 export function configureLogging(opts: { debug: boolean }): void {
   debugEnabled = opts.debug;
-  configured = true;
   root = undefined;
 }
 
-let configured = false;
-
 function makeLogger(): Logger {
-  if (!configured) debugEnabled = process.env.TSPOD_DEBUG === '1';
+  debugEnabled ??= process.env.TSPOD_DEBUG === '1';
   const level = debugEnabled ? 'debug' : 'info';
   const { pino } = loadPino();
   if (process.env.TSPOD_LOG_FORMAT === 'json') return pino({ level, base: undefined }, pino.destination({ fd: 2, sync: true }));

@@ -134,6 +134,8 @@ export function unregisterIfRegistered(podDir: string, uuid: string): void {
  * AC_METADATA_URL and the old token reads nothing.
  */
 export function dropRegistration(pod: Pod): void {
-  unregisterIfRegistered(pod.dir, pod.uuid);
-  fs.rmSync(path.join(pod.dir, POD_FILES.mds), { force: true });
+  const file = path.join(pod.dir, POD_FILES.mds);
+  if (!fs.existsSync(file)) return;
+  unregisterPod(pod.uuid);
+  fs.rmSync(file, { force: true });
 }

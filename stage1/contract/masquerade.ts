@@ -113,8 +113,9 @@ export function holdHostMasquerade(m: HostMasquerade): MasqueradeHold {
     held = false;
     fs.closeSync(users);
   };
+  // Not installed for a pod given up meanwhile (its ADD failed and it let go).
   const ready = jumpPresent(m).then((present) => {
-    if (!present) installOnce(m);
+    if (!present && held) installOnce(m);
   });
   // A pod whose ADD fails never awaits it: that must not end /init with an unhandled rejection.
   ready.catch(() => undefined);

@@ -2,8 +2,9 @@
 // tests and compares after them: mounts under the run's scratch root or
 // /tmp/tspod-test*, processes that still run from there, new named network
 // namespaces, new network links, new packet-filter rules, new CNI (host-local)
-// address leases, new tspod cgroups, new /tmp/tspod-test* entries. Harness teardowns that had to clean up after a test record a leak
-// file too, so a test that leaks fails the suite even though the mess is gone.
+// address leases, new tspod cgroups, new /tmp/tspod-test* entries. Harness
+// teardowns that had to clean up after a test record a leak file too, so a test
+// that leaks fails the suite even though the mess is gone.
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
